@@ -1,0 +1,78 @@
+# Self-documenting: every public target carries a `## description`; `make help` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+BIN       := $(VENV)/bin
+PYTHON    ?= python3
+export PYO3_PYTHON := $(abspath $(PY))
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.deps: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "maturin>=1.7,<2"
+	$(PY) -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	  print("\n".join(d["dependencies"] + d["optional-dependencies"]["dev"]))' > $(VENV)/requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements.txt
+	touch $@
+
+.PHONY: system-deps
+system-deps: ## install the Debian packages the suite needs (redis-server), if missing
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server from Debian's packages"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  $(if $(filter 0,$(shell id -u)),,sudo) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+.PHONY: venv
+venv: $(VENV)/.deps ## create the virtualenv with runtime and dev dependencies
+
+.PHONY: build
+build: $(VENV)/.deps ## build the Rust extension (release) into the virtualenv
+	$(BIN)/maturin develop --release -q
+
+.PHONY: demo
+demo: build ## build, then run the engine against the embedded simulator
+	$(BIN)/engine demo
+
+.PHONY: test
+test: build system-deps ## build, then the whole suite: pytest (benchmarks untimed), cargo test, lint
+	$(BIN)/pytest -q -p no:cacheprovider --benchmark-disable
+	cargo test --release --quiet
+	$(MAKE) --no-print-directory lint
+
+.PHONY: pytest
+pytest: build ## pytest only (pass ARGS=...)
+	$(BIN)/pytest -q --benchmark-disable $(ARGS)
+
+.PHONY: lint
+lint: $(VENV)/.deps ## ruff, mypy --strict, stub check, cargo fmt and clippy
+	$(BIN)/ruff check engine tests benches examples
+	$(BIN)/ruff format --check engine tests benches examples
+	$(BIN)/mypy --strict engine
+	$(PY) -m mypy.stubtest engine._signer
+	cargo fmt --all --check
+	cargo clippy --all-targets --release --quiet -- -D warnings
+	cargo clippy --all-targets --release --quiet --features python -- -D warnings
+
+.PHONY: fmt
+fmt: $(VENV)/.deps ## format Python and Rust in place
+	$(BIN)/ruff format engine tests benches examples
+	$(BIN)/ruff check --fix engine tests benches examples
+	cargo fmt --all
+
+.PHONY: bench
+bench: build ## run the benchmark suites with timing, peers side by side
+	$(BIN)/pytest benches -q --benchmark-only --benchmark-json=benches/results.json \
+	  --benchmark-columns=median,iqr,ops,rounds --benchmark-sort=name
+
+.PHONY: clean
+clean: ## remove build products and the virtualenv
+	cargo clean
+	rm -rf $(VENV) engine/_signer*.so .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""A high-throughput async trading engine for Coinbase, with a Rust signing core."""
+
+__version__ = "0.1.0"

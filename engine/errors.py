@@ -1,0 +1,119 @@
+"""The engine's exception hierarchy.
+
+Every error subclasses `EngineError`; those caused by bad input also subclass `ValueError` (as orjson's do),
+so callers can catch either. No message ever carries secret material: key errors name the problem and the fix,
+never any part of the input.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises."""
+
+
+class KeyFormatError(EngineError, ValueError):
+    """A private key or credential could not be loaded. The message says what was wrong and how to fix it."""
+
+
+class ConfigError(EngineError, ValueError):
+    """A configuration value is missing or invalid."""
+
+
+class TokenInvalid(EngineError, ValueError):
+    """A JWT failed verification (raised by the verifier the simulator uses). `reason` is a short code."""
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ExchangeError(EngineError):
+    """The exchange answered with an error. `status` is the HTTP status, `code` Coinbase's error code if any."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class AuthDiagnosis(enum.Enum):
+    """Why a request was refused authentication, as best the client can tell."""
+
+    CLOCK_SKEW = "clock_skew"
+    EXPIRED_TOKEN = "expired_token"
+    URI_MISMATCH = "uri_mismatch"
+    MISSING_PERMISSION = "missing_permission"
+    IP_NOT_ALLOWED = "ip_not_allowed"
+    WRONG_KEY_TYPE = "wrong_key_type"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN = "unknown"
+
+
+class AuthError(ExchangeError):
+    """401/403 from the exchange, with a `diagnosis` and a human `hint` on how to fix it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        diagnosis: AuthDiagnosis = AuthDiagnosis.UNKNOWN,
+        hint: str = "",
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code)
+        self.diagnosis = diagnosis
+        self.hint = hint
+
+
+class RateLimited(ExchangeError):
+    """429 from the exchange (or the local limiter refused). `retry_after` in seconds, when known."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, status: int | None = 429, code: str | None = None
+    ) -> None:
+        super().__init__(message, status=status, code=code)
+        self.retry_after = retry_after
+
+
+class OrderRejected(ExchangeError):
+    """The exchange refused an order. `failure_reason` is Coinbase's reason (e.g. INSUFFICIENT_FUND)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        failure_reason: str | None = None,
+        client_order_id: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code)
+        self.failure_reason = failure_reason
+        self.client_order_id = client_order_id
+
+
+class NotFound(ExchangeError):
+    """404: the order, product or account does not exist."""
+
+
+class ExchangeUnavailable(ExchangeError):
+    """5xx or the connection failed, after the retry budget was spent."""
+
+
+class RequestTimeout(EngineError, TimeoutError):
+    """A request did not complete within its timeout, after the retry budget was spent."""
+
+
+class OutcomeUnknown(EngineError):
+    """An order request's outcome could not be established; the order may or may not exist.
+
+    Raised only after the client has tried to confirm by looking the order up by `client_order_id`.
+    """
+
+    def __init__(self, message: str, *, client_order_id: str) -> None:
+        super().__init__(message)
+        self.client_order_id = client_order_id
