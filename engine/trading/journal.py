@@ -1,0 +1,310 @@
+"""The order journal: every order's intent is on disk before its request leaves, its outcome after.
+
+SQLite in WAL mode through the stdlib. The journal sits on the order path, so it is built for that: one
+dedicated connection, statements prepared once (sqlite3's statement cache), a table keyed by
+`client_order_id` WITHOUT ROWID (one b-tree to write), and outcomes batched: they ride in the transaction of
+the next intent or of an explicit `flush()`. Losing an unflushed outcome in a crash is harmless: the order is
+then still PENDING_NEW in the journal, and reconciliation looks it up by `client_order_id`.
+
+Durability: `os` (synchronous=NORMAL) makes a commit survive a killed process; `fsync` (synchronous=FULL)
+makes it survive a lost machine, at the price of an fsync per commit, so in that mode callers on an event
+loop run the journal on a worker thread (see `engine.trading.engine`).
+
+The database is opened in exclusive locking mode: two engines sharing a journal would each reconcile the
+other's orders, so a second opener is refused.
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+from engine.errors import ConfigError
+from engine.trading.order_state import OrderState
+
+_SCHEMA_VERSION: Final = 1
+_AUTOCHECKPOINT_PAGES: Final = 20_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    client_order_id TEXT PRIMARY KEY,
+    product_id      TEXT NOT NULL,
+    side            TEXT NOT NULL,
+    request         TEXT NOT NULL,            -- the create-order body as sent (JSON)
+    state           TEXT NOT NULL,
+    order_id        TEXT,
+    filled_size     TEXT NOT NULL DEFAULT '0',
+    failure_reason  TEXT,
+    created_ns      INTEGER NOT NULL,         -- wall clock, nanoseconds since the epoch
+    updated_ns      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fills (
+    trade_id        TEXT PRIMARY KEY,
+    order_id        TEXT NOT NULL,
+    client_order_id TEXT,
+    product_id      TEXT NOT NULL,
+    side            TEXT NOT NULL,
+    price           TEXT NOT NULL,
+    size            TEXT NOT NULL,
+    commission      TEXT NOT NULL,
+    trade_time      TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+_INSERT_INTENT: Final = (
+    "INSERT INTO orders (client_order_id, product_id, side, request, state, created_ns, updated_ns) "
+    "VALUES (?, ?, ?, ?, 'PENDING_NEW', ?, ?)"
+)
+_UPDATE_OUTCOME: Final = (
+    "UPDATE orders SET state = ?, order_id = coalesce(?, order_id), filled_size = coalesce(?, filled_size), "
+    "failure_reason = coalesce(?, failure_reason), updated_ns = ? WHERE client_order_id = ?"
+)
+_INSERT_FILL: Final = (
+    "INSERT OR IGNORE INTO fills (trade_id, order_id, client_order_id, product_id, side, price, size, "
+    "commission, trade_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT_ORDERS: Final = (
+    "SELECT client_order_id, product_id, side, request, state, order_id, filled_size, failure_reason, "
+    "created_ns, updated_ns FROM orders"
+)
+
+
+class Durability(enum.Enum):
+    OS = "os"  # survives a killed process (WAL, synchronous=NORMAL)
+    FSYNC = "fsync"  # survives a lost machine (WAL, synchronous=FULL)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    client_order_id: str
+    product_id: str
+    side: str
+    request: str
+    state: OrderState
+    order_id: str | None
+    filled_size: Decimal
+    failure_reason: str | None
+    created_ns: int
+    updated_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class JournalFill:
+    trade_id: str
+    order_id: str
+    client_order_id: str | None
+    product_id: str
+    side: str
+    price: Decimal
+    size: Decimal
+    commission: Decimal
+    trade_time: str
+
+
+def _entry(row: tuple[Any, ...]) -> JournalEntry:
+    return JournalEntry(
+        client_order_id=row[0],
+        product_id=row[1],
+        side=row[2],
+        request=row[3],
+        state=OrderState(row[4]),
+        order_id=row[5],
+        filled_size=Decimal(row[6]),
+        failure_reason=row[7],
+        created_ns=row[8],
+        updated_ns=row[9],
+    )
+
+
+class OrderJournal:
+    """A durable record of every order this engine placed. Not thread-safe: use it from one thread."""
+
+    def __init__(self, path: str | Path, durability: Durability | str = Durability.OS) -> None:
+        self.path = Path(path)
+        self.durability = Durability(durability)
+        # isolation_level=None: no implicit transactions, so an intent is one statement = one commit.
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+        try:
+            self._db.execute("PRAGMA locking_mode = EXCLUSIVE")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self._db.execute(
+                "PRAGMA synchronous = " + ("FULL" if self.durability is Durability.FSYNC else "NORMAL")
+            )
+            # Checkpoints copy the WAL into the database: slow, so not on the order path. The engine calls
+            # `checkpoint()` when idle; this high threshold is only the safety net for other users.
+            self._db.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, _SCHEMA_VERSION):
+                raise ConfigError(f"journal {self.path} has schema {version}, expected {_SCHEMA_VERSION}")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if "locked" in str(exc):
+                raise ConfigError(f"journal {self.path} is in use by another engine process") from exc
+            raise
+        if str(mode).lower() != "wal":
+            self._db.close()
+            raise ConfigError(f"journal {self.path}: the filesystem does not support SQLite's WAL mode")
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+
+    # -- the order path ---------------------------------------------------------------------------------
+
+    def record_intent(self, client_order_id: str, product_id: str, side: str, request: str) -> None:
+        """Record an order about to be sent. Durable (per `durability`) when this returns.
+
+        Raises `sqlite3.IntegrityError` if the client_order_id was already journalled: sending it again would
+        not place a second order (Coinbase returns the first), but it would confuse the caller's bookkeeping.
+        """
+        now = time.time_ns()
+        if not self._pending:
+            self._db.execute(_INSERT_INTENT, (client_order_id, product_id, side, request, now, now))
+            return
+        # Queued outcomes ride in the same commit: one disk write for all of them.
+        self._db.execute("BEGIN")
+        try:
+            self._apply_pending()
+            self._db.execute(_INSERT_INTENT, (client_order_id, product_id, side, request, now, now))
+        except BaseException:
+            self._db.execute("ROLLBACK")  # the queued outcomes stay queued
+            raise
+        self._db.execute("COMMIT")
+        self._pending.clear()
+
+    def record_outcome(
+        self,
+        client_order_id: str,
+        state: OrderState,
+        *,
+        order_id: str | None = None,
+        filled_size: Decimal | None = None,
+        failure_reason: str | None = None,
+    ) -> None:
+        """Queue an order's new state; it is written with the next intent or `flush()`."""
+        self._pending.append(
+            (
+                _UPDATE_OUTCOME,
+                (
+                    state.value,
+                    order_id,
+                    None if filled_size is None else str(filled_size),
+                    failure_reason,
+                    time.time_ns(),
+                    client_order_id,
+                ),
+            )
+        )
+
+    def record_fill(self, fill: JournalFill) -> None:
+        """Queue a fill; a fill already journalled (same trade_id) is ignored."""
+        self._pending.append(
+            (
+                _INSERT_FILL,
+                (
+                    fill.trade_id,
+                    fill.order_id,
+                    fill.client_order_id,
+                    fill.product_id,
+                    fill.side,
+                    str(fill.price),
+                    str(fill.size),
+                    str(fill.commission),
+                    fill.trade_time,
+                ),
+            )
+        )
+
+    @property
+    def pending(self) -> int:
+        """How many outcomes and fills are queued and not yet written."""
+        return len(self._pending)
+
+    def flush(self) -> None:
+        """Write every queued outcome and fill in one transaction."""
+        if not self._pending:
+            return
+        self._db.execute("BEGIN")
+        try:
+            self._apply_pending()
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        self._pending.clear()
+
+    def checkpoint(self) -> None:
+        """Fold the WAL back into the database file (call it off the order path, e.g. when idle)."""
+        self.flush()
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _apply_pending(self) -> None:
+        execute = self._db.execute
+        for sql, params in self._pending:
+            execute(sql, params)
+
+    # -- reading (reconciliation, start-up) -------------------------------------------------------------
+
+    def get(self, client_order_id: str) -> JournalEntry | None:
+        row = self._db.execute(_SELECT_ORDERS + " WHERE client_order_id = ?", (client_order_id,)).fetchone()
+        return None if row is None else _entry(row)
+
+    def entries(self, states: Iterable[OrderState] | None = None) -> list[JournalEntry]:
+        """Journalled orders, oldest first, optionally only those in `states`."""
+        if states is None:
+            rows = self._db.execute(_SELECT_ORDERS + " ORDER BY created_ns").fetchall()
+        else:
+            values = [state.value for state in states]
+            marks = ",".join("?" * len(values))
+            rows = self._db.execute(
+                _SELECT_ORDERS + f" WHERE state IN ({marks}) ORDER BY created_ns", values
+            ).fetchall()
+        return [_entry(row) for row in rows]
+
+    def unresolved(self) -> list[JournalEntry]:
+        """Orders whose existence on the exchange is unknown: to be looked up by client_order_id."""
+        return self.entries((OrderState.PENDING_NEW, OrderState.UNKNOWN))
+
+    def live(self) -> list[JournalEntry]:
+        """Orders the journal last saw open on the exchange."""
+        return self.entries((OrderState.OPEN,))
+
+    def fills(self) -> list[JournalFill]:
+        rows = self._db.execute(
+            "SELECT trade_id, order_id, client_order_id, product_id, side, price, size, commission, "
+            "trade_time FROM fills ORDER BY trade_time, trade_id"
+        ).fetchall()
+        return [
+            JournalFill(r[0], r[1], r[2], r[3], r[4], Decimal(r[5]), Decimal(r[6]), Decimal(r[7]), r[8])
+            for r in rows
+        ]
+
+    def has_fill(self, trade_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM fills WHERE trade_id = ?", (trade_id,)).fetchone() is not None
+
+    def last_fill_time(self) -> str | None:
+        """The latest trade_time journalled (ISO 8601, so it sorts as text), or None."""
+        row = self._db.execute("SELECT max(trade_time) FROM fills").fetchone()
+        return None if row is None else row[0]
+
+    def close(self) -> None:
+        """Write anything queued, then close. Idempotent."""
+        try:
+            self.flush()
+        except sqlite3.ProgrammingError:  # already closed
+            return
+        self._db.close()
+
+    def __enter__(self) -> OrderJournal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"OrderJournal(path={str(self.path)!r}, durability={self.durability.value!r})"

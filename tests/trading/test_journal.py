@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ConfigError
+from engine.trading.journal import Durability, JournalFill, OrderJournal
+from engine.trading.order_state import OrderState
+from tests.support import leaks
+
+REQUEST = '{"product_id":"BTC-USD","side":"BUY"}'
+
+
+def test_intent_then_outcome_round_trip(tmp_path: Path) -> None:
+    with OrderJournal(tmp_path / "j.db") as journal:
+        journal.record_intent("w-1-1", "BTC-USD", "BUY", REQUEST)
+        entry = journal.get("w-1-1")
+        assert entry is not None
+        assert entry.state is OrderState.PENDING_NEW
+        assert entry.request == REQUEST
+        journal.record_outcome("w-1-1", OrderState.OPEN, order_id="ord-1")
+        journal.record_outcome("w-1-1", OrderState.FILLED, filled_size=Decimal("0.5"))
+        journal.flush()
+        entry = journal.get("w-1-1")
+        assert entry is not None
+        assert (entry.state, entry.order_id, entry.filled_size) == (
+            OrderState.FILLED,
+            "ord-1",
+            Decimal("0.5"),
+        )
+    journal.close()  # closing twice is harmless
+
+
+def test_outcomes_are_batched_until_the_next_intent_or_flush(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = OrderJournal(path)
+    journal.record_intent("w-1-1", "BTC-USD", "BUY", REQUEST)
+    journal.record_outcome("w-1-1", OrderState.OPEN, order_id="ord-1")
+    assert journal.pending == 1
+    entry = journal.get("w-1-1")
+    assert entry is not None
+    assert entry.state is OrderState.PENDING_NEW  # not yet written
+    journal.record_intent("w-1-2", "ETH-USD", "SELL", REQUEST)  # carries the queued outcome with it
+    assert journal.pending == 0
+    journal.close()
+    with OrderJournal(path) as reopened:
+        assert [(e.client_order_id, e.state) for e in reopened.entries()] == [
+            ("w-1-1", OrderState.OPEN),
+            ("w-1-2", OrderState.PENDING_NEW),
+        ]
+        assert [e.client_order_id for e in reopened.unresolved()] == ["w-1-2"]
+        assert [e.client_order_id for e in reopened.live()] == ["w-1-1"]
+
+
+def test_unresolved_lists_pending_and_unknown_only(tmp_path: Path) -> None:
+    with OrderJournal(tmp_path / "j.db") as journal:
+        for i, state in enumerate(
+            [
+                OrderState.PENDING_NEW,
+                OrderState.UNKNOWN,
+                OrderState.OPEN,
+                OrderState.REJECTED,
+                OrderState.FILLED,
+            ]
+        ):
+            journal.record_intent(f"w-1-{i}", "BTC-USD", "BUY", REQUEST)
+            if state is not OrderState.PENDING_NEW:
+                journal.record_outcome(
+                    f"w-1-{i}", state, failure_reason="X" if state is OrderState.REJECTED else None
+                )
+        journal.flush()
+        assert [e.client_order_id for e in journal.unresolved()] == ["w-1-0", "w-1-1"]
+        rejected = journal.get("w-1-3")
+        assert rejected is not None
+        assert rejected.failure_reason == "X"
+
+
+def test_a_client_order_id_is_journalled_once(tmp_path: Path) -> None:
+    with OrderJournal(tmp_path / "j.db") as journal:
+        journal.record_intent("w-1-1", "BTC-USD", "BUY", REQUEST)
+        with pytest.raises(sqlite3.IntegrityError):
+            journal.record_intent("w-1-1", "BTC-USD", "BUY", REQUEST)
+        journal.record_outcome("w-1-1", OrderState.OPEN)
+        # a failed intent leaves queued outcomes queued, not lost
+        with pytest.raises(sqlite3.IntegrityError):
+            journal.record_intent("w-1-1", "BTC-USD", "BUY", REQUEST)
+        assert journal.pending == 1
+        journal.flush()
+        entry = journal.get("w-1-1")
+        assert entry is not None
+        assert entry.state is OrderState.OPEN
+
+
+def test_fills_are_deduplicated_by_trade_id(tmp_path: Path) -> None:
+    with OrderJournal(tmp_path / "j.db") as journal:
+        fill = JournalFill(
+            "t-1",
+            "ord-1",
+            "w-1-1",
+            "BTC-USD",
+            "BUY",
+            Decimal("100"),
+            Decimal("0.1"),
+            Decimal("0.01"),
+            "2026-01-01T00:00:01Z",
+        )
+        journal.record_fill(fill)
+        journal.record_fill(fill)
+        journal.record_fill(
+            JournalFill(
+                "t-0",
+                "ord-1",
+                "w-1-1",
+                "BTC-USD",
+                "BUY",
+                Decimal("99"),
+                Decimal("0.2"),
+                Decimal("0"),
+                "2026-01-01T00:00:00Z",
+            )
+        )
+        journal.flush()
+        assert [f.trade_id for f in journal.fills()] == ["t-0", "t-1"]
+        assert journal.fills()[1] == fill
+        assert journal.has_fill("t-1")
+        assert not journal.has_fill("t-2")
+        assert journal.last_fill_time() == "2026-01-01T00:00:01Z"
+
+
+def test_a_second_engine_cannot_open_the_same_journal(tmp_path: Path) -> None:
+    with OrderJournal(tmp_path / "j.db") as journal:
+        journal.record_intent("w-1-1", "BTC-USD", "BUY", REQUEST)
+        with pytest.raises(ConfigError, match="in use"):
+            OrderJournal(tmp_path / "j.db")
+
+
+def test_fsync_durability(tmp_path: Path) -> None:
+    with OrderJournal(tmp_path / "j.db", durability="fsync") as journal:
+        assert journal.durability is Durability.FSYNC
+        assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        journal.record_intent("w-1-1", "BTC-USD", "BUY", REQUEST)
+    with OrderJournal(tmp_path / "j.db") as journal:
+        assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert journal._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert journal.get("w-1-1") is not None
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from engine.trading.journal import OrderJournal
+    from engine.trading.order_state import OrderState
+
+    journal = OrderJournal(sys.argv[1])
+    for i in range(1_000_000):
+        coid = f"w-1-{i}"
+        journal.record_intent(coid, "BTC-USD", "BUY", '{"i": %d}' % i)
+        print(coid, flush=True)  # only after the intent is durable
+        journal.record_outcome(coid, OrderState.OPEN, order_id=f"ord-{i}")
+    """
+)
+
+
+def test_a_process_killed_mid_stream_leaves_a_readable_journal(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert writer.stdout is not None
+    acknowledged = [writer.stdout.readline().strip() for _ in range(500)]
+    writer.send_signal(signal.SIGKILL)
+    rest, errors = writer.communicate(timeout=10)
+    leaks.observe(errors)
+    acknowledged += rest.split()
+    assert writer.returncode == -signal.SIGKILL
+    with OrderJournal(path) as journal:
+        entries = {e.client_order_id: e for e in journal.entries()}
+        # every intent the writer reported durable is there; at most the one in flight is extra
+        assert set(acknowledged) <= set(entries)
+        assert len(entries) - len(acknowledged) <= 1
+        # outcomes are batched with the next intent: all but the last few are written
+        assert all(entries[c].state is OrderState.OPEN for c in acknowledged[:-2])
+        assert journal._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_checkpoint_folds_the_wal_into_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with OrderJournal(path) as journal:
+        for i in range(50):
+            journal.record_intent(f"w-1-{i}", "BTC-USD", "BUY", REQUEST)
+        journal.record_outcome("w-1-0", OrderState.OPEN)
+        journal.checkpoint()
+        assert journal.pending == 0
+        busy, wal_frames, checkpointed = journal._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0
+        assert wal_frames == checkpointed
+    with OrderJournal(path) as journal:
+        assert len(journal.entries()) == 50
