@@ -1,0 +1,90 @@
+"""Static caps per product: order size and notional, position and allocation, and open orders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from engine.risk.refusal import OrderRefused, RiskRule
+from engine.risk.view import RiskView
+from engine.trading.orders import OrderRequest, Side
+
+
+@dataclass(frozen=True, slots=True)
+class ProductLimits:
+    """Caps for one product. None switches a cap off."""
+
+    max_order_size: Decimal | None = None  # base units per order
+    max_order_notional: Decimal | None = None  # quote currency per order
+    max_position: Decimal | None = None  # |position| in base units after the order fills
+    max_allocation: Decimal | None = None  # |position| x price in quote currency after the order fills
+    max_open_orders: int | None = None  # open orders in this product
+
+
+def _refuse(rule: RiskRule, detail: str, order: OrderRequest) -> OrderRefused:
+    return OrderRefused(rule, detail, product_id=order.product_id, client_order_id=order.client_order_id)
+
+
+def check_order_size(
+    order: OrderRequest, limits: ProductLimits, bid: Decimal | None, ask: Decimal | None
+) -> None:
+    if limits.max_order_size is not None:
+        size = order.base_quantity(bid, ask)
+        if size is None:
+            raise _refuse(RiskRule.NO_MARKET, "cannot size a quote-sized order without a market", order)
+        if size > limits.max_order_size:
+            raise _refuse(RiskRule.ORDER_SIZE, f"size {size} > max {limits.max_order_size}", order)
+    if limits.max_order_notional is not None:
+        notional = order.notional(bid, ask)
+        if notional is None:
+            raise _refuse(RiskRule.NO_MARKET, "cannot price a market order without a best bid/ask", order)
+        if notional > limits.max_order_notional:
+            raise _refuse(
+                RiskRule.ORDER_NOTIONAL, f"notional {notional} > max {limits.max_order_notional}", order
+            )
+
+
+def check_exposure(
+    order: OrderRequest, limits: ProductLimits, view: RiskView, bid: Decimal | None, ask: Decimal | None
+) -> None:
+    """Position and allocation as they would be if the order filled completely.
+
+    An order that brings the position toward zero is always allowed: it is how an over-limit book gets out.
+    """
+    if limits.max_position is None and limits.max_allocation is None:
+        return
+    size = order.base_quantity(bid, ask)
+    if size is None:
+        raise _refuse(RiskRule.NO_MARKET, "cannot size a quote-sized order without a market", order)
+    current = view.position(order.product_id)
+    after = current + size if order.side is Side.BUY else current - size
+    if abs(after) <= abs(current):
+        return
+    if limits.max_position is not None and abs(after) > limits.max_position:
+        raise _refuse(RiskRule.POSITION, f"position would be {after}, max {limits.max_position}", order)
+    if limits.max_allocation is not None:
+        price = order.reference_price(bid, ask)
+        if price is None:
+            raise _refuse(RiskRule.NO_MARKET, "cannot value the position without a best bid/ask", order)
+        allocation = abs(after) * price
+        if allocation > limits.max_allocation:
+            raise _refuse(
+                RiskRule.ALLOCATION, f"allocation would be {allocation}, max {limits.max_allocation}", order
+            )
+
+
+def check_open_orders(
+    order: OrderRequest, limits: ProductLimits, max_open_orders_total: int | None, view: RiskView
+) -> None:
+    if limits.max_open_orders is not None:
+        count = view.open_order_count(order.product_id)
+        if count >= limits.max_open_orders:
+            raise _refuse(
+                RiskRule.OPEN_ORDERS,
+                f"{count} open in {order.product_id}, max {limits.max_open_orders}",
+                order,
+            )
+    if max_open_orders_total is not None:
+        count = view.open_order_count(None)
+        if count >= max_open_orders_total:
+            raise _refuse(RiskRule.OPEN_ORDERS, f"{count} open orders, max {max_open_orders_total}", order)
