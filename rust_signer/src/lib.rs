@@ -3,5 +3,12 @@
 //! Pure-Rust modules know nothing of Python and return `Result`; `python` is the thin PyO3 layer
 //! (built only with the `python` feature, which maturin enables).
 
+pub mod encoding;
+pub mod error;
+pub mod hmac;
+pub mod keys;
+pub mod verify;
+mod wipe;
+
 #[cfg(feature = "python")]
 mod python;
