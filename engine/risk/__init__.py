@@ -7,6 +7,7 @@ from engine.risk.kill_switch import KillSwitch
 from engine.risk.limits import ProductLimits
 from engine.risk.order_rate import OrderRateLimit
 from engine.risk.refusal import OrderRefused, RiskRule
+from engine.risk.terms import OrderTerms
 from engine.risk.view import RiskView
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "KillSwitch",
     "OrderRateLimit",
     "OrderRefused",
+    "OrderTerms",
     "ProductLimits",
     "RiskConfig",
     "RiskGate",

@@ -10,27 +10,27 @@ from __future__ import annotations
 from decimal import Decimal
 
 from engine.risk.refusal import OrderRefused, RiskRule
+from engine.risk.terms import OrderTerms
 from engine.risk.view import RiskView
-from engine.trading.orders import OrderRequest, Side
 
 
 def required_funds(
-    order: OrderRequest, bid: Decimal | None, ask: Decimal | None, fee_rate: Decimal
+    order: OrderTerms, bid: Decimal | None, ask: Decimal | None, fee_rate: Decimal
 ) -> Decimal | None:
     """What the order would put on hold: quote currency for a buy, base currency for a sell."""
-    if order.side is Side.BUY:
+    if order.is_buy:
         notional = order.notional(bid, ask)
         return None if notional is None else notional * (1 + fee_rate)
     return order.base_quantity(bid, ask)
 
 
 def check_balance(
-    order: OrderRequest, view: RiskView, bid: Decimal | None, ask: Decimal | None, fee_rate: Decimal
+    order: OrderTerms, view: RiskView, bid: Decimal | None, ask: Decimal | None, fee_rate: Decimal
 ) -> None:
     currencies = view.currencies(order.product_id)
     if currencies is None:  # margined products are checked by the exchange against buying power
         return
-    currency = currencies[1] if order.side is Side.BUY else currencies[0]
+    currency = currencies[1] if order.is_buy else currencies[0]
     needed = required_funds(order, bid, ask, fee_rate)
     if needed is None:
         raise OrderRefused(

@@ -5,12 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from engine.risk.refusal import OrderRefused, RiskRule
+from engine.risk.terms import OrderTerms
 from engine.risk.view import RiskView
-from engine.trading.orders import OrderRequest, Side
 
 
 def check_daily_loss(
-    order: OrderRequest, limit: Decimal, view: RiskView, bid: Decimal | None, ask: Decimal | None
+    order: OrderTerms, limit: Decimal, view: RiskView, bid: Decimal | None, ask: Decimal | None
 ) -> None:
     pnl = view.daily_pnl()
     if pnl > -limit:
@@ -18,8 +18,7 @@ def check_daily_loss(
     position = view.position(order.product_id)
     size = order.base_quantity(bid, ask)
     reduces = size is not None and (
-        (order.side is Side.SELL and 0 < size <= position)
-        or (order.side is Side.BUY and 0 < size <= -position)
+        (not order.is_buy and 0 < size <= position) or (order.is_buy and 0 < size <= -position)
     )
     if not reduces:
         raise OrderRefused(

@@ -21,8 +21,8 @@ from engine.risk.limits import ProductLimits, check_exposure, check_open_orders,
 from engine.risk.order_rate import OrderRateLimit
 from engine.risk.price_band import check_price_band
 from engine.risk.refusal import OrderRefused
+from engine.risk.terms import OrderTerms
 from engine.risk.view import RiskView
-from engine.trading.orders import OrderRequest
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class RiskGate:
             else None
         )
 
-    def check(self, order: OrderRequest, view: RiskView) -> None:
+    def check(self, order: OrderTerms, view: RiskView) -> None:
         """Pass the order or raise `OrderRefused`. Either way the decision is audited."""
         now = self.clock()
         try:
@@ -86,8 +86,7 @@ class RiskGate:
                 detail=refused.detail,
                 client_order_id=order.client_order_id,
                 product_id=order.product_id,
-                side=order.side.value,
-                kind=order.kind.value,
+                side=order.side,
                 base_size=order.base_size,
                 quote_size=order.quote_size,
                 limit_price=order.limit_price,
@@ -101,14 +100,13 @@ class RiskGate:
             "order_passed",
             client_order_id=order.client_order_id,
             product_id=order.product_id,
-            side=order.side.value,
-            kind=order.kind.value,
+            side=order.side,
             base_size=order.base_size,
             quote_size=order.quote_size,
             limit_price=order.limit_price,
         )
 
-    def _check(self, order: OrderRequest, view: RiskView, now: float) -> None:
+    def _check(self, order: OrderTerms, view: RiskView, now: float) -> None:
         config = self.config
         self.kill_switch.check()
         if self.breaker is not None:

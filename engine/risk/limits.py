@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from engine.risk.refusal import OrderRefused, RiskRule
+from engine.risk.terms import OrderTerms
 from engine.risk.view import RiskView
-from engine.trading.orders import OrderRequest, Side
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +21,12 @@ class ProductLimits:
     max_open_orders: int | None = None  # open orders in this product
 
 
-def _refuse(rule: RiskRule, detail: str, order: OrderRequest) -> OrderRefused:
+def _refuse(rule: RiskRule, detail: str, order: OrderTerms) -> OrderRefused:
     return OrderRefused(rule, detail, product_id=order.product_id, client_order_id=order.client_order_id)
 
 
 def check_order_size(
-    order: OrderRequest, limits: ProductLimits, bid: Decimal | None, ask: Decimal | None
+    order: OrderTerms, limits: ProductLimits, bid: Decimal | None, ask: Decimal | None
 ) -> None:
     if limits.max_order_size is not None:
         size = order.base_quantity(bid, ask)
@@ -45,7 +45,7 @@ def check_order_size(
 
 
 def check_exposure(
-    order: OrderRequest, limits: ProductLimits, view: RiskView, bid: Decimal | None, ask: Decimal | None
+    order: OrderTerms, limits: ProductLimits, view: RiskView, bid: Decimal | None, ask: Decimal | None
 ) -> None:
     """Position and allocation as they would be if the order filled completely.
 
@@ -57,7 +57,7 @@ def check_exposure(
     if size is None:
         raise _refuse(RiskRule.NO_MARKET, "cannot size a quote-sized order without a market", order)
     current = view.position(order.product_id)
-    after = current + size if order.side is Side.BUY else current - size
+    after = current + size if order.is_buy else current - size
     if abs(after) <= abs(current):
         return
     if limits.max_position is not None and abs(after) > limits.max_position:
@@ -74,7 +74,7 @@ def check_exposure(
 
 
 def check_open_orders(
-    order: OrderRequest, limits: ProductLimits, max_open_orders_total: int | None, view: RiskView
+    order: OrderTerms, limits: ProductLimits, max_open_orders_total: int | None, view: RiskView
 ) -> None:
     if limits.max_open_orders is not None:
         count = view.open_order_count(order.product_id)

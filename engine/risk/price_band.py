@@ -9,11 +9,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from engine.risk.refusal import OrderRefused, RiskRule
-from engine.trading.orders import OrderRequest
+from engine.risk.terms import OrderTerms
 
 
-def check_price_band(order: OrderRequest, band: Decimal, bid: Decimal | None, ask: Decimal | None) -> None:
-    prices = [p for p in (order.limit_price, order.stop_price) if p is not None]
+def check_price_band(order: OrderTerms, band: Decimal, bid: Decimal | None, ask: Decimal | None) -> None:
+    prices = order.prices
     if not prices:
         return  # a market order takes the touch: its size and notional rules cover it
     if bid is None or ask is None:

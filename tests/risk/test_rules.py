@@ -7,47 +7,52 @@ from pathlib import Path
 import orjson
 import pytest
 
+from engine.rest.orders import (
+    LimitGtc,
+    MarketIoc,
+    OrderRequest,
+    ScaledLimitGtc,
+    Side,
+    StopDirection,
+    StopLimitGtc,
+)
 from engine.risk import (
     AuditLog,
     BreakerState,
     OrderRefused,
+    OrderTerms,
     ProductLimits,
     RiskConfig,
     RiskGate,
     RiskRule,
 )
-from engine.trading.orders import OrderKind, OrderRequest, Side
 from tests.risk.view import AccountView, ManualClock
 
 D = Decimal
 _ids = iter(range(1_000_000))
 
 
-def limit(
-    side: str = "BUY", size: str = "1", price: str = "100", product_id: str = "BTC-USD"
-) -> OrderRequest:
-    return OrderRequest(
-        f"t-0-{next(_ids)}",
-        product_id,
-        Side(side),
-        OrderKind.LIMIT_GTC,
-        base_size=D(size),
-        limit_price=D(price),
+def limit(side: str = "BUY", size: str = "1", price: str = "100", product_id: str = "BTC-USD") -> OrderTerms:
+    request = OrderRequest(
+        client_order_id=f"t-0-{next(_ids)}",
+        product_id=product_id,
+        side=Side(side),
+        configuration=LimitGtc(base_size=size, limit_price=price),
     )
+    return OrderTerms.of(request)
 
 
-def market(side: str = "BUY", *, size: str | None = None, quote: str | None = None) -> OrderRequest:
-    return OrderRequest(
-        f"t-0-{next(_ids)}",
-        "BTC-USD",
-        Side(side),
-        OrderKind.MARKET_IOC,
-        base_size=None if size is None else D(size),
-        quote_size=None if quote is None else D(quote),
+def market(side: str = "BUY", *, size: str | None = None, quote: str | None = None) -> OrderTerms:
+    request = OrderRequest(
+        client_order_id=f"t-0-{next(_ids)}",
+        product_id="BTC-USD",
+        side=Side(side),
+        configuration=MarketIoc(base_size=size, quote_size=quote),
     )
+    return OrderTerms.of(request)
 
 
-def refused_rule(gate: RiskGate, order: OrderRequest, view: AccountView) -> RiskRule | None:
+def refused_rule(gate: RiskGate, order: OrderTerms, view: AccountView) -> RiskRule | None:
     refused: OrderRefused | None = None
     try:
         gate.check(order, view)
@@ -247,3 +252,27 @@ def test_audit_log_to_a_file(tmp_path: Path) -> None:
     audit.record("order_passed", client_order_id="b")
     audit.close()
     assert [orjson.loads(line)["client_order_id"] for line in path.read_bytes().splitlines()] == ["a", "b"]
+
+
+def test_terms_are_read_from_every_configuration_shape() -> None:
+    stop = OrderTerms.of(
+        OrderRequest(
+            product_id="BTC-USD",
+            side=Side.SELL,
+            configuration=StopLimitGtc(
+                base_size="2", limit_price="95", stop_price="96", stop_direction=StopDirection.DOWN
+            ),
+        )
+    )
+    assert (stop.base_size, stop.limit_price, stop.prices) == (D("2"), D("95"), (D("95"), D("96")))
+    ladder = OrderTerms.of(
+        OrderRequest(
+            product_id="BTC-USD",
+            side=Side.BUY,
+            configuration=ScaledLimitGtc(base_size="3", min_price="90", max_price="99", num_orders=3),
+        )
+    )
+    assert (ladder.base_size, ladder.limit_price) == (D("3"), D("99"))  # valued at its dearest rung
+    gate, view = RiskGate(RiskConfig(price_band=D("0.05"))), AccountView(bid=D("100"), ask=D("101"))
+    assert refused_rule(gate, stop, view) is None
+    assert refused_rule(gate, ladder, view) is RiskRule.PRICE_BAND  # 90 < 100 x 0.95
