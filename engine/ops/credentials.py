@@ -1,0 +1,179 @@
+"""Where the worker's API key comes from: the environment, the portal's JSON key file, or the OS keyring.
+
+Reading is synchronous file/keyring I/O: callers on the event loop run `read_credentials` in a thread
+(`await asyncio.to_thread(...)`), as the worker does on SIGHUP.
+
+`Credentials` holds the key text only until it is turned into a signing key (`engine.auth.CdpKey`), and
+never shows it: its repr names the key and where it came from, nothing more. Every secret read here is also
+handed to `engine.ops.logs.register_secret`, so the log redaction filter can strip it should it ever reach
+a log line (defence in depth; nothing is meant to log it).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from engine.errors import ConfigError, KeyFormatError
+from engine.ops.config import CredentialsConfig, KeySource
+from engine.ops.logs import register_secret
+
+if TYPE_CHECKING:
+    from engine.auth import CdpKey
+
+__all__ = [
+    "ENV_KEY_FILE",
+    "ENV_KEY_NAME",
+    "ENV_KEY_SECRET",
+    "Credentials",
+    "key_label",
+    "read_credentials",
+    "read_key_file",
+]
+
+ENV_KEY_NAME = "COINBASE_API_KEY"
+ENV_KEY_SECRET = "COINBASE_API_SECRET"  # noqa: S105 - the variable's name, not a secret
+ENV_KEY_FILE = "COINBASE_API_KEY_FILE"
+_MAX_KEY_FILE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A CDP key's name and private key text, and a description of where they were read from."""
+
+    name: str
+    private_key: str = field(repr=False)
+    origin: str  # e.g. "environment (COINBASE_API_KEY, COINBASE_API_SECRET)" or "key file /etc/key.json"
+    warnings: tuple[str, ...] = ()  # things that work but should be fixed (e.g. a world-readable key file)
+
+    def __repr__(self) -> str:
+        return f"Credentials(key={key_label(self.name)!r}, origin={self.origin!r})"
+
+    @property
+    def has_escaped_newlines(self) -> bool:
+        """A PEM pasted with literal `\\n` escapes (one-line env vars): loads, but worth telling the user."""
+        return "-----BEGIN" in self.private_key and "\\n" in self.private_key
+
+    def signing_key(self) -> CdpKey:
+        """Parse the key once into the Rust signing core; `KeyFormatError` (with a fix) when it is bad."""
+        from engine.auth import CdpKey
+
+        return CdpKey(self.name, self.private_key)
+
+
+def key_label(name: str) -> str:
+    """A short, non-secret label for logs: the end of the key id, never the org or the key text."""
+    tail = name.rsplit("/", 1)[-1]
+    return f"…{tail[-6:]}" if len(tail) > 6 else tail
+
+
+def read_credentials(config: CredentialsConfig, environ: Mapping[str, str] | None = None) -> Credentials:
+    """Read the key the config points at.
+
+    Raises `ConfigError` (nothing where it looked) or `KeyFormatError` (something, but not a CDP key).
+    """
+    env = os.environ if environ is None else environ
+    if config.source is KeySource.ENV:
+        return _from_environment(env)
+    if config.source is KeySource.FILE:
+        assert config.file is not None  # the config loader requires it
+        return read_key_file(config.file)
+    return _from_keyring(config.keyring_service, config.keyring_username)
+
+
+def _from_environment(env: Mapping[str, str]) -> Credentials:
+    name = env.get(ENV_KEY_NAME, "").strip()
+    secret = env.get(ENV_KEY_SECRET, "")
+    key_file = env.get(ENV_KEY_FILE, "").strip()
+    if name and secret.strip():
+        register_secret(secret)
+        return Credentials(name, secret, f"environment ({ENV_KEY_NAME}, {ENV_KEY_SECRET})")
+    if key_file:
+        return read_key_file(Path(key_file).expanduser())
+    if name or secret.strip():
+        missing = ENV_KEY_SECRET if name else ENV_KEY_NAME
+        if secret.strip():
+            register_secret(secret)
+        raise ConfigError(
+            f"{missing} is not set: set both {ENV_KEY_NAME} and {ENV_KEY_SECRET}, or {ENV_KEY_FILE}"
+        )
+    raise ConfigError(
+        f"no API key in the environment: set {ENV_KEY_NAME} (the key name, organizations/…/apiKeys/…) and "
+        f"{ENV_KEY_SECRET} (its private key), or {ENV_KEY_FILE} (the JSON file the portal downloaded)"
+    )
+
+
+def read_key_file(path: Path) -> Credentials:
+    """The JSON key file the CDP portal downloads: `{"name" | "id": ..., "privateKey": ...}`."""
+    try:
+        info = path.stat()
+        if info.st_size > _MAX_KEY_FILE_BYTES:
+            raise KeyFormatError(f"key file {path}: too large to be a CDP key file")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"key file {path}: not found") from None
+    except PermissionError:
+        raise ConfigError(
+            f"key file {path}: permission denied; the worker's user must be able to read it"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"key file {path}: is a directory, expected the portal's JSON key file") from None
+    warnings: list[str] = []
+    if os.name == "posix" and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warnings.append(f"key file {path} is readable by other users: chmod 600 {path}")
+    return _from_json(raw, f"key file {path}", tuple(warnings))
+
+
+def _from_json(raw: bytes | str, origin: str, warnings: tuple[str, ...] = ()) -> Credentials:
+    try:
+        document: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # never echo the content: it may be the private key itself, pasted where the JSON file was expected
+        raise KeyFormatError(
+            f"{origin}: not JSON. Expected the file the CDP portal downloads, "
+            '{"name": "organizations/…/apiKeys/…", "privateKey": "…"}'
+        ) from None
+    if not isinstance(document, dict):
+        raise KeyFormatError(f"{origin}: expected a JSON object with name and privateKey")
+    private_key = document.get("privateKey")
+    if isinstance(private_key, str):
+        register_secret(private_key)
+    name = document.get("name") or document.get("id")
+    if not isinstance(name, str) or not name.strip():
+        if "passphrase" in document or "secret" in document:
+            raise KeyFormatError(
+                f"{origin}: this looks like a Coinbase Exchange (HMAC) key; the worker trades Advanced Trade "
+                "with a CDP key: create one at https://portal.cdp.coinbase.com/access/api"
+            )
+        raise KeyFormatError(f'{origin}: no "name" (or "id") field naming the key')
+    if not isinstance(private_key, str) or not private_key.strip():
+        raise KeyFormatError(f'{origin}: no "privateKey" field')
+    return Credentials(name.strip(), private_key, origin, warnings)
+
+
+def _from_keyring(service: str, username: str) -> Credentials:
+    """The keyring entry holds the portal's JSON (store it with `keyring set <service> <username>`)."""
+    try:
+        import keyring  # type: ignore[import-not-found,unused-ignore]
+        import keyring.errors  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise ConfigError(
+            "credentials.source = \"keyring\" needs the keyring extra: pip install 'coinbase-engine[keyring]'"
+        ) from None
+    origin = f"OS keyring (service {service!r}, user {username!r})"
+    try:
+        stored = keyring.get_password(service, username)
+    except keyring.errors.KeyringError as exc:
+        raise ConfigError(f"{origin}: keyring unavailable ({type(exc).__name__})") from None
+    if not isinstance(stored, str) or not stored:
+        raise ConfigError(
+            f"{origin}: no entry. Store the portal's JSON key file there: "
+            f"keyring set {service} {username} < key.json"
+        )
+    return _from_json(stored, origin)

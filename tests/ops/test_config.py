@@ -1,0 +1,122 @@
+"""The TOML config: every error names the bad key; relative paths follow the file; secrets are refused."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ConfigError
+from engine.ops.config import KeySource, load_config, parse_config
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "worker.toml"
+
+
+def test_empty_config_takes_safe_defaults() -> None:
+    config = parse_config({})
+    assert config.exchange.base_url == "https://api.coinbase.com"
+    assert config.credentials.source is KeySource.ENV
+    assert config.signals.host == "127.0.0.1"
+    assert config.metrics.host == "127.0.0.1"
+    assert config.worker.cancel_open_orders_on_exit is True
+    assert config.trades is True
+
+
+def test_the_sample_config_loads() -> None:
+    config = load_config(EXAMPLE)
+    assert config.risk.allows_product("BTC-USD")
+    assert not config.risk.allows_product("DOGE-USD")
+    assert config.risk.limits_for("BTC-USD").max_order_size == Decimal("0.05")
+    assert config.journal.path.is_absolute()
+
+
+@pytest.mark.parametrize(
+    ("document", "named"),
+    [
+        ({"exchange": {"base_url": "api.coinbase.com"}}, "exchange.base_url"),
+        ({"exchange": {"base_url": "http://api.coinbase.com"}}, "exchange.base_url"),
+        ({"exchange": {"base_url": "https://api.coinbase.com/api/v3/brokerage"}}, "exchange.base_url"),
+        ({"exchange": {"request_timeout_s": 0}}, "exchange.request_timeout_s"),
+        ({"exchange": {"request_timeout_s": "10"}}, "exchange.request_timeout_s"),
+        ({"exchange": {"colour": "blue"}}, "exchange.colour"),
+        ({"credentials": {"source": "vault"}}, "credentials.source"),
+        ({"credentials": {"source": "file"}}, "credentials.file"),
+        ({"credentials": {"private_key": "-----BEGIN EC PRIVATE KEY-----"}}, "credentials.private_key"),
+        ({"signals": {"secret": "hunter2hunter2"}}, "signals.secret"),
+        ({"signals": {"port": 70000}}, "signals.port"),
+        ({"signals": {"secret_env": "not a name"}}, "signals.secret_env"),
+        ({"signals": {"webhook": False}}, "signals.webhook"),
+        ({"signals": {"redis_url": "http://localhost"}}, "signals.redis_url"),
+        ({"risk": {"max_order_size": "lots"}}, "risk.max_order_size"),
+        ({"risk": {"max_order_size": "-1"}}, "risk.max_order_size"),
+        ({"risk": {"price_band": "5"}}, "risk.price_band"),
+        ({"risk": {"products": "BTC-USD"}}, "risk.products"),
+        ({"risk": {"products": ["btc"]}}, "risk.products"),
+        ({"risk": {"product": {"btc-usd": {}}}}, "risk.product.btc-usd"),
+        ({"risk": {"product": {"BTC-USD": {"max_open_orders": 0}}}}, "risk.product.BTC-USD.max_open_orders"),
+        ({"risk": {"product": {"BTC-USD": {"max_size": "1"}}}}, "risk.product.BTC-USD.max_size"),
+        ({"journal": {"durability": "paranoid"}}, "journal.durability"),
+        ({"worker": {"dry_run": "yes"}}, "worker.dry_run"),
+        ({"worker": {"client_order_prefix": "a-b"}}, "worker.client_order_prefix"),
+        ({"logging": {"level": "LOUD"}}, "logging.level"),
+        ({"metrics": []}, "metrics"),
+        ({"extra": {}}, "extra"),
+    ],
+)
+def test_each_bad_value_is_named(document: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(document)
+    assert str(caught.value).startswith(f"{named}:"), str(caught.value)
+
+
+def test_secret_values_are_never_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"credentials": {"api_secret": "s3cr3t-value-do-not-echo"}})
+    assert "s3cr3t" not in str(caught.value)
+    assert "environment" in str(caught.value)
+
+
+def test_load_names_the_file_and_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "worker.toml"
+    path.write_text("[worker]\nconcurrency = 0\n")
+    with pytest.raises(ConfigError, match=r"worker\.toml: worker\.concurrency: must be between"):
+        load_config(path)
+    path.write_text("[worker\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "worker.toml"
+    path.parent.mkdir()
+    path.write_text('[credentials]\nsource = "file"\nfile = "keys/cdp.json"\n[journal]\npath = "j.sqlite"\n')
+    config = load_config(path)
+    assert config.credentials.file == path.parent.resolve() / "keys" / "cdp.json"
+    assert config.journal.path == path.parent.resolve() / "j.sqlite"
+
+
+def test_plain_http_is_allowed_to_the_local_simulator_only() -> None:
+    config = parse_config({"exchange": {"base_url": "http://127.0.0.1:8080/"}, "worker": {"dry_run": True}})
+    assert config.exchange.base_url == "http://127.0.0.1:8080"
+    assert config.trades is False
+
+
+def test_per_product_limits_replace_the_defaults() -> None:
+    config = parse_config(
+        {
+            "risk": {
+                "max_order_size": "1",
+                "price_band": 0.05,
+                "product": {"ETH-USD": {"max_order_size": "10", "max_open_orders": 3}},
+            }
+        }
+    )
+    assert config.risk.limits_for("BTC-USD").max_order_size == Decimal("1")
+    assert config.risk.limits_for("ETH-USD").max_order_size == Decimal("10")
+    assert config.risk.limits_for("ETH-USD").max_open_orders == 3
+    assert config.risk.price_band == Decimal("0.05")
+    assert config.risk.allows_product("ETH-USD")
+    assert not config.risk.allows_product("BTC-USD")
