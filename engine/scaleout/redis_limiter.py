@@ -1,0 +1,249 @@
+"""One rate budget shared by every worker on a key: GCRA in Redis, one script call per request.
+
+`RedisRateLimiter` implements `engine.ratelimit.RateLimiter`. Each `acquire` is one `EVALSHA` of a Lua GCRA
+that *reserves* the request's slot and returns how long to wait for it, read from Redis's own clock
+(`TIME`), so no machine's clock matters and no second round trip is needed to wait. Reservations are
+bounded by `max_delay_s`: a request that would wait longer is not reserved and asks again later (only
+under sustained overload deeper than that horizon).
+
+When Redis is unreachable the worker falls back to a local token bucket holding a conservative share of the
+budget (`rate * fallback_fraction / expected_workers`, burst 1), logs it, and counts it in plain attributes
+(`fallback_active`, `fallback_entered`, `fallback_recovered`, `redis_errors`). The local bucket starts empty
+and stays shut for `max_delay_s`, the furthest any reservation granted before the outage can reach, so
+those and the fallback never overlap. While away it probes Redis with capped backoff; on recovery it keeps
+its local share *as well as* the Redis reservation for `recovery_hold_s` (longer than the probe cap), so
+a worker that is back does not spend the whole budget while its peers still spend their shares.
+
+Priorities order waiters only within the fallback bucket: Redis reservations are first come, first served.
+`try_acquire` always returns False (a Redis decision cannot be made without awaiting), as the Protocol allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from engine.ratelimit import BucketLimit, EndpointClass, LimiterStats, Priority, RateLimits, TokenBucket
+from engine.scaleout.redis_conn import ProbeBackoff
+
+__all__ = ["RedisRateLimiter"]
+
+log = logging.getLogger("engine.scaleout.limiter")
+
+# KEYS[1] the bucket's theoretical arrival time (µs, Redis clock).
+# ARGV: interval µs, burst, weight, max delay µs.
+# Returns the delay in µs before the reserved slot (>= 0), or -(1 + µs until asking again makes sense).
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = interval * tonumber(ARGV[2])
+local max_delay = tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval * tonumber(ARGV[3])
+local delay = new_tat - tolerance - now
+if delay < 0 then delay = 0 end
+if delay > max_delay then return -1 - math.floor(delay - max_delay) end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1000)
+return math.floor(delay)
+"""
+
+# KEYS[1] as above. ARGV: pause µs, interval µs, burst. Empties the bucket until now + pause (never shortens).
+_PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local target = now + tonumber(ARGV[1]) + tonumber(ARGV[2]) * tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if target > tat then
+  redis.call('SET', KEYS[1], string.format('%.0f', target), 'PX', math.floor((target - now) / 1000) + 1000)
+end
+return 1
+"""
+
+
+class RedisRateLimiter:
+    """A `RateLimiter` whose buckets live in Redis, shared by every process that uses the same namespace."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        limits: RateLimits | None = None,
+        *,
+        namespace: str = "engine",
+        expected_workers: int = 1,
+        fallback_fraction: float = 0.7,
+        max_delay_s: float = 2.0,
+        probe: ProbeBackoff | None = None,
+        recovery_hold_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if expected_workers < 1:
+            raise ValueError("expected_workers must be at least 1")
+        if not 0 < fallback_fraction <= 1:
+            raise ValueError("fallback_fraction must be in (0, 1]")
+        self.limits = limits or RateLimits()
+        self.namespace = namespace
+        self.expected_workers = expected_workers
+        self.fallback_fraction = fallback_fraction
+        self.max_delay_s = max_delay_s
+        self._redis = redis
+        self._reserve = redis.register_script(_RESERVE)
+        self._pause = redis.register_script(_PAUSE)
+        self._probe = probe or ProbeBackoff()
+        self.recovery_hold_s = recovery_hold_s if recovery_hold_s is not None else self._probe.cap_s + 1.5
+        self._clock = clock
+        self._fallback: dict[str, TokenBucket] = {}
+        self._fallback_opened_at = 0.0
+        self._next_probe_at = 0.0
+        self._hold_until = 0.0
+        self._stats = LimiterStats()
+        self._pending_pauses: set[asyncio.Task[None]] = set()
+        # Metrics, as plain attributes for whatever exports them.
+        self.fallback_active = False
+        self.fallback_entered = 0
+        self.fallback_recovered = 0
+        self.redis_calls = 0
+        self.redis_errors = 0
+
+    def __repr__(self) -> str:
+        mode = "fallback" if self.fallback_active else "redis"
+        return f"RedisRateLimiter(namespace={self.namespace!r}, mode={mode}, workers={self.expected_workers})"
+
+    # -- the RateLimiter protocol -------------------------------------------------------------------------
+
+    def try_acquire(self, key_id: str, endpoint: EndpointClass, weight: float = 1.0) -> bool:
+        return False
+
+    async def acquire(
+        self, key_id: str, endpoint: EndpointClass, weight: float = 1.0, priority: Priority = Priority.NORMAL
+    ) -> float:
+        started = self._clock()
+        scope, limit = self._scope(key_id, endpoint)
+        if weight > limit.burst:
+            raise ValueError(f"weight {weight} exceeds the bucket capacity {limit.burst}")
+        while True:
+            if self.fallback_active and self._clock() < self._next_probe_at:
+                await self._fallback_bucket(scope, limit).acquire(weight, priority)
+                return self._granted(started)
+            try:
+                delay_us = await self._call_reserve(scope, limit, weight)
+            except RedisError as exc:
+                self._enter_fallback(exc)
+                continue
+            if delay_us < 0:  # beyond the reservation horizon: ask again when it could fit
+                await asyncio.sleep((-delay_us - 1) / 1e6)
+                continue
+            if delay_us:
+                await asyncio.sleep(delay_us / 1e6)
+            if self._clock() < self._hold_until:
+                await self._fallback_bucket(scope, limit).acquire(weight, priority)
+            return self._granted(started)
+
+    def observe_headers(
+        self, key_id: str, endpoint: EndpointClass, remaining: float | None, reset_after: float | None
+    ) -> None:
+        # Redis is the authority on what is left; only an exhausted pool with a reset time is news.
+        if remaining is not None and remaining <= 0 and reset_after is not None and reset_after > 0:
+            self._spawn_pause(key_id, endpoint, reset_after)
+
+    def on_rate_limited(self, key_id: str, endpoint: EndpointClass, retry_after: float | None) -> None:
+        self._stats.rate_limited += 1
+        pause_s = retry_after if retry_after is not None else self.limits.default_pause_s
+        self._spawn_pause(key_id, endpoint, pause_s)
+
+    def stats(self) -> LimiterStats:
+        total = LimiterStats()
+        total.merge(self._stats)
+        for bucket in self._fallback.values():
+            total.cancelled += bucket.stats.cancelled
+        return total
+
+    # -- internals ----------------------------------------------------------------------------------------
+
+    def _scope(self, key_id: str, endpoint: EndpointClass) -> tuple[str, BucketLimit]:
+        if endpoint is EndpointClass.FILLS and self.limits.fills is None:
+            endpoint = EndpointClass.PRIVATE
+        limit = self.limits.for_class(endpoint)
+        if endpoint is EndpointClass.PUBLIC:  # per IP, not per key: one pool for every key here
+            return f"{self.namespace}:rl:public", limit
+        return f"{self.namespace}:rl:{endpoint.value}:{key_id}", limit
+
+    async def _call_reserve(self, scope: str, limit: BucketLimit, weight: float) -> int:
+        self.redis_calls += 1
+        interval_us = round(1e6 / limit.rate)
+        reply: Any = await self._reserve(
+            keys=[scope], args=[interval_us, limit.burst, weight, round(self.max_delay_s * 1e6)]
+        )
+        if self.fallback_active:
+            self._recover()
+        return int(reply)
+
+    def _granted(self, started: float) -> float:
+        waited = self._clock() - started
+        stats = self._stats
+        stats.granted += 1
+        if waited > 0.0005:
+            stats.queued += 1
+            stats.wait_total_s += waited
+            stats.wait_max_s = max(stats.wait_max_s, waited)
+        return waited
+
+    def _enter_fallback(self, exc: RedisError) -> None:
+        self.redis_errors += 1
+        now = self._clock()
+        self._next_probe_at = now + self._probe.next_delay()
+        if self.fallback_active:
+            return
+        self.fallback_active = True
+        self.fallback_entered += 1
+        self._fallback.clear()
+        self._fallback_opened_at = now + self.max_delay_s
+        share = self.limits.private.rate * self.fallback_fraction / self.expected_workers
+        log.warning(
+            "Redis rate limiter unreachable (%s): falling back to a local share of the budget "
+            "(%.3g/s private per worker, %d expected workers), probing for its return",
+            type(exc).__name__,
+            share,
+            self.expected_workers,
+        )
+
+    def _recover(self) -> None:
+        self.fallback_active = False
+        self.fallback_recovered += 1
+        self._probe.reset()
+        # Keep the local share too until every peer has had time to probe and come back.
+        self._hold_until = self._clock() + self.recovery_hold_s
+        log.warning("Redis rate limiter reachable again: back on the shared budget")
+
+    def _fallback_bucket(self, scope: str, limit: BucketLimit) -> TokenBucket:
+        bucket = self._fallback.get(scope)
+        if bucket is None:
+            share = limit.rate * self.fallback_fraction / self.expected_workers
+            bucket = TokenBucket(share, 1.0, name=f"fallback:{scope}")
+            # Start empty, and shut until reservations made before the outage have all come due.
+            bucket.pause(max(0.0, self._fallback_opened_at - self._clock()))
+            self._fallback[scope] = bucket
+        return bucket
+
+    def _spawn_pause(self, key_id: str, endpoint: EndpointClass, seconds: float) -> None:
+        scope, limit = self._scope(key_id, endpoint)
+        self._stats.pauses += 1
+        bucket = self._fallback.get(scope)
+        if bucket is not None:
+            bucket.pause(seconds)
+        task = asyncio.get_running_loop().create_task(self._pause_in_redis(scope, limit, seconds))
+        self._pending_pauses.add(task)
+        task.add_done_callback(self._pending_pauses.discard)
+
+    async def _pause_in_redis(self, scope: str, limit: BucketLimit, seconds: float) -> None:
+        try:
+            await self._pause(keys=[scope], args=[round(seconds * 1e6), round(1e6 / limit.rate), limit.burst])
+        except RedisError as exc:
+            self._enter_fallback(exc)
