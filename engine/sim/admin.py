@@ -1,0 +1,140 @@
+"""Admin endpoints under `/sim/...`: ground truth and controls for tests, loopback clients only, no auth.
+
+GET  /sim/ledger                 every accepted order (`?client_order_id=` filters)
+GET  /sim/faults, POST /sim/faults   read / partially update live faults (`{"clear": true}` resets)
+GET  /sim/stats                  per-key request/429 counts and request times, auth failures, faults hit
+GET  /sim/book/{product_id}      the simulator's own level2 book, every level
+POST /sim/market                 {"paused": bool, "mid": {"BTC-USD": "61000"}, "ticks": n}: steer the market
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from engine.sim.clock import fmt
+from engine.sim.responses import json_response, read_json
+
+if TYPE_CHECKING:
+    from engine.sim.app import Simulator
+
+
+def _loopback(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+class AdminApi:
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    def routes(self) -> list[tuple[str, str, Any]]:
+        return [
+            ("GET", "/sim/ledger", self.ledger),
+            ("GET", "/sim/faults", self.get_faults),
+            ("POST", "/sim/faults", self.set_faults),
+            ("GET", "/sim/stats", self.stats),
+            ("GET", "/sim/book/{product_id}", self.book),
+            ("POST", "/sim/market", self.steer_market),
+        ]
+
+    def wrap(self, handler: Any) -> Any:
+        async def loopback_only(request: web.Request) -> web.StreamResponse:
+            if not _loopback(request):
+                return json_response({"error": "PERMISSION_DENIED", "message": "admin is loopback only"}, 403)
+            response: web.StreamResponse = await handler(request)
+            return response
+
+        return loopback_only
+
+    async def ledger(self, request: web.Request) -> web.Response:
+        wanted = request.query.get("client_order_id")
+        entries = self.sim.ledger.entries()
+        if wanted is not None:
+            entries = [e for e in entries if e["client_order_id"] == wanted]
+        return json_response({"orders": entries, "count": len(entries)})
+
+    async def get_faults(self, request: web.Request) -> web.Response:
+        return json_response(self.sim.faults.to_dict())
+
+    async def set_faults(self, request: web.Request) -> web.Response:
+        body = await read_json(request)
+        if body.pop("clear", False):
+            self.sim.faults.clear()
+        try:
+            self.sim.faults.update(body)
+        except ValueError as exc:
+            return json_response({"error": "INVALID_ARGUMENT", "message": str(exc)}, 400)
+        return json_response(self.sim.faults.to_dict())
+
+    async def stats(self, request: web.Request) -> web.Response:
+        with_timestamps = request.query.get("timestamps", "1") != "0"
+        keys = {
+            key_id: {
+                "requests": stats.requests,
+                "rate_limited": stats.rate_limited,
+                **({"timestamps": list(stats.timestamps)} if with_timestamps else {}),
+            }
+            for key_id, stats in self.sim.limiter.stats.items()
+        }
+        hub = self.sim.hub
+        return json_response(
+            {
+                "keys": keys,
+                "auth_failures": self.sim.auth_failures,
+                "injected": self.sim.injected,
+                "ledger_size": len(self.sim.ledger),
+                "ws": {
+                    "connections": len(hub.sessions),
+                    "messages_sent": hub.messages_sent,
+                    "gaps_injected": hub.gaps_injected,
+                    "drops_injected": hub.drops_injected,
+                },
+            }
+        )
+
+    async def book(self, request: web.Request) -> web.Response:
+        market = self.sim.markets.get(request.match_info["product_id"])
+        if market is None:
+            return json_response({"error": "NOT_FOUND", "message": "unknown product"}, 404)
+        snap = market.book.snapshot()
+        return json_response(
+            {
+                "product_id": market.spec.product_id,
+                "mid": fmt(market.mid),
+                "last": fmt(market.last_price),
+                "bids": [[fmt(p), fmt(s)] for p, s in snap["bids"]],
+                "asks": [[fmt(p), fmt(s)] for p, s in snap["asks"]],
+            }
+        )
+
+    async def steer_market(self, request: web.Request) -> web.Response:
+        body = await read_json(request)
+        if "paused" in body:
+            self.sim.market_paused = bool(body["paused"])
+        mids = body.get("mid") or {}
+        if not isinstance(mids, dict):
+            return json_response({"error": "INVALID_ARGUMENT", "message": "mid must be an object"}, 400)
+        for product_id, price in mids.items():
+            if product_id not in self.sim.markets:
+                return json_response({"error": "NOT_FOUND", "message": f"unknown product {product_id}"}, 404)
+            try:
+                self.sim.set_mid(product_id, Decimal(str(price)))
+            except InvalidOperation:
+                return json_response(
+                    {"error": "INVALID_ARGUMENT", "message": "mid must be decimal strings"}, 400
+                )
+        ticks = int(body.get("ticks", 0) or 0)
+        for _ in range(min(ticks, 10_000)):
+            self.sim.tick()
+        return json_response(
+            {
+                "paused": self.sim.market_paused,
+                "mid": {pid: fmt(m.mid) for pid, m in self.sim.markets.items()},
+            }
+        )

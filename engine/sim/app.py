@@ -1,0 +1,236 @@
+"""The simulator: wires the market, matching engine, accounts, auth, limits, faults and WebSocket into one
+aiohttp application, and serves it (`Simulator.serve`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+from aiohttp import web
+
+from engine.sim.accounts import Accounts
+from engine.sim.admin import AdminApi
+from engine.sim.auth import SCOPES, CdpKey, ExchangeKey, KeyRing
+from engine.sim.clock import SimClock
+from engine.sim.config import SimConfig
+from engine.sim.faults import FaultDice, Faults
+from engine.sim.futures import FuturesPositions
+from engine.sim.gateway import guard
+from engine.sim.ledger import Ledger
+from engine.sim.market import Market, Trade
+from engine.sim.matching import MatchingEngine
+from engine.sim.orders import Fill, Order
+from engine.sim.ratelimit import RateLimiter
+from engine.sim.rest_advanced import AdvancedTradeApi
+from engine.sim.rest_exchange import ExchangeApi
+from engine.sim.ws import MarketDataHub
+
+log = logging.getLogger(__name__)
+
+_RECENT_TRADES = 50
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+class Simulator:
+    """An in-process Coinbase: Advanced Trade + Exchange REST, WebSocket, admin endpoints.
+
+    Deterministic under `config.seed`: each concern draws from its own `random.Random`, so the price walk does
+    not shift when a test places one more order.
+    """
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config = config or SimConfig()
+        self.faults: Faults = config.faults
+        seeds = random.Random(config.seed)
+        ids_rng = random.Random(seeds.getrandbits(64))
+        self.clock = SimClock(config.clock_offset, self.faults)
+        self.dice = FaultDice(self.faults, seeds.getrandbits(64))
+        now = self.clock.now()
+        self.accounts = Accounts(portfolio_uuid=_uuid(ids_rng))
+        currencies = dict(config.starting_balances)
+        for spec in config.products:
+            for currency in (spec.base_currency, spec.quote_currency):
+                if currency:
+                    currencies.setdefault(currency, Decimal(0))
+        for currency, balance in currencies.items():
+            self.accounts.open(_uuid(ids_rng), currency, Decimal(balance), now)
+        self.asset_ids = {currency: _uuid(ids_rng) for currency in currencies}
+        self.markets = {
+            spec.product_id: Market(spec, random.Random(seeds.getrandbits(64)), config.book_depth)
+            for spec in config.products
+        }
+        self.ledger = Ledger()
+        self.engine = MatchingEngine(
+            self.markets,
+            self.accounts,
+            FuturesPositions(),
+            self.ledger,
+            config.fees,
+            self.clock,
+            random.Random(seeds.getrandbits(64)),
+            user_id=_uuid(ids_rng),
+        )
+        self.keys = KeyRing(
+            self.clock, config.jwt_nbf_leeway_s, config.jwt_max_lifetime_s, config.hmac_window_s
+        )
+        self.limiter = RateLimiter(config.rate_limits, config.timestamps_per_key)
+        self.hub = MarketDataHub(self)
+        self.advanced = AdvancedTradeApi(self)
+        self.exchange = ExchangeApi(self)
+        self.admin = AdminApi(self)
+        self.auth_failures: dict[str, int] = {}
+        self.injected: dict[str, int] = {
+            "error_5xx": 0,
+            "storm_429": 0,
+            "drop_after_accept": 0,
+            "slow_response": 0,
+        }
+        self.market_paused = False
+        self.intraday_margin_setting = "INTRADAY_MARGIN_SETTING_STANDARD"
+        self._recent_trades: dict[str, deque[Trade]] = {
+            pid: deque(maxlen=_RECENT_TRADES) for pid in self.markets
+        }
+        self.engine.trade_listeners.append(self._on_trade)
+        self.engine.order_listeners.append(self._on_order)
+
+    # ---- keys -----------------------------------------------------------------------------------------
+    def register_cdp_key(
+        self,
+        name: str,
+        public_key_pem: str,
+        permissions: set[str] | frozenset[str] = frozenset({"view", "trade"}),
+        allowed_ips: list[str] | None = None,
+    ) -> CdpKey:
+        """Register a CDP key by its name and SPKI public key PEM (P-256 or Ed25519)."""
+        return self.keys.register_cdp_key(name, public_key_pem, permissions, allowed_ips)
+
+    def register_exchange_key(
+        self,
+        key: str,
+        secret_b64: str,
+        passphrase: str,
+        permissions: set[str] | frozenset[str] = frozenset({"view", "trade"}),
+        allowed_ips: list[str] | None = None,
+    ) -> ExchangeKey:
+        return self.keys.register_exchange_key(key, secret_b64, passphrase, permissions, allowed_ips)
+
+    # ---- observation ----------------------------------------------------------------------------------
+    def rate_limited_count(self, key_name: str) -> int:
+        """429s served to a key (CDP key name, Exchange key, or "ip:ADDR" for public endpoints)."""
+        stats = self.limiter.stats.get(key_name)
+        return stats.rate_limited if stats is not None else 0
+
+    def request_count(self, key_name: str) -> int:
+        stats = self.limiter.stats.get(key_name)
+        return stats.requests if stats is not None else 0
+
+    def request_timestamps(self, key_name: str) -> list[float]:
+        stats = self.limiter.stats.get(key_name)
+        return list(stats.timestamps) if stats is not None else []
+
+    def recent_trades(self, product_id: str) -> deque[Trade]:
+        return self._recent_trades[product_id]
+
+    # ---- the market -----------------------------------------------------------------------------------
+    def tick(self) -> None:
+        """One market step for every product: walk, refresh book, match resting orders, publish."""
+        now = self.clock.now()
+        for product_id, market in self.markets.items():
+            trade = market.step(now)
+            if trade is not None:
+                self._on_trade(trade)
+            self.engine.on_tick(product_id)
+            self.publish_book(product_id)
+            self.hub.publish_tickers(product_id)
+
+    def set_mid(self, product_id: str, price: Decimal) -> None:
+        """Move a product's mid (and its book) now, then let resting orders react: for tests and demos."""
+        market = self.markets[product_id]
+        market.set_mid(price)
+        market.last_price = market.mid
+        self.engine.on_tick(product_id)
+        self.publish_book(product_id)
+        self.hub.publish_tickers(product_id)
+
+    def publish_book(self, product_id: str) -> None:
+        changes = self.markets[product_id].book.drain_changes()
+        if changes:
+            self.hub.publish_l2(product_id, changes)
+
+    def _on_trade(self, trade: Trade) -> None:
+        self._recent_trades[trade.product_id].append(trade)
+        self.hub.publish_trade(trade)
+
+    def _on_order(self, order: Order, fill: Fill | None) -> None:
+        self.hub.publish_order(order, fill)
+
+    async def _run_market(self) -> None:
+        interval = self.config.tick_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            if not self.market_paused:
+                self.tick()
+
+    async def _run_heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat_interval_s)
+            self.engine.expire_due()
+            self.hub.heartbeat()
+
+    # ---- serving --------------------------------------------------------------------------------------
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=1 << 20)
+        router = app.router
+        for method, path, handler, access in self.advanced.routes():
+            router.add_route(method, path, guard(self, handler, access, "advanced"))
+        for method, path, handler, access in self.exchange.routes():
+            router.add_route(method, path, guard(self, handler, access, "exchange"))
+        for method, path, handler in self.admin.routes():
+            router.add_route(method, path, self.admin.wrap(handler))
+        router.add_get("/ws", self.hub.handle)
+        router.add_get("/ws/user", self.hub.handle)
+        app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        await self.hub.close_all()
+
+    @contextlib.asynccontextmanager
+    async def serve(
+        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> AsyncIterator[str]:
+        """Serve until the block exits; yields the base URL ("http(s)://HOST:PORT")."""
+        runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=1024)
+        await site.start()
+        tasks = [asyncio.create_task(self._run_heartbeats())]
+        if self.config.tick_interval_s > 0:
+            tasks.append(asyncio.create_task(self._run_market()))
+        try:
+            server = site._server
+            sockets = getattr(server, "sockets", None) or []
+            bound_port = sockets[0].getsockname()[1] if sockets else port
+            scheme = "https" if ssl_context is not None else "http"
+            yield f"{scheme}://{host}:{bound_port}"
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await runner.cleanup()
+
+
+__all__ = ["SCOPES", "Simulator"]

@@ -1,0 +1,551 @@
+"""The matching engine: validates, holds funds, fills against the book, rests, triggers and expires orders.
+
+Taker flow happens inside the request (walking a few book levels). Everything that depends on the market
+moving (resting orders crossed, stops triggered, GTD expiry) happens in `on_tick()`, on the timer. Resting
+orders are indexed in heaps by price, stop price and end time: O(log n) per order, stale entries skipped
+lazily when an order is no longer open.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from engine.sim.accounts import Accounts, InsufficientFunds
+from engine.sim.book import ZERO
+from engine.sim.clock import SimClock
+from engine.sim.config import FeeSchedule, ProductSpec
+from engine.sim.futures import FuturesPositions
+from engine.sim.ledger import Ledger
+from engine.sim.market import Market, Trade
+from engine.sim.orders import (
+    BRACKET,
+    CANCELLED,
+    EXPIRED,
+    FILLED,
+    FOK,
+    GTC,
+    GTD,
+    IOC,
+    LIMIT,
+    MARKET,
+    OPEN,
+    STOP_DOWN,
+    STOP_LIMIT,
+    STOP_UP,
+    Fill,
+    Order,
+    OrderRefused,
+    OrderSpec,
+)
+
+OrderListener = Callable[[Order, Fill | None], None]
+TradeListener = Callable[[Trade], None]
+
+_INSUFFICIENT = ("INSUFFICIENT_FUND", "PREVIEW_INSUFFICIENT_FUND", "Insufficient balance in source account")
+
+
+@dataclass(slots=True)
+class Preview:
+    """What an order would cost, without placing it (POST /orders/preview)."""
+
+    spec: OrderSpec
+    base_size: Decimal
+    quote_size: Decimal
+    commission_total: Decimal
+    order_total: Decimal
+    best_bid: Decimal
+    best_ask: Decimal
+    margin: Decimal
+
+
+class _RestingIndex:
+    """Per-product heaps: limit prices (bids max-first, asks min-first) and stop triggers."""
+
+    __slots__ = ("asks", "bids", "stop_down", "stop_up")
+
+    def __init__(self) -> None:
+        self.bids: list[tuple[Decimal, int, Order]] = []  # (-price, seq, order)
+        self.asks: list[tuple[Decimal, int, Order]] = []
+        self.stop_up: list[tuple[Decimal, int, Order]] = []  # trigger when last >= stop
+        self.stop_down: list[tuple[Decimal, int, Order]] = []  # (-stop): trigger when last <= stop
+
+
+class MatchingEngine:
+    def __init__(
+        self,
+        markets: dict[str, Market],
+        accounts: Accounts,
+        positions: FuturesPositions,
+        ledger: Ledger,
+        fees: FeeSchedule,
+        clock: SimClock,
+        rng: random.Random,
+        user_id: str,
+    ) -> None:
+        self.markets = markets
+        self.accounts = accounts
+        self.positions = positions
+        self.ledger = ledger
+        self.fees = fees
+        self.clock = clock
+        self._rng = rng
+        self.user_id = user_id
+        self.orders: dict[str, Order] = {}
+        self.fills: list[Fill] = []
+        self.order_listeners: list[OrderListener] = []
+        self.trade_listeners: list[TradeListener] = []
+        self._index = {product_id: _RestingIndex() for product_id in markets}
+        self._expiries: list[tuple[float, int, Order]] = []
+        self._seq = 0
+        self.total_volume = ZERO
+        self.total_fees = ZERO
+
+    # ---- identifiers --------------------------------------------------------------------------------
+    def new_id(self) -> str:
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    # ---- queries ------------------------------------------------------------------------------------
+    def specs(self) -> dict[str, ProductSpec]:
+        return {product_id: market.spec for product_id, market in self.markets.items()}
+
+    def marks(self) -> dict[str, Decimal]:
+        return {product_id: market.mid for product_id, market in self.markets.items()}
+
+    def futures_buying_power(self) -> Decimal:
+        usd = self.accounts.available("USD")
+        return usd - self.positions.initial_margin(self.specs(), self.marks())
+
+    # ---- placing --------------------------------------------------------------------------------------
+    def _market(self, product_id: str) -> Market:
+        market = self.markets.get(product_id)
+        if market is None:
+            raise OrderRefused("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_PRODUCT_ID", "product not found")
+        return market
+
+    def _validate(self, market: Market, side: str, spec: OrderSpec) -> None:
+        ps = market.spec
+        if side not in ("BUY", "SELL"):
+            raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_SIDE", "side must be BUY or SELL")
+        if spec.base_size is not None:
+            if spec.base_size < ps.base_min_size:
+                raise OrderRefused(
+                    "UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL", "size too small"
+                )
+            if spec.base_size > ps.base_max_size:
+                raise OrderRefused(
+                    "UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_BASE_SIZE_TOO_LARGE", "size too large"
+                )
+            if spec.order_type != "TWAP" and spec.base_size % ps.base_increment != ZERO:
+                raise OrderRefused(
+                    "INVALID_SIZE_PRECISION", "PREVIEW_INVALID_SIZE_PRECISION", "too many decimals"
+                )
+        for price in (spec.limit_price, spec.stop_price):
+            if (
+                price is not None
+                and spec.config_key != "scaled_limit_gtc"
+                and price % ps.price_increment != ZERO
+            ):
+                raise OrderRefused(
+                    "INVALID_PRICE_PRECISION", "PREVIEW_INVALID_PRICE_PRECISION", "price increment"
+                )
+        if spec.quote_size is not None and spec.order_type == MARKET and spec.quote_size < ps.quote_min_size:
+            raise OrderRefused(
+                "UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL", "quote too small"
+            )
+        if (
+            spec.post_only
+            and spec.limit_price is not None
+            and self._marketable(market, side, spec.limit_price)
+        ):
+            raise OrderRefused(
+                "INVALID_LIMIT_PRICE_POST_ONLY",
+                "PREVIEW_INVALID_LIMIT_PRICE_POST_ONLY",
+                "limit price would cross the book for a post-only order",
+            )
+        if spec.order_type == STOP_LIMIT and spec.stop_price is not None:
+            last = market.last_price
+            if spec.stop_direction == STOP_DOWN and spec.stop_price >= last:
+                raise OrderRefused("UNKNOWN_FAILURE_REASON", "PREVIEW_STOP_PRICE_ABOVE_LAST_TRADE_PRICE")
+            if spec.stop_direction == STOP_UP and spec.stop_price <= last:
+                raise OrderRefused("UNKNOWN_FAILURE_REASON", "PREVIEW_STOP_PRICE_BELOW_LAST_TRADE_PRICE")
+        if spec.end_time is not None and spec.end_time <= self.clock.now():
+            raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_END_TIME", "end_time is in the past")
+
+    @staticmethod
+    def _marketable(market: Market, side: str, price: Decimal) -> bool:
+        return price >= market.best_ask() if side == "BUY" else price <= market.best_bid()
+
+    def _fee(self, spec: ProductSpec, price: Decimal, size: Decimal, rate: Decimal) -> Decimal:
+        if spec.is_future:
+            return size * spec.fee_per_contract
+        return price * size * rate
+
+    def _requirement(self, market: Market, side: str, spec: OrderSpec) -> tuple[str, Decimal, Preview]:
+        """(currency, amount) the order needs available, and the preview figures. Dry-runs the book walk."""
+        ps = market.spec
+        taker = self.fees.taker_fee_rate
+        best_bid, best_ask = market.best_bid(), market.best_ask()
+        if spec.order_type == MARKET:
+            budget = spec.quote_size / (1 + taker) if spec.quote_size is not None and side == "BUY" else None
+            base = spec.base_size
+            if spec.quote_size is not None and side == "SELL":  # sell a quote amount: size it at the bid
+                base = market.round_size(spec.quote_size / best_bid)
+            fills = market.take(side, None, base, budget, dry_run=True)
+            size = sum((s for _, s in fills), ZERO)
+            value = sum((p * s for p, s in fills), ZERO)
+            price = value / size if size > ZERO else (best_ask if side == "BUY" else best_bid)
+        else:
+            size = spec.base_size or ZERO
+            price = spec.limit_price or ZERO
+            value = size * price
+        fee = self._fee(ps, price, size, taker)
+        if ps.is_future:
+            opening = size - self.positions.reducing_contracts(ps.product_id, side, size)
+            margin = FuturesPositions.notional(opening, ps, price) * ps.initial_margin_rate
+            need = margin + fee
+            preview = Preview(spec, size, value * ps.contract_size, fee, need, best_bid, best_ask, margin)
+            return "USD", need, preview
+        if side == "BUY":
+            need = (
+                spec.quote_size if spec.order_type == MARKET and spec.quote_size is not None else value + fee
+            )
+            preview = Preview(spec, size, value, fee, value + fee, best_bid, best_ask, ZERO)
+            return ps.quote_currency, need, preview
+        preview = Preview(spec, size, value, fee, value - fee, best_bid, best_ask, ZERO)
+        return ps.base_currency, size, preview
+
+    def preview(self, product_id: str, side: str, spec: OrderSpec) -> Preview:
+        market = self._market(product_id)
+        self._validate(market, side, spec)
+        currency, need, preview = self._requirement(market, side, spec)
+        if self._available_for(market.spec, currency) < need:
+            raise OrderRefused(*_INSUFFICIENT)
+        return preview
+
+    def _available_for(self, spec: ProductSpec, currency: str) -> Decimal:
+        return self.futures_buying_power() if spec.is_future else self.accounts.available(currency)
+
+    def submit(
+        self,
+        client_order_id: str,
+        product_id: str,
+        side: str,
+        spec: OrderSpec,
+        *,
+        key_name: str = "",
+        source: str = "advanced",
+        leverage: str = "",
+        margin_type: str = "",
+    ) -> tuple[Order, bool]:
+        """Place an order. Returns (order, created); a known client_order_id returns the existing order.
+
+        Raises OrderRefused when Coinbase would refuse it (nothing is recorded then).
+        """
+        if client_order_id:
+            existing = self.ledger.by_client_order_id(client_order_id)
+            if existing is not None:
+                return existing, False
+        market = self._market(product_id)
+        self._validate(market, side, spec)
+        currency, need, _ = self._requirement(market, side, spec)
+        if self._available_for(market.spec, currency) < need:
+            raise OrderRefused(*_INSUFFICIENT)
+        now = self.clock.now()
+        order = Order(
+            order_id=self.new_id(),
+            client_order_id=client_order_id,
+            product_id=product_id,
+            side=side,
+            spec=spec,
+            created_time=now,
+            product_type=market.spec.product_type,
+            status=OPEN,
+            key_name=key_name,
+            source=source,
+            user_id=self.user_id,
+            portfolio_uuid=self.accounts.portfolio_uuid,
+            leverage=leverage,
+            margin_type=margin_type,
+        )
+        if spec.order_type != MARKET:  # market orders execute now: nothing to hold
+            self.accounts.place_hold(currency, need)
+            order.hold_currency, order.hold_amount = currency, need
+        self.orders[order.order_id] = order
+        self.ledger.record(order)
+        self._notify(order, None)
+        self._execute(market, order)
+        return order, True
+
+    def _execute(self, market: Market, order: Order) -> None:
+        spec = order.spec
+        if spec.order_type == MARKET:
+            self._take(market, order, None)
+            self._finish(order, FILLED if self._complete(order) else CANCELLED)
+            return
+        if spec.order_type == STOP_LIMIT and not order.triggered:
+            self._arm_stop(order, spec.stop_direction or STOP_UP)
+            self._arm_expiry(order)
+            return
+        if spec.time_in_force == FOK:
+            wanted = order.leaves
+            fillable = sum(
+                (s for _, s in market.take(order.side, spec.limit_price, wanted, None, True)), ZERO
+            )
+            if fillable < wanted:
+                self._finish(order, CANCELLED, "Fill or kill: not enough liquidity")
+                return
+        if not spec.post_only:
+            self._take(market, order, spec.limit_price)
+        if self._complete(order):
+            self._finish(order, FILLED)
+        elif spec.time_in_force in (IOC, FOK):
+            self._finish(order, CANCELLED)
+        else:
+            self._rest(order)
+            if spec.order_type == BRACKET and not order.triggered:
+                self._arm_stop(order, STOP_DOWN if order.side == "SELL" else STOP_UP)
+            self._arm_expiry(order)
+
+    def _complete(self, order: Order) -> bool:
+        if order.spec.base_size is not None:
+            return order.leaves <= ZERO
+        return order.filled_size > ZERO  # quote-sized market order: filled if the book had anything
+
+    def _take(self, market: Market, order: Order, limit: Decimal | None) -> None:
+        spec = order.spec
+        budget = None
+        base = order.leaves if spec.base_size is not None else None
+        if spec.order_type == MARKET and spec.quote_size is not None:
+            if order.side == "BUY":
+                budget = spec.quote_size / (1 + self.fees.taker_fee_rate)
+            else:
+                base = market.round_size(spec.quote_size / market.best_bid())
+        for price, size in market.take(order.side, limit, base, budget):
+            self._fill(market, order, price, size, "TAKER")
+
+    def _rest(self, order: Order) -> None:
+        index = self._index[order.product_id]
+        price = order.spec.limit_price or ZERO
+        if order.side == "BUY":
+            heapq.heappush(index.bids, (-price, self._next_seq(), order))
+        else:
+            heapq.heappush(index.asks, (price, self._next_seq(), order))
+
+    def _arm_stop(self, order: Order, direction: str) -> None:
+        index = self._index[order.product_id]
+        stop = order.spec.stop_price or ZERO
+        if direction == STOP_UP:
+            heapq.heappush(index.stop_up, (stop, self._next_seq(), order))
+        else:
+            heapq.heappush(index.stop_down, (-stop, self._next_seq(), order))
+
+    def _arm_expiry(self, order: Order) -> None:
+        if order.spec.time_in_force == GTD and order.spec.end_time is not None:
+            heapq.heappush(self._expiries, (order.spec.end_time, self._next_seq(), order))
+
+    # ---- fills and completion -------------------------------------------------------------------------
+    def _fill(self, market: Market, order: Order, price: Decimal, size: Decimal, liquidity: str) -> None:
+        ps = market.spec
+        rate = self.fees.maker_fee_rate if liquidity == "MAKER" else self.fees.taker_fee_rate
+        fee = self._fee(ps, price, size, rate)
+        value = price * size
+        leaves_before = order.leaves
+        if order.hold_amount > ZERO:
+            share = size / leaves_before if leaves_before > ZERO else Decimal(1)
+            release = order.hold_amount if share >= 1 else order.hold_amount * share
+            self.accounts.release_hold(order.hold_currency, release)
+            order.hold_amount -= release
+        if ps.is_future:
+            realized = self.positions.apply_fill(ps, order.side, size, price)
+            self.accounts.credit("USD", realized - fee)
+        elif order.side == "BUY":
+            self.accounts.credit(ps.base_currency, size)
+            self.accounts.credit(ps.quote_currency, -(value + fee))
+        else:
+            self.accounts.credit(ps.base_currency, -size)
+            self.accounts.credit(ps.quote_currency, value - fee)
+        now = self.clock.now()
+        order.filled_size += size
+        order.filled_value += value * ps.contract_size if ps.is_future else value
+        order.total_fees += fee
+        order.number_of_fills += 1
+        order.last_fill_time = now
+        self.total_volume += value
+        self.total_fees += fee
+        trade = market.record_trade(price, size, order.side, now)
+        fill = Fill(
+            entry_id=self.new_id(),
+            trade_id=self.new_id(),
+            order_id=order.order_id,
+            product_id=order.product_id,
+            trade_time=now,
+            price=price,
+            size=size,
+            commission=fee,
+            side=order.side,
+            liquidity_indicator=liquidity,
+            size_in_quote=order.spec.base_size is None,
+            user_id=self.user_id,
+        )
+        self.fills.append(fill)
+        for listener in self.trade_listeners:
+            listener(trade)
+        self._notify(order, fill)
+
+    def _finish(self, order: Order, status: str, message: str = "") -> None:
+        if order.hold_amount > ZERO:
+            self.accounts.release_hold(order.hold_currency, order.hold_amount)
+            order.hold_amount = ZERO
+        order.status = status
+        order.cancel_message = message
+        order.done_time = self.clock.now()
+        self._notify(order, None)
+
+    def _notify(self, order: Order, fill: Fill | None) -> None:
+        for listener in self.order_listeners:
+            listener(order, fill)
+
+    # ---- cancel / edit --------------------------------------------------------------------------------
+    def cancel(self, order_id: str) -> tuple[bool, str]:
+        """(success, failure_reason) in batch_cancel's vocabulary."""
+        order = self.orders.get(order_id)
+        if order is None:
+            return False, "UNKNOWN_CANCEL_ORDER"
+        if not order.is_open:
+            return False, "COMMANDER_REJECTED_CANCEL_ORDER"
+        self._finish(order, CANCELLED, "User requested cancel")
+        return True, "UNKNOWN_CANCEL_FAILURE_REASON"
+
+    def edit(self, order_id: str, size: Decimal | None, price: Decimal | None) -> str | None:
+        """Edit a resting GTC limit order; returns an edit_failure_reason or None."""
+        order = self.orders.get(order_id)
+        if order is None or not order.is_open:
+            return "ORDER_NOT_FOUND" if order is None else "CANNOT_EDIT_TO_BELOW_FILLED_SIZE"
+        spec = order.spec
+        if spec.order_type != LIMIT or spec.time_in_force != GTC:
+            return "INVALID_ORDER_CONFIGURATION"
+        new_size = size if size is not None else spec.base_size or ZERO
+        new_price = price if price is not None else spec.limit_price or ZERO
+        if new_size <= order.filled_size:
+            return "CANNOT_EDIT_TO_BELOW_FILLED_SIZE"
+        market = self.markets[order.product_id]
+        if spec.post_only and self._marketable(market, order.side, new_price):
+            return "INVALID_LIMIT_PRICE_POST_ONLY"
+        leaves = new_size - order.filled_size
+        ps = market.spec
+        if ps.is_future:
+            need = FuturesPositions.notional(leaves, ps, new_price) * ps.initial_margin_rate
+            need += self._fee(ps, new_price, leaves, self.fees.taker_fee_rate)
+        elif order.side == "BUY":
+            need = leaves * new_price * (1 + self.fees.taker_fee_rate)
+        else:
+            need = leaves
+        self.accounts.release_hold(order.hold_currency, order.hold_amount)
+        try:
+            self.accounts.place_hold(order.hold_currency, need)
+        except InsufficientFunds:
+            self.accounts.place_hold(order.hold_currency, order.hold_amount)
+            return "INSUFFICIENT_FUND"
+        order.hold_amount = need
+        order.edit_history.append(
+            {
+                "price": str(new_price),
+                "size": str(new_size),
+                "replace_accept_timestamp": str(self.clock.now()),
+            }
+        )
+        config = dict(spec.config)
+        config["base_size"], config["limit_price"] = format(new_size, "f"), format(new_price, "f")
+        spec.config, spec.base_size, spec.limit_price = config, new_size, new_price
+        self._rest(order)  # the old heap entry goes stale: its price no longer matches
+        self._take_if_marketable(market, order)
+        return None
+
+    def _take_if_marketable(self, market: Market, order: Order) -> None:
+        if order.spec.limit_price is not None and self._marketable(
+            market, order.side, order.spec.limit_price
+        ):
+            self._take(market, order, order.spec.limit_price)
+            if self._complete(order):
+                self._finish(order, FILLED)
+        self._notify(order, None)
+
+    # ---- the timer ------------------------------------------------------------------------------------
+    def on_tick(self, product_id: str) -> None:
+        """After the market moved: trigger stops, fill crossed resting orders, expire GTD orders."""
+        market = self.markets[product_id]
+        index = self._index[product_id]
+        last = market.last_price
+        while index.stop_up and index.stop_up[0][0] <= last:
+            self._trigger(market, heapq.heappop(index.stop_up)[2])
+        while index.stop_down and -index.stop_down[0][0] >= last:
+            self._trigger(market, heapq.heappop(index.stop_down)[2])
+        best_ask, best_bid = market.best_ask(), market.best_bid()
+        while index.bids and -index.bids[0][0] >= best_ask:
+            neg_price, _, order = heapq.heappop(index.bids)
+            self._fill_resting(market, order, -neg_price)
+        while index.asks and index.asks[0][0] <= best_bid:
+            price, _, order = heapq.heappop(index.asks)
+            self._fill_resting(market, order, price)
+        self.expire_due()
+
+    def _fill_resting(self, market: Market, order: Order, price: Decimal) -> None:
+        # the market traded through the order's price: it fills in full, as maker, at its own price
+        if (
+            not order.is_open
+            or order.spec.limit_price != price
+            or (order.spec.order_type == STOP_LIMIT and not order.triggered)
+        ):
+            return
+        self._fill(market, order, price, order.leaves, "MAKER")
+        self._finish(order, FILLED)
+
+    def _trigger(self, market: Market, order: Order) -> None:
+        if not order.is_open or order.triggered:
+            return
+        order.triggered = True
+        if order.spec.order_type == BRACKET:  # the stop leg: close out at market
+            self._take(market, order, None)
+            self._finish(order, FILLED if self._complete(order) else CANCELLED)
+            return
+        self._take(market, order, order.spec.limit_price)
+        if self._complete(order):
+            self._finish(order, FILLED)
+        else:
+            self._rest(order)
+            self._notify(order, None)
+
+    def expire_due(self) -> None:
+        now = self.clock.now()
+        while self._expiries and self._expiries[0][0] <= now:
+            order = heapq.heappop(self._expiries)[2]
+            if order.is_open:
+                self._finish(order, EXPIRED, "Order expired")
+
+    def close_position(
+        self, client_order_id: str, product_id: str, size: Decimal | None, key_name: str
+    ) -> Order:
+        """Market order against the open position (all of it, or `size` contracts)."""
+        if client_order_id:
+            existing = self.ledger.by_client_order_id(client_order_id)
+            if existing is not None:
+                return existing
+        market = self._market(product_id)
+        position = self.positions.get(product_id) if market.spec.is_future else None
+        if position is None:
+            raise OrderRefused("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_ARGUMENT", "no open position")
+        contracts = min(size, abs(position.contracts)) if size is not None else abs(position.contracts)
+        side = "SELL" if position.contracts > ZERO else "BUY"
+        config = {"base_size": format(contracts, "f")}
+        spec = OrderSpec("market_market_ioc", config, MARKET, IOC, base_size=contracts)
+        order, _ = self.submit(client_order_id, product_id, side, spec, key_name=key_name)
+        return order

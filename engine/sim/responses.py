@@ -1,0 +1,79 @@
+"""Small response helpers shared by the REST modules: JSON bodies, Coinbase's error shapes, money objects."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from engine.sim.clock import fmt
+
+
+class DropConnection(Exception):
+    """Raised by a handler to have the connection closed with no response (the drop_after_accept fault)."""
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400, error: str = "INVALID_ARGUMENT") -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+
+
+def json_response(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
+
+
+def advanced_error(status: int, error: str, message: str) -> web.Response:
+    """Coinbase's default error body: error, code, message, details (plus error_details, as seen)."""
+    codes = {400: 3, 401: 16, 403: 7, 404: 5, 429: 8, 500: 13, 503: 14}
+    body = {
+        "error": error,
+        "code": codes.get(status, 2),
+        "message": message,
+        "details": [],
+        "error_details": message,
+    }
+    return json_response(body, status)
+
+
+def money(value: Decimal, currency: str) -> dict[str, str]:
+    return {"value": fmt(value), "currency": currency}
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def query_list(request: web.Request, *names: str) -> list[str]:
+    """Repeated query parameters (`product_ids=a&product_ids=b`, or comma-separated) under any of `names`."""
+    values: list[str] = []
+    for name in names:
+        for raw in request.query.getall(name, []):
+            values.extend(part for part in raw.split(",") if part)
+    return values
+
+
+def page(
+    items: list[Any], request: web.Request, default_limit: int, max_limit: int
+) -> tuple[list[Any], str, bool]:
+    """Offset pagination behind an opaque cursor: (page, next cursor or "", has_next)."""
+    try:
+        limit = min(max(int(request.query.get("limit", default_limit)), 1), max_limit)
+        start = int(request.query.get("cursor") or 0)
+    except ValueError:
+        raise BadRequest("limit and cursor must be integers") from None
+    chunk = items[start : start + limit]
+    has_next = start + limit < len(items)
+    return chunk, str(start + limit) if has_next else "", has_next
