@@ -1,0 +1,267 @@
+"""One tuned aiohttp session: pooled keep-alive connections, a timeout on every request, limiter, signing.
+
+`Transport.send` is one attempt: wait for the limiter, sign, send the exact body bytes, read the response.
+It raises aiohttp/asyncio errors as they come; deciding what they mean (retry, confirm, give up) is the
+pipeline's job. Everything per-request that can be built ahead is: static headers, URLs of hot paths, the
+JWT host, timeout objects.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from engine.errors import ConfigError
+from engine.ratelimit import EndpointClass, Priority, RateLimiter
+
+__all__ = ["HmacKey", "JwtKey", "PoolConfig", "RawResponse", "Timeouts", "Transport"]
+
+USER_AGENT = "coinbase-engine/0.1"
+
+
+class JwtKey(Protocol):
+    """A CDP key (engine.auth.CdpKey): mints a bearer token per request."""
+
+    @property
+    def name(self) -> str: ...
+
+    clock_offset: float
+
+    def rest_jwt(self, method: str, path: str, host: str = ...) -> str: ...
+
+
+class HmacKey(Protocol):
+    """A Coinbase Exchange key (engine.auth.ExchangeKey): signs method, path and the exact body."""
+
+    clock_offset: float
+
+    def headers(
+        self, method: str, path: str, body: bytes = ..., timestamp: float | None = ...
+    ) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. `total` bounds one attempt end to end; `connect` bounds getting a pooled or new connection."""
+
+    total: float = 10.0
+    connect: float = 3.0
+
+    def client_timeout(self, total: float | None = None) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=total if total is not None else self.total, connect=self.connect)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """Keep-alive pool: `limit` connections overall and per host (one host in practice)."""
+
+    limit: int = 64
+    keepalive_s: float = 30.0
+    dns_cache_s: int = 300
+
+
+class RawResponse:
+    """Status, undecoded body and headers of one attempt, plus the time it waited for the limiter."""
+
+    __slots__ = ("body", "headers", "limiter_wait_s", "status")
+
+    def __init__(
+        self, status: int, body: bytes, headers: CIMultiDictProxy[str], limiter_wait_s: float
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers
+        self.limiter_wait_s = limiter_wait_s
+
+
+def _jwt_host(url: URL) -> str:
+    """host[:port] exactly as the client connects: what Coinbase checks the token's uri claim against."""
+    host = url.raw_host or ""
+    return f"{host}:{url.explicit_port}" if url.explicit_port is not None else host
+
+
+class Transport:
+    """The session and the signing of each request. Create, `await open()`, use, `await close()`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        key: JwtKey | HmacKey,
+        *,
+        limiter: RateLimiter,
+        key_id: str,
+        timeouts: Timeouts | None = None,
+        pool: PoolConfig | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        user_agent: str = USER_AGENT,
+    ) -> None:
+        url = URL(base_url.rstrip("/"))
+        if url.scheme not in ("http", "https") or not url.raw_host:
+            raise ConfigError(f"base_url must be http(s)://host[:port], got {base_url!r}")
+        if url.raw_path not in ("", "/") or url.raw_query_string:
+            raise ConfigError(
+                f"base_url must not carry a path or query (paths are added per call): {base_url!r}"
+            )
+        self.base_url = str(url.origin())
+        self.host = _jwt_host(url)
+        self.key = key
+        self.key_id = key_id
+        self.limiter = limiter
+        self.timeouts = timeouts or Timeouts()
+        self._pool = pool or PoolConfig()
+        self._ssl = ssl_context
+        self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
+        self._default_timeout = self.timeouts.client_timeout()
+        self._timeout_cache: dict[float, aiohttp.ClientTimeout] = {}
+        self._json_headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "User-Agent": user_agent,
+        }
+        self._get_headers = {"Accept": "application/json", "User-Agent": user_agent}
+        jwt_key = key if hasattr(key, "rest_jwt") else None
+        self._jwt_key: JwtKey | None = jwt_key  # type: ignore[assignment]
+        self._hmac_key: HmacKey | None = None if jwt_key is not None else key  # type: ignore[assignment]
+
+    @property
+    def is_open(self) -> bool:
+        return self._session is not None and not self._session.closed
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the client is not open: use `async with Client(...)`")
+        return self._session
+
+    async def open(self) -> None:
+        if self._session is not None:
+            return
+        connector = aiohttp.TCPConnector(
+            limit=self._pool.limit,
+            limit_per_host=self._pool.limit,
+            ttl_dns_cache=self._pool.dns_cache_s,
+            keepalive_timeout=self._pool.keepalive_s,
+            ssl=self._ssl if self._ssl is not None else True,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # the API sets no cookies we want; skip the jar's work
+            timeout=self._default_timeout,
+            # Small JSON bodies: compression costs more CPU than it saves; we set Accept/UA ourselves.
+            skip_auto_headers=("Accept-Encoding",),
+            auto_decompress=True,
+            trust_env=False,
+            raise_for_status=False,
+        )
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def url(self, path: str, query: str = "") -> URL:
+        """The full URL; paths without a query are cached (the hot ones repeat on every order)."""
+        if query:
+            return URL(f"{self.base_url}{path}?{query}", encoded=True)
+        url = self._urls.get(path)
+        if url is None:
+            url = URL(f"{self.base_url}{path}", encoded=True)
+            if len(self._urls) < 1024:
+                self._urls[path] = url
+        return url
+
+    def timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
+        if seconds is None:
+            return self._default_timeout
+        cached = self._timeout_cache.get(seconds)
+        if cached is None:
+            cached = self._timeout_cache[seconds] = self.timeouts.client_timeout(seconds)
+        return cached
+
+    def sign(self, method: str, path: str, query: str, body: bytes | None) -> dict[str, str]:
+        """Headers for one request: the static set plus a fresh token, or HMAC over the exact body bytes."""
+        jwt_key = self._jwt_key
+        if jwt_key is not None:
+            headers = (self._json_headers if body is not None else self._get_headers).copy()
+            # The uri claim covers the path without its query string (COINBASE.md).
+            headers["Authorization"] = "Bearer " + jwt_key.rest_jwt(method, path, host=self.host)
+            return headers
+        assert self._hmac_key is not None
+        headers = (self._json_headers if body is not None else self._get_headers).copy()
+        headers.update(self._hmac_key.headers(method, f"{path}?{query}" if query else path, body or b""))
+        return headers
+
+    def public_headers(self, body: bytes | None) -> dict[str, str]:
+        return self._json_headers if body is not None else self._get_headers
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        body: bytes | None = None,
+        endpoint: EndpointClass = EndpointClass.PRIVATE,
+        priority: Priority = Priority.NORMAL,
+        weight: float = 1.0,
+        timeout_s: float | None = None,
+        signed: bool = True,
+    ) -> RawResponse:
+        """One attempt. The limiter is waited on first, so a request never holds a connection while queued."""
+        waited = 0.0
+        limiter = self.limiter
+        if not limiter.try_acquire(self.key_id, endpoint, weight):
+            waited = await limiter.acquire(self.key_id, endpoint, weight, priority)
+        # Sign after the limiter: a token minted before a long wait could be stale on arrival.
+        headers = self.sign(method, path, query, body) if signed else self.public_headers(body)
+        session = self._session
+        if session is None:
+            raise RuntimeError("the client is not open: use `async with Client(...)`")
+        response = await session.request(
+            method,
+            self.url(path, query),
+            data=body,
+            headers=headers,
+            timeout=self.timeout(timeout_s),
+        )
+        try:
+            payload = await response.read()
+        finally:
+            response.release()
+        return RawResponse(response.status, payload, response.headers, waited)
+
+
+def header_number(headers: Mapping[str, Any], name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def reset_after_s(headers: Mapping[str, Any]) -> float | None:
+    """Seconds until the exchange's limit resets, from `Retry-After` or `x-ratelimit-reset`.
+
+    `x-ratelimit-reset` is read as an epoch time when it is one (seconds or milliseconds), else as a delta.
+    """
+    retry_after = header_number(headers, "Retry-After")
+    if retry_after is not None and retry_after >= 0:
+        return retry_after
+    reset = header_number(headers, "x-ratelimit-reset")
+    if reset is None or reset < 0:
+        return None
+    if reset > 1e12:  # epoch milliseconds
+        reset /= 1000.0
+    if reset > 1e9:  # epoch seconds
+        return max(0.0, reset - time.time())
+    return reset
