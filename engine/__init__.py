@@ -2,4 +2,4 @@
 
 __version__ = "0.1.0"
 
-from engine.rest import Client  # noqa: E402  (the REST client; issue 4)
+from engine.rest import Client as Client  # the REST client (issue 4)
