@@ -1,10 +1,72 @@
-"""The Rust signing core (built from rust_signer/ by `make build`)."""
+"""The Rust signing core (built from rust_signer/ by `make build`). Use it through `engine.auth`."""
 
-from typing import Final, final
+from collections.abc import Sequence
+from typing import Final, Self, final
 
-__all__ = ["JwtVerifier", "__version__", "hmac_sha256_base64"]
+from typing_extensions import disjoint_base
+
+__all__ = ["CdpKey", "ExchangeKey", "JwtVerifier", "__version__", "hmac_sha256_base64"]
 
 __version__: Final[str]
+
+@disjoint_base
+class CdpKey:
+    """A Coinbase CDP API key, parsed once and held only in Rust memory (wiped on drop).
+
+    Raises `engine.errors.KeyFormatError` for any key that is not P-256 (SEC1/PKCS#8 PEM) or Ed25519
+    (base64 of 64 or 32 bytes, or PKCS#8 PEM); the message says what was wrong, never any part of the input.
+    """
+
+    def __new__(cls, name: str, private_key: str) -> Self: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def algorithm(self) -> str:
+        """ "ES256" or "EdDSA"."""
+    def public_key_pem(self) -> str:
+        """SubjectPublicKeyInfo PEM of the public key."""
+    @property
+    def clock_offset(self) -> float:
+        """Seconds added to local time for `nbf`/`exp` (the exchange's clock minus ours)."""
+    @clock_offset.setter
+    def clock_offset(self, seconds: float) -> None: ...
+    def rest_jwt(self, method: str, path: str, host: str = ...) -> str:
+        """A REST token for `METHOD host path` (query string stripped); pooled if pre-minted, else minted now.
+
+        `host` is a bare host (default "api.coinbase.com") or `host:port`; `path` starts with "/".
+        """
+    def ws_jwt(self) -> str:
+        """A token without `uri`: WebSocket subscribe messages and the derivatives gateway's `public/auth`."""
+    def premint(
+        self, requests: Sequence[tuple[str, str]], *, depth: int = 16, max_age: float = 30.0, host: str = ...
+    ) -> None:
+        """Keep `depth` tokens ready per `(method, path)`, minted by a Rust thread, none over `max_age` s."""
+    def pooled(self, method: str, path: str, host: str = ...) -> int:
+        """How many fresh pre-minted tokens are ready for this request (0 if it is not pooled)."""
+    def close(self) -> None:
+        """Stop pre-minting; the key still mints on demand."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *_exc_info: object) -> None: ...
+
+@final
+class ExchangeKey:
+    """Coinbase Exchange HMAC credentials: key id, base64 secret, passphrase; the secret stays in Rust."""
+
+    def __new__(cls, key: str, secret: str, passphrase: str) -> Self: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def clock_offset(self) -> float: ...
+    @clock_offset.setter
+    def clock_offset(self, seconds: float) -> None: ...
+    def headers(
+        self, method: str, path: str, body: bytes = ..., timestamp: float | str | None = None
+    ) -> dict[str, str]:
+        """The `CB-ACCESS-KEY`, `-SIGN`, `-TIMESTAMP` and `-PASSPHRASE` headers for one request.
+
+        `path` includes any query string, `body` is the exact bytes sent; `timestamp` defaults to the
+        exchange's current second; a `str` timestamp is signed verbatim.
+        """
 
 @final
 class JwtVerifier:

@@ -39,6 +39,8 @@ pub enum SignerError {
     InvalidArgument(&'static str),
     /// The operating system's random generator or the signature primitive failed.
     Crypto(&'static str),
+    /// The operating system refused a resource (e.g. the pre-mint thread could not start).
+    Runtime(&'static str),
 }
 
 impl fmt::Display for SignerError {
@@ -46,7 +48,8 @@ impl fmt::Display for SignerError {
         match self {
             SignerError::KeyFormat(m)
             | SignerError::InvalidArgument(m)
-            | SignerError::Crypto(m) => f.write_str(m),
+            | SignerError::Crypto(m)
+            | SignerError::Runtime(m) => f.write_str(m),
             SignerError::TokenInvalid(_, m) => f.write_str(m),
         }
     }

@@ -3,10 +3,14 @@
 //! Pure-Rust modules know nothing of Python and return `Result`; `python` is the thin PyO3 layer
 //! (built only with the `python` feature, which maturin enables).
 
+pub mod cdp;
+pub mod clock;
 pub mod encoding;
 pub mod error;
 pub mod hmac;
+pub mod jwt;
 pub mod keys;
+pub mod pool;
 pub mod verify;
 mod wipe;
 

@@ -1,22 +1,197 @@
 //! PyO3 binding layer: converts types and errors, nothing else.
 
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple};
 
+use crate::cdp;
+use crate::clock::Clock;
 use crate::error::SignerError;
+use crate::hmac::ExchangeSigner;
+use crate::pool;
 use crate::verify::Verifier;
 
 pyo3::import_exception!(engine.errors, KeyFormatError);
 pyo3::import_exception!(engine.errors, TokenInvalid);
+
+const DEFAULT_HOST: &str = "api.coinbase.com";
 
 impl From<SignerError> for PyErr {
     fn from(err: SignerError) -> PyErr {
         match err {
             SignerError::KeyFormat(m) => KeyFormatError::new_err(m),
             SignerError::TokenInvalid(fault, m) => TokenInvalid::new_err((m, fault.reason())),
-            SignerError::InvalidArgument(m) => pyo3::exceptions::PyValueError::new_err(m),
-            SignerError::Crypto(m) => pyo3::exceptions::PyRuntimeError::new_err(m),
+            SignerError::InvalidArgument(m) => PyValueError::new_err(m),
+            SignerError::Crypto(m) | SignerError::Runtime(m) => PyRuntimeError::new_err(m),
         }
+    }
+}
+
+/// A Coinbase CDP API key, parsed once; mints ES256/EdDSA JWTs, optionally from a pre-minted pool.
+#[pyclass(frozen, subclass, module = "engine._signer", name = "CdpKey")]
+struct PyCdpKey {
+    inner: cdp::CdpKey,
+}
+
+#[pymethods]
+impl PyCdpKey {
+    #[new]
+    fn new(name: &str, private_key: &str) -> PyResult<Self> {
+        Ok(Self {
+            inner: cdp::CdpKey::new(name, private_key)?,
+        })
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    #[getter]
+    fn algorithm(&self) -> &'static str {
+        self.inner.algorithm().jose_name()
+    }
+
+    fn public_key_pem(&self) -> String {
+        self.inner.public_key_pem()
+    }
+
+    #[getter]
+    fn clock_offset(&self) -> f64 {
+        self.inner.clock_offset()
+    }
+
+    #[setter]
+    fn set_clock_offset(&self, seconds: f64) -> PyResult<()> {
+        Ok(self.inner.set_clock_offset(seconds)?)
+    }
+
+    #[pyo3(signature = (method, path, host = DEFAULT_HOST))]
+    fn rest_jwt(&self, method: &str, path: &str, host: &str) -> PyResult<String> {
+        Ok(self.inner.rest_jwt(method, path, host)?)
+    }
+
+    fn ws_jwt(&self) -> PyResult<String> {
+        Ok(self.inner.ws_jwt()?)
+    }
+
+    #[pyo3(signature = (requests, *, depth = 16, max_age = 30.0, host = DEFAULT_HOST))]
+    fn premint(
+        &self,
+        requests: Vec<(String, String)>,
+        depth: usize,
+        max_age: f64,
+        host: &str,
+    ) -> PyResult<()> {
+        Ok(self.inner.premint(&requests, host, depth, max_age)?)
+    }
+
+    #[pyo3(signature = (method, path, host = DEFAULT_HOST))]
+    fn pooled(&self, method: &str, path: &str, host: &str) -> PyResult<usize> {
+        Ok(self.inner.pooled(method, path, host)?)
+    }
+
+    fn close(&self) {
+        self.inner.close();
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc_info))]
+    fn __exit__(&self, _exc_info: &Bound<'_, PyTuple>) {
+        self.inner.close();
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let inner = &slf.get().inner;
+        let cls = slf.get_type().qualname()?;
+        Ok(format!(
+            "{cls}(name={:?}, algorithm={:?})",
+            inner.name(),
+            inner.algorithm().jose_name()
+        ))
+    }
+}
+
+/// Coinbase Exchange HMAC credentials; `headers()` signs one request.
+#[pyclass(frozen, module = "engine._signer", name = "ExchangeKey")]
+struct PyExchangeKey {
+    signer: ExchangeSigner,
+    clock: Clock,
+}
+
+#[pymethods]
+impl PyExchangeKey {
+    #[new]
+    fn new(key: &str, secret: &str, passphrase: &str) -> PyResult<Self> {
+        Ok(Self {
+            signer: ExchangeSigner::new(key, secret, passphrase)?,
+            clock: Clock::new(),
+        })
+    }
+
+    #[getter]
+    fn key(&self) -> &str {
+        self.signer.key()
+    }
+
+    #[getter]
+    fn clock_offset(&self) -> f64 {
+        self.clock.offset()
+    }
+
+    #[setter]
+    fn set_clock_offset(&self, seconds: f64) -> PyResult<()> {
+        Ok(self.clock.set_offset(seconds)?)
+    }
+
+    /// The four `CB-ACCESS-*` headers. `path` includes the query string; `body` is the exact bytes sent;
+    /// `timestamp` (seconds) defaults to now on the exchange's clock, and a `str` is signed verbatim.
+    #[pyo3(signature = (method, path, body = b"".as_slice(), timestamp = None))]
+    fn headers<'py>(
+        &self,
+        py: Python<'py>,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        timestamp: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let timestamp = match timestamp {
+            None => self.clock.now_secs().to_string(),
+            Some(t) if t.is_instance_of::<PyString>() => t.extract::<String>()?,
+            Some(t) if t.is_instance_of::<PyInt>() => t.extract::<i64>()?.to_string(),
+            Some(t) if t.is_instance_of::<PyFloat>() => {
+                let seconds = t.extract::<f64>()?;
+                if !seconds.is_finite() {
+                    return Err(PyValueError::new_err(
+                        "timestamp must be a finite number of seconds",
+                    ));
+                }
+                seconds.to_string()
+            }
+            Some(_) => {
+                return Err(PyTypeError::new_err(
+                    "timestamp must be int, float, str or None",
+                ))
+            }
+        };
+        let signature = self.signer.sign(&timestamp, method, path, body);
+        let headers = PyDict::new(py);
+        headers.set_item(intern!(py, "CB-ACCESS-KEY"), self.signer.key())?;
+        headers.set_item(intern!(py, "CB-ACCESS-SIGN"), signature)?;
+        headers.set_item(intern!(py, "CB-ACCESS-TIMESTAMP"), timestamp)?;
+        headers.set_item(
+            intern!(py, "CB-ACCESS-PASSPHRASE"),
+            self.signer.passphrase(),
+        )?;
+        Ok(headers)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("ExchangeKey(key={:?})", self.signer.key())
     }
 }
 
@@ -69,10 +244,32 @@ fn hmac_sha256_base64(secret: &[u8], message: &[u8]) -> String {
     crate::hmac::hmac_sha256_base64(secret, message)
 }
 
+/// `os.register_at_fork(after_in_child=...)`: the child abandons every pool inherited from its parent.
+#[pyfunction]
+fn _after_fork_in_child() {
+    pool::note_fork_in_child();
+}
+
+/// `atexit`: stop every pre-mint thread before the interpreter finalizes.
+#[pyfunction]
+fn _stop_premint_threads() {
+    pool::stop_all();
+}
+
 #[pymodule(gil_used = false)]
 fn _signer(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<PyCdpKey>()?;
+    m.add_class::<PyExchangeKey>()?;
     m.add_class::<JwtVerifier>()?;
     m.add_function(wrap_pyfunction!(hmac_sha256_base64, m)?)?;
+    let after_fork = wrap_pyfunction!(_after_fork_in_child, m)?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("after_in_child", after_fork)?;
+    py.import("os")?
+        .call_method("register_at_fork", (), Some(&kwargs))?;
+    py.import("atexit")?
+        .call_method1("register", (wrap_pyfunction!(_stop_premint_threads, m)?,))?;
     Ok(())
 }
