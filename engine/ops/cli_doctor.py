@@ -1,0 +1,52 @@
+"""`engine doctor [--config FILE]`: check a key before trusting a worker to it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.ops.config import Config, load_config, parse_config
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "doctor",
+        help="check an API key: format, clock, a read-only call, permissions (with a fix for each failure)",
+        description=(
+            "Check the API key a worker would use: that it loads, that its tokens have the right uri, the "
+            "clock offset against the exchange's /time, a read-only call (accounts), then its permissions "
+            "via "
+            "/key_permissions, warning when transfer is enabled or trade is enabled where the config never "
+            "trades. Prints a concrete fix for each failure; exits 1 when a check fails."
+        ),
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="the worker's TOML config (default: the environment's key)"
+    )
+    parser.add_argument(
+        "--base-url", metavar="URL", help="override [exchange].base_url, e.g. the simulator's"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, metavar="S", help="per-request timeout (default 10)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.doctor import doctor_exit_code, render, run_doctor
+
+    try:
+        config: Config = load_config(args.config) if args.config else parse_config({})
+        if args.base_url:
+            exchange = parse_config({"exchange": {"base_url": args.base_url}}).exchange
+            config = dataclasses.replace(config, exchange=exchange)
+    except ConfigError as exc:
+        print(f"engine doctor: {exc}", file=sys.stderr)
+        return 2
+    checks = asyncio.run(run_doctor(config, timeout_s=args.timeout))
+    render(checks, sys.stdout, header=f"engine doctor: {config.exchange.base_url}")
+    return doctor_exit_code(checks)
