@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from engine.sim.auth import AuthFailure, CdpKey, ExchangeKey
+from engine.sim.auth import CDP_KEY, EXCHANGE_KEY, AuthFailure
 from engine.sim.ratelimit import EXCHANGE_PRIVATE, EXCHANGE_PUBLIC, PRIVATE, PUBLIC, Admission
 from engine.sim.responses import BadRequest, DropConnection, advanced_error, json_response
 
@@ -96,7 +96,8 @@ def guard(sim: Simulator, handler: Handler, access: str, api: str) -> Handler:
                         headers.get("CB-ACCESS-PASSPHRASE"),
                         prehash,
                     )
-                    key: CdpKey | ExchangeKey = exchange_key
+                    keys.check_access(exchange_key, access, request.remote)
+                    request[EXCHANGE_KEY] = exchange_key
                     key_id = exchange_key.key
                 else:
                     authorization = request.headers.get("Authorization", "")
@@ -104,11 +105,11 @@ def guard(sim: Simulator, handler: Handler, access: str, api: str) -> Handler:
                         raise AuthFailure(401, b"Unauthorized", "missing_token", "text/plain")
                     path = request.raw_path.split("?", 1)[0]
                     cdp_key = keys.verify_jwt(authorization[7:], f"{request.method} {request.host}{path}")
-                    key, key_id = cdp_key, cdp_key.name
-                keys.check_access(key, access, request.remote)
+                    keys.check_access(cdp_key, access, request.remote)
+                    request[CDP_KEY] = cdp_key
+                    key_id = cdp_key.name
             except AuthFailure as failure:
                 return _refused(sim, failure)
-            request["sim_key"] = key
         if dice.storm_429():
             sim.injected["storm_429"] += 1
             limiter.key_stats(key_id).requests += 1

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from engine.sim.auth import CdpKey
+from engine.sim.auth import CDP_KEY
 from engine.sim.book import ZERO
 from engine.sim.clock import fmt, iso, parse_iso
 from engine.sim.futures import FuturesPositions
@@ -175,7 +175,7 @@ class AdvancedTradeApi:
         return json_response({"account": account_json(account, self.sim.accounts.portfolio_uuid)})
 
     async def key_permissions(self, request: web.Request) -> web.Response:
-        key: CdpKey = request["sim_key"]
+        key = request[CDP_KEY]
         return json_response(
             {
                 "can_view": "view" in key.permissions,
@@ -266,7 +266,7 @@ class AdvancedTradeApi:
         client_order_id, product_id, side = self._order_request(body)
         if not client_order_id:
             raise BadRequest("client_order_id is required")
-        key: CdpKey = request["sim_key"]
+        key = request[CDP_KEY]
         try:
             spec = OrderSpec.parse(body.get("order_configuration"))
             order, created = self.sim.engine.submit(
@@ -396,7 +396,7 @@ class AdvancedTradeApi:
             size = Decimal(str(body["size"])) if body.get("size") else None
         except InvalidOperation:
             raise BadRequest("size must be a decimal string") from None
-        key: CdpKey = request["sim_key"]
+        key = request[CDP_KEY]
         try:
             order = self.sim.engine.close_position(client_order_id, product_id, size, key.name)
         except OrderRefused as refused:

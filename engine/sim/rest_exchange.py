@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from engine.sim.auth import ExchangeKey
+from engine.sim.auth import EXCHANGE_KEY
 from engine.sim.clock import fmt, iso
 from engine.sim.orders import CANCELLED, EXPIRED, FILLED, GTC, GTD, OPEN, Order, OrderRefused, OrderSpec
 from engine.sim.responses import DropConnection, json_response, read_json
@@ -139,7 +139,7 @@ class ExchangeApi:
         client_oid = body.get("client_oid") or ""
         if not isinstance(product_id, str) or side not in ("BUY", "SELL") or not isinstance(client_oid, str):
             return _message(400, "Invalid order: product_id, side (buy/sell) required")
-        key: ExchangeKey = request["sim_key"]
+        key = request[EXCHANGE_KEY]
         try:
             spec = self._spec(body, self.sim.clock.now())
             order, created = self.sim.engine.submit(
