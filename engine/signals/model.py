@@ -134,32 +134,6 @@ class Signal:
     def client_order_id(self, prefix: str = "eng") -> str:
         return signal_client_order_id(self.id, prefix)
 
-    def order_configuration(self) -> dict[str, dict[str, Any]]:
-        """The Advanced Trade `order_configuration` this signal asks for, sizes and prices as strings."""
-        tif = self.effective_time_in_force
-        if self.order_type is OrderType.MARKET:
-            sizing = (
-                {"quote_size": str(self.quote_size)} if self.quote_size else {"base_size": str(self.size)}
-            )
-            return {"market_market_ioc" if tif is TimeInForce.IOC else "market_market_fok": sizing}
-        body: dict[str, Any] = {"base_size": str(self.size), "limit_price": str(self.limit_price)}
-        if self.order_type is OrderType.STOP_LIMIT:
-            body["stop_price"] = str(self.stop_price)
-            body["stop_direction"] = (self.stop_direction or StopDirection.UP).value
-            if tif is TimeInForce.GTD:
-                body["end_time"] = _iso(self.end_time)
-                return {"stop_limit_stop_limit_gtd": body}
-            return {"stop_limit_stop_limit_gtc": body}
-        if tif is TimeInForce.IOC:
-            return {"sor_limit_ioc": body}
-        if tif is TimeInForce.FOK:
-            return {"limit_limit_fok": body}
-        body["post_only"] = self.post_only
-        if tif is TimeInForce.GTD:
-            body["end_time"] = _iso(self.end_time)
-            return {"limit_limit_gtd": body}
-        return {"limit_limit_gtc": body}
-
     def to_json(self) -> bytes:
         """The signal as canonical JSON; `parse_signal(s.to_json()) == s`. Used to carry it on a stream."""
         document: dict[str, Any] = {
