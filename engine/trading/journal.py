@@ -40,12 +40,15 @@ CREATE TABLE IF NOT EXISTS orders (
     state           TEXT NOT NULL,
     order_id        TEXT,
     filled_size     TEXT NOT NULL DEFAULT '0',
+    filled_value    TEXT NOT NULL DEFAULT '0',    -- quote currency, before fees
+    total_fees      TEXT NOT NULL DEFAULT '0',
     failure_reason  TEXT,
     created_ns      INTEGER NOT NULL,         -- wall clock, nanoseconds since the epoch
     updated_ns      INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fills (
-    trade_id        TEXT PRIMARY KEY,
+    entry_id        TEXT PRIMARY KEY,         -- Coinbase's unique id of one fill
+    trade_id        TEXT NOT NULL,
     order_id        TEXT NOT NULL,
     client_order_id TEXT,
     product_id      TEXT NOT NULL,
@@ -63,15 +66,16 @@ _INSERT_INTENT: Final = (
 )
 _UPDATE_OUTCOME: Final = (
     "UPDATE orders SET state = ?, order_id = coalesce(?, order_id), filled_size = coalesce(?, filled_size), "
+    "filled_value = coalesce(?, filled_value), total_fees = coalesce(?, total_fees), "
     "failure_reason = coalesce(?, failure_reason), updated_ns = ? WHERE client_order_id = ?"
 )
 _INSERT_FILL: Final = (
-    "INSERT OR IGNORE INTO fills (trade_id, order_id, client_order_id, product_id, side, price, size, "
-    "commission, trade_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO fills (entry_id, trade_id, order_id, client_order_id, product_id, side, price, "
+    "size, commission, trade_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SELECT_ORDERS: Final = (
-    "SELECT client_order_id, product_id, side, request, state, order_id, filled_size, failure_reason, "
-    "created_ns, updated_ns FROM orders"
+    "SELECT client_order_id, product_id, side, request, state, order_id, filled_size, filled_value, "
+    "total_fees, failure_reason, created_ns, updated_ns FROM orders"
 )
 
 
@@ -89,6 +93,8 @@ class JournalEntry:
     state: OrderState
     order_id: str | None
     filled_size: Decimal
+    filled_value: Decimal
+    total_fees: Decimal
     failure_reason: str | None
     created_ns: int
     updated_ns: int
@@ -96,6 +102,7 @@ class JournalEntry:
 
 @dataclass(frozen=True, slots=True)
 class JournalFill:
+    entry_id: str
     trade_id: str
     order_id: str
     client_order_id: str | None
@@ -116,9 +123,11 @@ def _entry(row: tuple[Any, ...]) -> JournalEntry:
         state=OrderState(row[4]),
         order_id=row[5],
         filled_size=Decimal(row[6]),
-        failure_reason=row[7],
-        created_ns=row[8],
-        updated_ns=row[9],
+        filled_value=Decimal(row[7]),
+        total_fees=Decimal(row[8]),
+        failure_reason=row[9],
+        created_ns=row[10],
+        updated_ns=row[11],
     )
 
 
@@ -184,6 +193,8 @@ class OrderJournal:
         *,
         order_id: str | None = None,
         filled_size: Decimal | None = None,
+        filled_value: Decimal | None = None,
+        total_fees: Decimal | None = None,
         failure_reason: str | None = None,
     ) -> None:
         """Queue an order's new state; it is written with the next intent or `flush()`."""
@@ -194,6 +205,8 @@ class OrderJournal:
                     state.value,
                     order_id,
                     None if filled_size is None else str(filled_size),
+                    None if filled_value is None else str(filled_value),
+                    None if total_fees is None else str(total_fees),
                     failure_reason,
                     time.time_ns(),
                     client_order_id,
@@ -202,11 +215,12 @@ class OrderJournal:
         )
 
     def record_fill(self, fill: JournalFill) -> None:
-        """Queue a fill; a fill already journalled (same trade_id) is ignored."""
+        """Queue a fill; a fill already journalled (same entry_id) is ignored."""
         self._pending.append(
             (
                 _INSERT_FILL,
                 (
+                    fill.entry_id,
                     fill.trade_id,
                     fill.order_id,
                     fill.client_order_id,
@@ -276,16 +290,16 @@ class OrderJournal:
 
     def fills(self) -> list[JournalFill]:
         rows = self._db.execute(
-            "SELECT trade_id, order_id, client_order_id, product_id, side, price, size, commission, "
-            "trade_time FROM fills ORDER BY trade_time, trade_id"
+            "SELECT entry_id, trade_id, order_id, client_order_id, product_id, side, price, size, "
+            "commission, trade_time FROM fills ORDER BY trade_time, entry_id"
         ).fetchall()
         return [
-            JournalFill(r[0], r[1], r[2], r[3], r[4], Decimal(r[5]), Decimal(r[6]), Decimal(r[7]), r[8])
+            JournalFill(r[0], r[1], r[2], r[3], r[4], r[5], Decimal(r[6]), Decimal(r[7]), Decimal(r[8]), r[9])
             for r in rows
         ]
 
-    def has_fill(self, trade_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM fills WHERE trade_id = ?", (trade_id,)).fetchone() is not None
+    def has_fill(self, entry_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM fills WHERE entry_id = ?", (entry_id,)).fetchone() is not None
 
     def last_fill_time(self) -> str | None:
         """The latest trade_time journalled (ISO 8601, so it sorts as text), or None."""

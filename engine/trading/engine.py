@@ -1,0 +1,791 @@
+"""`Engine`: what a strategy embeds. Orders under risk checks, journalled, tracked; positions; market data.
+
+    async with Engine(key, EngineConfig(products=("BTC-USD",))) as engine:
+        engine.on_ticker(on_tick, "BTC-USD")
+        order = await engine.place("BTC-USD", Side.BUY, LimitGtc(base_size="0.001", limit_price="50000"))
+        await order.done()
+
+The order path, in order: risk gate (refusal raises `OrderRefused`, nothing is sent) -> journal intent
+(durable before the request leaves) -> `Client.submit_order` (retries keep the client_order_id, so never a
+duplicate) -> the outcome, journalled in the next batch. Order states then follow the WebSocket user channel
+(and REST, after a gap or reconnect). On start the engine reconciles the journal with the exchange first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import orjson
+from yarl import URL
+
+from engine.errors import EngineError, NotFound, OrderRejected
+from engine.marketdata.book import OrderBook
+from engine.marketdata.feed import Callback, MarketFeed, Ticker, Trade
+from engine.marketdata.stream import Stream
+from engine.marketdata.ws import Backoff, CoinbaseSocket, Subscription
+from engine.rest.client import ADVANCED_TRADE_URL, Client
+from engine.rest.orders import Amount, MarginType, OrderConfiguration, OrderRequest, Side
+from engine.rest.types import CancelResult, EditResult, Order
+from engine.risk.audit import AuditLog
+from engine.risk.balance import required_funds
+from engine.risk.gate import RiskConfig, RiskGate
+from engine.risk.terms import OrderTerms
+from engine.trading.ids import ClientOrderIds
+from engine.trading.journal import Durability, OrderJournal
+from engine.trading.order_state import OrderState, advance, from_exchange_status
+from engine.trading.portfolio import Portfolio
+from engine.trading.reconcile import ReconcileReport, fetch_fills, reconcile
+from engine.trading.tracked import TrackedOrder
+
+log = logging.getLogger(__name__)
+
+_ZERO = Decimal(0)
+COINBASE_MARKET_WS = "wss://advanced-trade-ws.coinbase.com"
+COINBASE_USER_WS = "wss://advanced-trade-ws-user.coinbase.com"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    journal_path: str | Path = "engine-journal.db"
+    durability: Durability | str = Durability.OS
+    audit_path: str | Path | None = None  # default: beside the journal, "<journal>.audit.jsonl"
+    worker: str = "eng"  # client_order_id prefix: which worker made an order
+    products: Sequence[str] = ()  # market data for these products
+    market_channels: Sequence[str] = ("level2", "ticker", "market_trades")
+    user_channel: bool = True
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    ws_url: str | None = None  # default: Coinbase's, or the base URL's /ws (the simulator)
+    user_ws_url: str | None = None
+    reconcile: bool = True
+    account_refresh_s: float = 30.0
+    housekeeping_s: float = 0.5
+    journal_flush_s: float = 0.005  # outcomes are batched at most this long
+    unknown_grace_s: float = 2.0  # an order with an unknown outcome is looked up after this long
+    ws_backoff: Backoff = field(default_factory=Backoff)
+    ws_idle_timeout: float = 10.0
+
+
+def _ws_urls(base_url: str | None, config: EngineConfig) -> tuple[str, str]:
+    if config.ws_url and config.user_ws_url:
+        return config.ws_url, config.user_ws_url
+    if base_url is None or base_url.rstrip("/") == ADVANCED_TRADE_URL:
+        market, user = COINBASE_MARKET_WS, COINBASE_USER_WS
+    else:
+        url = URL(base_url)
+        origin = url.with_scheme("wss" if url.scheme == "https" else "ws").origin()
+        market, user = str(origin.with_path("/ws")), str(origin.with_path("/ws/user"))
+    return config.ws_url or market, config.user_ws_url or user
+
+
+def _dec(value: Any) -> Decimal | None:
+    return Decimal(value) if value not in (None, "") else None
+
+
+class _EngineView:
+    """The engine's account and market, as the risk rules read them."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def best_bid_ask(self, product_id: str) -> tuple[Decimal | None, Decimal | None]:
+        return self._engine.feed.best_bid_ask(product_id)
+
+    def position(self, product_id: str) -> Decimal:
+        return self._engine.portfolio.position(product_id)
+
+    def available(self, currency: str) -> Decimal | None:
+        return self._engine.portfolio.available(currency)
+
+    def currencies(self, product_id: str) -> tuple[str, str] | None:
+        currencies = self._engine.portfolio.currencies
+        if product_id in currencies:
+            return currencies[product_id]
+        base, _, quote = product_id.partition("-")  # not listed yet: spot naming
+        return (base, quote) if quote and "-" not in quote else None
+
+    def open_order_count(self, product_id: str | None = None) -> int:
+        engine = self._engine
+        if product_id is None:
+            return engine._open_total
+        return engine._open_by_product.get(product_id, 0)
+
+    def daily_pnl(self) -> Decimal:
+        feed = self._engine.feed
+
+        def mark(product_id: str) -> Decimal | None:
+            bid, ask = feed.best_bid_ask(product_id)
+            return (bid + ask) / 2 if bid is not None and ask is not None else None
+
+        return self._engine.portfolio.daily_pnl(mark)
+
+
+class Engine:
+    """The embeddable trading engine. Use `async with Engine(key, config, base_url=...) as engine:`."""
+
+    def __init__(
+        self,
+        key: Any,
+        config: EngineConfig | None = None,
+        *,
+        base_url: str | None = None,
+        client: Client | None = None,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self._key = key
+        self._own_client = client is None
+        self.client = client if client is not None else Client(key, base_url)
+        self.base_url = self.client.transport.base_url if base_url is None else base_url
+        self.ids = ClientOrderIds(self.config.worker)
+        self.feed = MarketFeed()
+        self.portfolio = Portfolio()
+        self.orders: dict[str, TrackedOrder] = {}
+        self.external_orders: dict[str, dict[str, Any]] = {}  # user-channel orders the journal does not know
+        self.reconcile_report: ReconcileReport | None = None
+        self.journal: OrderJournal | None = None
+        self.risk = RiskGate(self.config.risk)
+        self._view = _EngineView(self)
+        self._open_by_product: dict[str, int] = {}
+        self._open_total = 0
+        self._unknown_since: dict[str, float] = {}
+        self._order_listeners: list[Callable[[TrackedOrder], Any]] = []
+        self._order_streams: list[Stream[TrackedOrder]] = []
+        self._journal_thread: ThreadPoolExecutor | None = None
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._sockets: list[CoinbaseSocket] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._fills_due: set[str] = set()  # order ids whose fills to fetch and journal
+        self._last_account_refresh = 0.0
+        self._last_checkpoint = time.monotonic()
+        self._started = False
+
+    # == lifecycle =======================================================================================
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        config = self.config
+        durability = Durability(config.durability)
+        journal_path = Path(config.journal_path)
+        if durability is Durability.FSYNC:  # fsyncs must not stall the event loop
+            self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix="order-journal")
+        self.journal = await self._in_journal_thread(OrderJournal, journal_path, durability)
+        audit_path = config.audit_path or journal_path.with_name(journal_path.name + ".audit.jsonl")
+        self.risk.audit = AuditLog(audit_path)
+        if self._own_client:
+            await self.client.open()
+        try:
+            await self._load_products()
+            if config.reconcile:
+                self.reconcile_report = await reconcile(self.client, self.journal)
+                self._audit_reconcile(self.reconcile_report)
+            self._load_journal()
+            await self.refresh_balances()
+            self._start_sockets()
+        except BaseException:
+            await self._close_resources()
+            raise
+        self._housekeeping = asyncio.get_running_loop().create_task(self._run_housekeeping(), name="engine")
+        self._started = True
+
+    async def stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
+            self._housekeeping = None
+        await self._close_resources()
+        self._started = False
+
+    async def _close_resources(self) -> None:
+        for socket in self._sockets:
+            await socket.close()
+        self._sockets.clear()
+        self.feed.close()
+        for stream in self._order_streams:
+            stream.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self.journal is not None:
+            await self._in_journal_thread(self.journal.close)
+        self.risk.audit.close()
+        if self._own_client:
+            await self.client.close()
+        if self._journal_thread is not None:
+            self._journal_thread.shutdown(wait=True)
+            self._journal_thread = None
+
+    async def _load_products(self) -> None:
+        currencies: dict[str, tuple[str, str] | None] = {}
+        for product in await self.client.products():
+            raw = product.raw
+            if product.product_type.upper() == "FUTURE" or raw.get("future_product_details"):
+                currencies[product.product_id] = None
+            else:
+                base = str(raw.get("base_currency_id") or product.product_id.partition("-")[0])
+                quote = str(raw.get("quote_currency_id") or product.product_id.partition("-")[2])
+                currencies[product.product_id] = (base, quote)
+        self.portfolio.set_products(currencies)
+
+    def _load_journal(self) -> None:
+        """Open orders from the journal are tracked again; positions are rebuilt from past fills."""
+        assert self.journal is not None
+        history: list[tuple[str, str, Decimal, Decimal]] = []
+        for entry in self.journal.entries():
+            if entry.filled_size > _ZERO:
+                history.append((entry.product_id, entry.side, entry.filled_size, entry.filled_value))
+            if entry.state.is_terminal:
+                continue
+            tracked = TrackedOrder(
+                entry.client_order_id,
+                entry.product_id,
+                entry.side,
+                state=entry.state,
+                order_id=entry.order_id,
+            )
+            tracked.filled_size, tracked.filled_value = entry.filled_size, entry.filled_value
+            tracked.total_fees = entry.total_fees
+            self.orders[entry.client_order_id] = tracked
+            self._count_open(entry.product_id, +1)
+            if entry.state.is_unresolved:
+                self._unknown_since[entry.client_order_id] = time.monotonic()
+        self.portfolio.restore(history)
+
+    def _audit_reconcile(self, report: ReconcileReport) -> None:
+        self.risk.audit.record(
+            "reconciled",
+            resolved={coid: state.value for coid, state in report.resolved.items()},
+            refreshed={coid: state.value for coid, state in report.refreshed.items()},
+            unknown_open_orders=[o.order_id for o in report.unknown_open_orders],
+            fills_fetched=report.fills_fetched,
+        )
+
+    def _start_sockets(self) -> None:
+        config = self.config
+        market_url, user_url = _ws_urls(self.base_url, config)
+        token = getattr(self._key, "ws_jwt", None)
+        if config.products and config.market_channels:
+            subscriptions = [
+                Subscription(channel, tuple(config.products), resync_on_gap=channel == "level2")
+                for channel in config.market_channels
+            ]
+            self._sockets.append(
+                CoinbaseSocket(
+                    market_url,
+                    subscriptions,
+                    self.feed.on_envelope,
+                    token=token,
+                    on_gap=self.feed.on_gap,
+                    on_disconnect=self.feed.on_gap,
+                    backoff=config.ws_backoff,
+                    idle_timeout=config.ws_idle_timeout,
+                )
+            )
+        if config.user_channel and token is not None:
+            self._sockets.append(
+                CoinbaseSocket(
+                    user_url,
+                    [Subscription("user", (), resync_on_gap=True)],
+                    self._on_user_envelope,
+                    token=token,  # on a gap: the resubscribe snapshot plus REST refreshes repair the picture
+                    backoff=config.ws_backoff,
+                    idle_timeout=config.ws_idle_timeout,
+                )
+            )
+        for socket in self._sockets:
+            socket.start()
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 (one deadline over several waits)
+        """Wait until every socket is connected and every subscribed book has its snapshot."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for socket in self._sockets:
+            await asyncio.wait_for(socket.connected.wait(), max(0.0, deadline - loop.time()))
+        if "level2" in self.config.market_channels:
+            while not all(self.feed.book(p).ready for p in self.config.products):
+                if loop.time() > deadline:
+                    raise TimeoutError("order books did not receive their snapshots in time")
+                await asyncio.sleep(0.01)
+
+    # == the journal, on the loop (durability os) or on its own thread (fsync) ===========================
+
+    async def _in_journal_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._journal_thread is None:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._journal_thread, fn, *args)
+
+    def _journal_outcome(self, tracked: TrackedOrder) -> None:
+        journal = self.journal
+        if journal is None:
+            return
+        record = functools.partial(
+            journal.record_outcome,
+            tracked.client_order_id,
+            tracked.state,
+            order_id=tracked.order_id,
+            filled_size=tracked.filled_size,
+            filled_value=tracked.filled_value,
+            total_fees=tracked.total_fees,
+            failure_reason=tracked.failure_reason,
+        )
+        if self._journal_thread is None:
+            record()
+        else:
+            self._journal_thread.submit(record)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(
+                self.config.journal_flush_s, self._flush_journal
+            )
+
+    def _flush_journal(self) -> None:
+        self._flush_handle = None
+        journal = self.journal
+        if journal is None:
+            return
+        if self._journal_thread is None:
+            journal.flush()
+        else:
+            self._journal_thread.submit(journal.flush)
+
+    # == orders ==========================================================================================
+
+    async def place(
+        self,
+        product_id: str,
+        side: Side | str,
+        configuration: OrderConfiguration,
+        *,
+        client_order_id: str | None = None,
+        leverage: Amount | None = None,
+        margin_type: MarginType | None = None,
+    ) -> TrackedOrder:
+        """Place an order (spot; futures with `leverage`/`margin_type`); returns once the exchange answered.
+
+        Raises `OrderRefused` (risk, nothing sent), `OrderRejected` (the exchange refused it), or the client's
+        errors; after `OutcomeUnknown` the order stays tracked as UNKNOWN and is resolved in the background.
+        """
+        request = OrderRequest(
+            product_id=product_id,
+            side=Side(side),
+            configuration=configuration,
+            client_order_id=client_order_id or self.ids.next(),
+            leverage=leverage,
+            margin_type=margin_type,
+        )
+        return await self.submit(request)
+
+    async def submit(self, request: OrderRequest) -> TrackedOrder:
+        """Place a prepared `OrderRequest` (see `place`)."""
+        if not self._started:
+            raise EngineError("the engine is not started: use `async with Engine(...)`")
+        terms = OrderTerms.of(request)
+        self.risk.check(terms, self._view)
+        client_order_id = request.client_order_id
+        if client_order_id in self.orders:
+            raise ValueError(f"client_order_id {client_order_id} was already used")
+        tracked = TrackedOrder(client_order_id, request.product_id, terms.side, request=request, terms=terms)
+        self.orders[client_order_id] = tracked
+        self._count_open(request.product_id, +1)
+        self._reserve(tracked)
+        assert self.journal is not None
+        try:
+            await self._in_journal_thread(
+                self.journal.record_intent,
+                client_order_id,
+                request.product_id,
+                terms.side,
+                request.body.decode(),
+            )
+        except BaseException:
+            self._settle(tracked, OrderState.NOT_PLACED, failure_reason="JOURNAL_WRITE_FAILED", journal=False)
+            raise
+        try:
+            result = await self.client.submit_order(request)
+        except OrderRejected as rejected:
+            self.risk.record_failure(rejected)
+            self._settle(tracked, OrderState.REJECTED, failure_reason=rejected.failure_reason or "REJECTED")
+            raise
+        except BaseException as error:
+            # Any other failure (or our own cancellation) leaves the outcome open: look it up later.
+            if isinstance(error, Exception):
+                self.risk.record_failure(error)
+            self._unknown_since[client_order_id] = time.monotonic()
+            self._settle(tracked, OrderState.UNKNOWN, failure_reason=type(error).__name__)
+            raise
+        self.risk.record_success()
+        self._settle(tracked, OrderState.OPEN, order_id=result.order_id)
+        if self.risk.kill_switch.engaged and tracked.is_open:  # acknowledged after a kill: take it off
+            self._spawn(self.cancel(tracked))
+        return tracked
+
+    def _reserve(self, tracked: TrackedOrder) -> None:
+        terms = tracked.terms
+        currencies = self._view.currencies(tracked.product_id)
+        if terms is None or currencies is None:
+            return
+        bid, ask = self.feed.best_bid_ask(tracked.product_id)
+        amount = required_funds(terms, bid, ask, self.config.risk.fee_rate)
+        if amount is not None:
+            currency = currencies[1] if terms.is_buy else currencies[0]
+            self.portfolio.reserve(tracked.client_order_id, currency, amount)
+
+    def _count_open(self, product_id: str, change: int) -> None:
+        self._open_by_product[product_id] = self._open_by_product.get(product_id, 0) + change
+        self._open_total += change
+
+    def _settle(
+        self,
+        tracked: TrackedOrder,
+        state: OrderState,
+        *,
+        order_id: str | None = None,
+        filled_size: Decimal | None = None,
+        filled_value: Decimal | None = None,
+        total_fees: Decimal | None = None,
+        failure_reason: str | None = None,
+        journal: bool = True,
+    ) -> None:
+        """Apply what was learnt about an order: state (monotonic), ids, fills; journal and notify."""
+        before = tracked.state
+        changed = False
+        if order_id and tracked.order_id != order_id:
+            tracked.order_id = order_id
+            changed = True
+        if filled_size is not None and filled_size > tracked.filled_size:
+            value = filled_value if filled_value is not None else tracked.filled_value
+            fees = total_fees if total_fees is not None else tracked.total_fees
+            self.portfolio.apply_fill(
+                tracked.client_order_id,
+                tracked.product_id,
+                tracked.side,
+                filled_size - tracked.filled_size,
+                value - tracked.filled_value,
+                fees - tracked.total_fees,
+            )
+            tracked.filled_size, tracked.filled_value, tracked.total_fees = filled_size, value, fees
+            if tracked.order_id:
+                self._fills_due.add(tracked.order_id)
+            changed = True
+        after = advance(before, state)
+        if after is not before:
+            tracked.state = after
+            changed = True
+            if failure_reason and after in (OrderState.REJECTED, OrderState.UNKNOWN, OrderState.NOT_PLACED):
+                tracked.failure_reason = failure_reason
+            if not after.is_unresolved:
+                self._unknown_since.pop(tracked.client_order_id, None)
+            if after.is_terminal:
+                self._count_open(tracked.product_id, -1)
+                self.portfolio.release(tracked.client_order_id)
+                tracked._mark_done()
+        if not changed:
+            return
+        if journal:
+            self._journal_outcome(tracked)
+        for listener in self._order_listeners:
+            try:
+                result = listener(tracked)
+                if asyncio.iscoroutine(result):
+                    self._spawn(result)
+            except Exception:
+                log.exception("order listener %r failed", listener)
+        for stream in self._order_streams:
+            stream.push(tracked)
+
+    def _settle_from_exchange(self, tracked: TrackedOrder, order: Order) -> None:
+        self._settle(
+            tracked,
+            from_exchange_status(order.status),
+            order_id=order.order_id or None,
+            filled_size=order.filled_size,
+            filled_value=order.filled_value,
+            total_fees=order.total_fees,
+        )
+
+    def _tracked(self, order: TrackedOrder | str) -> TrackedOrder:
+        if isinstance(order, TrackedOrder):
+            return order
+        tracked = self.orders.get(order)
+        if tracked is None:
+            raise KeyError(f"no tracked order with client_order_id {order}")
+        return tracked
+
+    async def cancel(self, order: TrackedOrder | str) -> bool:
+        """Cancel one order. True if the exchange cancelled it; False if it was already done or could not be
+        (its true state is then fetched)."""
+        tracked = self._tracked(order)
+        if not tracked.is_open or tracked.order_id is None:
+            return False
+        results = await self.client.cancel_orders([tracked.order_id])
+        self.risk.audit.record("cancel", client_order_id=tracked.client_order_id, order_id=tracked.order_id)
+        return self._apply_cancels(results) == 1
+
+    def _apply_cancels(self, results: list[CancelResult]) -> int:
+        by_order_id = {o.order_id: o for o in self.orders.values() if o.order_id and o.is_open}
+        cancelled = 0
+        for result in results:
+            tracked = by_order_id.get(result.order_id)
+            if result.success:
+                cancelled += 1
+                if tracked is not None:
+                    self._settle(tracked, OrderState.CANCELLED)
+            elif tracked is not None:  # already filled or gone: learn its real state
+                self._spawn(self._refresh_order(tracked))
+        return cancelled
+
+    async def cancel_all(self, product_id: str | None = None, *, include_unknown: bool = False) -> int:
+        """Cancel every open order the engine tracks (in one product, or all). With `include_unknown`, also
+        the exchange's open orders the engine does not track. Returns how many were cancelled."""
+        order_ids = [
+            o.order_id
+            for o in self.orders.values()
+            if o.is_open and o.order_id and (product_id is None or o.product_id == product_id)
+        ]
+        if include_unknown:
+            cursor: str | None = None
+            while True:
+                page = await self.client.list_orders(
+                    order_status="OPEN", product_ids=product_id, cursor=cursor, limit=250
+                )
+                order_ids.extend(o.order_id for o in page.items if o.order_id not in order_ids)
+                if not page.has_next or not page.cursor:
+                    break
+                cursor = page.cursor
+        cancelled = 0
+        for start in range(0, len(order_ids), 100):
+            cancelled += self._apply_cancels(await self.client.cancel_orders(order_ids[start : start + 100]))
+        return cancelled
+
+    async def edit(
+        self, order: TrackedOrder | str, *, size: Amount | None = None, price: Amount | None = None
+    ) -> bool:
+        """Change a resting limit order's size and/or price, under the same risk rules as a new order."""
+        tracked = self._tracked(order)
+        if tracked.order_id is None or not tracked.is_open or tracked.terms is None:
+            return False
+        new_size = Decimal(str(size)) if size is not None else tracked.terms.base_size
+        new_price = Decimal(str(price)) if price is not None else tracked.terms.limit_price
+        edited = replace(
+            tracked.terms,
+            base_size=new_size,
+            limit_price=new_price,
+            prices=(new_price,) if new_price is not None else tracked.terms.prices,
+        )
+        # Only the increase in size is new exposure; open-order and balance rules see the order as it is.
+        self.risk.check(edited, self._view)
+        result: EditResult = await self.client.edit_order(tracked.order_id, size=size, price=price)
+        if result.success:
+            tracked.terms = edited
+        return result.success
+
+    async def close_position(self, product_id: str, size: Amount | None = None) -> TrackedOrder:
+        """Close a futures position at market, journalled like any order."""
+        client_order_id = self.ids.next()
+        tracked = TrackedOrder(client_order_id, product_id, "CLOSE")
+        self.orders[client_order_id] = tracked
+        self._count_open(product_id, +1)
+        assert self.journal is not None
+        self.risk.audit.record(
+            "close_position", client_order_id=client_order_id, product_id=product_id, size=size
+        )
+        body = orjson.dumps(
+            {"client_order_id": client_order_id, "product_id": product_id, "size": size}
+        ).decode()
+        await self._in_journal_thread(self.journal.record_intent, client_order_id, product_id, "CLOSE", body)
+        try:
+            result = await self.client.close_position(product_id, size=size, client_order_id=client_order_id)
+        except OrderRejected as rejected:
+            self._settle(tracked, OrderState.REJECTED, failure_reason=rejected.failure_reason or "REJECTED")
+            raise
+        except BaseException as error:
+            self._unknown_since[client_order_id] = time.monotonic()
+            self._settle(tracked, OrderState.UNKNOWN, failure_reason=type(error).__name__)
+            raise
+        tracked.side = result.side or tracked.side
+        self._settle(tracked, OrderState.OPEN, order_id=result.order_id)
+        return tracked
+
+    async def kill(self, reason: str = "kill switch") -> int:
+        """Refuse every new order from now on and cancel every open order on the exchange, tracked or not."""
+        self.risk.engage_kill_switch(reason)
+        cancelled = await self.cancel_all(include_unknown=True)
+        self.risk.audit.record("kill_switch_cancelled", cancelled=cancelled)
+        return cancelled
+
+    def open_orders(self, product_id: str | None = None) -> list[TrackedOrder]:
+        return [
+            o
+            for o in self.orders.values()
+            if o.is_open and (product_id is None or o.product_id == product_id)
+        ]
+
+    def on_order(self, callback: Callable[[TrackedOrder], Any]) -> None:
+        """Called with the order after every change of state or fills."""
+        self._order_listeners.append(callback)
+
+    def order_updates(self, maxlen: int = 4096) -> Stream[TrackedOrder]:
+        stream: Stream[TrackedOrder] = Stream(maxlen)
+        self._order_streams.append(stream)
+        return stream
+
+    # == the user channel ================================================================================
+
+    def _on_user_envelope(self, envelope: dict[str, Any], received_ns: int) -> None:
+        if envelope.get("channel") != "user":
+            return
+        for event in envelope.get("events") or ():
+            seen: set[str] = set()
+            for raw in event.get("orders") or ():
+                client_order_id = raw.get("client_order_id", "")
+                seen.add(client_order_id)
+                tracked = self.orders.get(client_order_id)
+                if tracked is None:
+                    self.external_orders[raw.get("order_id", "")] = raw
+                    continue
+                self._settle(
+                    tracked,
+                    from_exchange_status(raw.get("status", "")),
+                    order_id=raw.get("order_id") or None,
+                    filled_size=_dec(raw.get("cumulative_quantity")),
+                    filled_value=_dec(raw.get("filled_value")),
+                    total_fees=_dec(raw.get("total_fees")),
+                )
+            if event.get("type") == "snapshot":
+                # The snapshot lists open orders only: an order we hold open that is missing from it finished
+                # while we were not listening. Ask REST what became of it.
+                for tracked in list(self.orders.values()):
+                    if tracked.state is OrderState.OPEN and tracked.client_order_id not in seen:
+                        self._spawn(self._refresh_order(tracked))
+
+    async def _refresh_order(self, tracked: TrackedOrder) -> None:
+        try:
+            if tracked.order_id:
+                order: Order | None = await self.client.get_order(tracked.order_id)
+            else:
+                order = await self.client.find_order(tracked.client_order_id)
+        except NotFound:
+            return
+        if order is not None:
+            self._settle_from_exchange(tracked, order)
+
+    # == balances, housekeeping ==========================================================================
+
+    async def refresh_balances(self) -> None:
+        """Replace the balances with the exchange's accounts (done every `account_refresh_s` too)."""
+        in_flight = [c for c, o in self.orders.items() if o.state is OrderState.PENDING_NEW]
+        available: dict[str, Decimal] = {}
+        holds: dict[str, Decimal] = {}
+        cursor: str | None = None
+        while True:
+            page = await self.client.accounts(limit=250, cursor=cursor)
+            for account in page.items:
+                if account.available_balance is not None:
+                    available[account.currency] = account.available_balance.value
+                if account.hold is not None:
+                    holds[account.currency] = account.hold.value
+            if not page.has_next or not page.cursor:
+                break
+            cursor = page.cursor
+        self.portfolio.load_balances(available, holds, in_flight=in_flight)
+        self._last_account_refresh = time.monotonic()
+
+    async def _run_housekeeping(self) -> None:
+        config = self.config
+        while True:
+            await asyncio.sleep(config.housekeeping_s)
+            try:
+                await self._housekeep()
+            except (EngineError, OSError, TimeoutError) as exc:
+                log.warning("housekeeping: %s", exc)
+
+    async def _housekeep(self) -> None:
+        self.risk.audit.flush()
+        now = time.monotonic()
+        for client_order_id, since in list(self._unknown_since.items()):
+            tracked = self.orders.get(client_order_id)
+            if tracked is None or now - since < self.config.unknown_grace_s:
+                continue
+            if tracked.state is OrderState.PENDING_NEW and tracked.request is not None:
+                continue  # our own request is still in flight
+            found = await self.client.find_order(client_order_id)
+            if found is None:
+                self._settle(tracked, OrderState.NOT_PLACED, failure_reason="NOT_FOUND")
+            else:
+                self._settle_from_exchange(tracked, found)
+        if self._fills_due and self.journal is not None:
+            due, self._fills_due = list(self._fills_due), set()
+            await self._in_journal_thread(self.journal.flush)
+            if self._journal_thread is None:
+                await fetch_fills(self.client, self.journal, due)
+        if now - self._last_account_refresh >= self.config.account_refresh_s:
+            await self.refresh_balances()
+        if now - self._last_checkpoint >= 60.0 and self.journal is not None:
+            self._last_checkpoint = now
+            await self._in_journal_thread(self.journal.checkpoint)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("engine background task failed: %r", task.exception())
+
+    # == market data =====================================================================================
+
+    def book(self, product_id: str) -> OrderBook:
+        return self.feed.book(product_id)
+
+    def on_ticker(self, callback: Callback[Ticker], product_id: str | None = None) -> None:
+        self.feed.on_ticker(callback, product_id)
+
+    def on_trade(self, callback: Callback[Trade], product_id: str | None = None) -> None:
+        self.feed.on_trade(callback, product_id)
+
+    def on_book(self, callback: Callback[OrderBook], product_id: str | None = None) -> None:
+        self.feed.on_book(callback, product_id)
+
+    def tickers(self, product_id: str | None = None) -> Stream[Ticker]:
+        return self.feed.ticker_stream(product_id)
+
+    def trades(self, product_id: str | None = None) -> Stream[Trade]:
+        return self.feed.trade_stream(product_id)
+
+    def books(self, product_id: str | None = None) -> Stream[OrderBook]:
+        return self.feed.book_stream(product_id)
+
+    # == positions and balances ==========================================================================
+
+    def position(self, product_id: str) -> Decimal:
+        return self.portfolio.position(product_id)
+
+    def balances(self) -> dict[str, Decimal]:
+        return self.portfolio.balances()
+
+    def __repr__(self) -> str:
+        return f"Engine(worker={self.config.worker!r}, base_url={self.base_url!r}, open={self._open_total})"
