@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 
+from engine._signer import CdpKey
 from engine.errors import ConfigError, EngineError, OrderRejected
 from engine.ratelimit import EndpointClass, LimiterStats, LocalRateLimiter, Priority, RateLimiter, RateLimits
 from engine.rest.clock import ClockSync
@@ -37,7 +38,7 @@ from engine.rest.orders import (
 )
 from engine.rest.pipeline import Confirmed, Pipeline
 from engine.rest.retry import Idempotency, RetryPolicy
-from engine.rest.transport import USER_AGENT, HmacKey, JwtKey, PoolConfig, Timeouts, Transport
+from engine.rest.transport import USER_AGENT, ApiKey, PoolConfig, Timeouts, Transport
 from engine.rest.types import (
     Account,
     BestBidAsk,
@@ -104,7 +105,7 @@ class Client:
 
     def __init__(
         self,
-        key: JwtKey | HmacKey,
+        key: ApiKey,
         base_url: str | None = None,
         *,
         timeout_s: float = 10.0,
@@ -119,16 +120,11 @@ class Client:
         ssl_context: ssl.SSLContext | None = None,
         user_agent: str = USER_AGENT,
     ) -> None:
-        if hasattr(key, "rest_jwt"):
-            self.key_kind = "cdp"
-        elif hasattr(key, "headers"):
-            self.key_kind = "exchange"
-        else:
-            raise ConfigError("key must be an engine.auth.CdpKey or engine.auth.ExchangeKey")
-        is_cdp = self.key_kind == "cdp"
+        is_cdp = isinstance(key, CdpKey)
+        self.key_kind = "cdp" if is_cdp else "exchange"
         if base_url is None:
             base_url = ADVANCED_TRADE_URL if is_cdp else EXCHANGE_URL
-        key_id = str(getattr(key, "name", "") if is_cdp else getattr(key, "key", "")) or f"key-{id(key):x}"
+        key_id = key.name if isinstance(key, CdpKey) else key.key
         if limiter is None:
             limiter = LocalRateLimiter(
                 rate_limits or (RateLimits.advanced_trade() if is_cdp else RateLimits.exchange())
@@ -170,9 +166,8 @@ class Client:
     async def open(self) -> None:
         """Open the session, pre-mint hot tokens, measure the clock offset."""
         await self.transport.open()
-        premint = getattr(self._key, "premint", None)
-        if self.key_kind == "cdp" and premint is not None and self._premint_depth > 0:
-            premint(
+        if isinstance(self._key, CdpKey) and self._premint_depth > 0:
+            self._key.premint(
                 list(HOT_ROUTES),
                 depth=self._premint_depth,
                 max_age=self._premint_max_age_s,

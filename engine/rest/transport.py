@@ -12,39 +12,22 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from engine._signer import CdpKey, ExchangeKey
 from engine.errors import ConfigError
 from engine.ratelimit import EndpointClass, Priority, RateLimiter
 
-__all__ = ["HmacKey", "JwtKey", "PoolConfig", "RawResponse", "Timeouts", "Transport"]
+__all__ = ["ApiKey", "PoolConfig", "RawResponse", "Timeouts", "Transport"]
 
 USER_AGENT = "coinbase-engine/0.1"
 
 
-class JwtKey(Protocol):
-    """A CDP key (engine.auth.CdpKey): mints a bearer token per request."""
-
-    @property
-    def name(self) -> str: ...
-
-    clock_offset: float
-
-    def rest_jwt(self, method: str, path: str, host: str = ...) -> str: ...
-
-
-class HmacKey(Protocol):
-    """A Coinbase Exchange key (engine.auth.ExchangeKey): signs method, path and the exact body."""
-
-    clock_offset: float
-
-    def headers(
-        self, method: str, path: str, body: bytes = ..., timestamp: float | None = ...
-    ) -> dict[str, str]: ...
+ApiKey = CdpKey | ExchangeKey  # CDP key: JWT per request; Exchange key: HMAC over the exact body
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +76,7 @@ class Transport:
     def __init__(
         self,
         base_url: str,
-        key: JwtKey | HmacKey,
+        key: ApiKey,
         *,
         limiter: RateLimiter,
         key_id: str,
@@ -127,9 +110,10 @@ class Transport:
             "User-Agent": user_agent,
         }
         self._get_headers = {"Accept": "application/json", "User-Agent": user_agent}
-        jwt_key = key if hasattr(key, "rest_jwt") else None
-        self._jwt_key: JwtKey | None = jwt_key  # type: ignore[assignment]
-        self._hmac_key: HmacKey | None = None if jwt_key is not None else key  # type: ignore[assignment]
+        self._jwt_key = key if isinstance(key, CdpKey) else None
+        self._hmac_key = key if isinstance(key, ExchangeKey) else None
+        if self._jwt_key is None and self._hmac_key is None:
+            raise ConfigError("key must be an engine.auth.CdpKey or engine.auth.ExchangeKey")
 
     @property
     def is_open(self) -> bool:

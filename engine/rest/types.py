@@ -215,18 +215,17 @@ class BestBidAsk:
 @dataclass(frozen=True, slots=True)
 class CreateOrderResult:
     """An order the exchange holds. `confirmed_by_lookup` is True when the create response was lost and the
-    order was found by its client_order_id instead; `attempts` is how many sends it took."""
+    order was found by its client_order_id instead."""
 
     order_id: str
     client_order_id: str
     product_id: str
     side: str
     confirmed_by_lookup: bool = False
-    attempts: int = 1
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def parse(cls, data: Json, *, client_order_id: str, attempts: int = 1) -> CreateOrderResult:
+    def parse(cls, data: Json, *, client_order_id: str) -> CreateOrderResult:
         success = data.get("success_response") or {}
         return cls(
             as_str(success.get("order_id") or data.get("order_id")),
@@ -234,7 +233,6 @@ class CreateOrderResult:
             as_str(success.get("product_id")),
             as_str(success.get("side")),
             False,
-            attempts,
             data,
         )
 
