@@ -91,6 +91,7 @@ class Simulator:
         self.admin = AdminApi(self)
         self.auth_failures: dict[str, int] = {}
         self.injected: dict[str, int] = {
+            "latency": 0,
             "error_5xx": 0,
             "storm_429": 0,
             "drop_after_accept": 0,

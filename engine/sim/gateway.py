@@ -77,6 +77,7 @@ def guard(sim: Simulator, handler: Handler, access: str, api: str) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
         delay = dice.delay_s()
         if delay:
+            sim.injected["latency"] += 1
             await asyncio.sleep(delay)
         if dice.server_error():
             sim.injected["error_5xx"] += 1
