@@ -108,9 +108,9 @@ impl PyCdpKey {
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let inner = &slf.get().inner;
         let cls = slf.get_type().qualname()?;
+        let name = PyString::new(slf.py(), inner.name()).repr()?;
         Ok(format!(
-            "{cls}(name={:?}, algorithm={:?})",
-            inner.name(),
+            "{cls}(name={name}, algorithm='{}')",
             inner.algorithm().jose_name()
         ))
     }
@@ -190,8 +190,11 @@ impl PyExchangeKey {
         Ok(headers)
     }
 
-    fn __repr__(&self) -> String {
-        format!("ExchangeKey(key={:?})", self.signer.key())
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "ExchangeKey(key={})",
+            PyString::new(py, self.signer.key()).repr()?
+        ))
     }
 }
 
