@@ -12,7 +12,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
 
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,10 +67,29 @@ fmt: $(VENV)/.deps ## format Python and Rust in place
 	$(BIN)/ruff check --fix engine tests benches examples
 	cargo fmt --all
 
+# Benchmarks: `engine bench` (engine/bench_cli.py) runs them; these targets add the build. Results, the HTML
+# report and this machine's baseline go to $(BENCH_OUT). See BENCHMARKS.md.
+BENCH_OUT           ?= .benchmarks
+BENCH_THRESHOLD     ?= 25
+CALLGRIND_THRESHOLD ?= 2
+BENCH_ARGS          ?=
+
 .PHONY: bench
-bench: build ## run the benchmark suites with timing, peers side by side
-	$(BIN)/pytest benches -q --benchmark-only --benchmark-json=benches/results.json \
-	  --benchmark-columns=median,iqr,ops,rounds --benchmark-sort=name
+bench: build system-deps ## every benchmark, peers side by side: table, JSON, HTML report, callgrind counts
+	$(BIN)/engine bench --out $(BENCH_OUT) $(BENCH_ARGS)
+
+.PHONY: bench-save
+bench-save: build system-deps ## run every benchmark and keep the run as this machine's baseline
+	$(BIN)/engine bench --out $(BENCH_OUT) --save-baseline $(BENCH_ARGS)
+
+.PHONY: bench-check
+bench-check: build system-deps ## fail beyond BENCH_THRESHOLD% slower (CALLGRIND_THRESHOLD% more instructions) than the baseline
+	$(BIN)/engine bench --out $(BENCH_OUT) --check --threshold $(BENCH_THRESHOLD) \
+	  --callgrind-threshold $(CALLGRIND_THRESHOLD) $(BENCH_ARGS)
+
+.PHONY: bench-callgrind
+bench-callgrind: $(VENV)/.deps ## instructions per Rust signing operation under valgrind (stable when noisy)
+	$(PY) benches/callgrind/driver.py --json $(BENCH_OUT)/callgrind.json
 
 .PHONY: clean
 clean: ## remove build products and the virtualenv

@@ -4,6 +4,8 @@
   benchmark running now and the median of the one just finished. On a terminal the line is rewritten in
   place; in a log (not a terminal) each finished benchmark gets its own line. pytest's own dots are hidden
   meanwhile; failures are still listed in the summary.
+- A regression found by ``--benchmark-compare-fail`` ends the run with a failing exit status and
+  pytest-benchmark's list of what regressed, not with a traceback.
 - Every benchmark's test outcome is written into the JSON (``extra_info["outcome"]``): a benchmark asserts
   that what it timed is correct, and the report shows one whose check failed as wrong rather than fast.
 """
@@ -15,6 +17,7 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
+from pytest_benchmark.session import PerformanceRegression
 
 _OUTCOMES = pytest.StashKey[dict[str, str]]()
 _PROGRESS = pytest.StashKey["_Progress"]()
@@ -154,6 +157,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     progress = session.config.stash.get(_PROGRESS, None)
     if progress is not None:
         progress.done()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_terminal_summary(terminalreporter: Any) -> Generator[None, None, None]:
+    """A regression found by ``--benchmark-compare-fail`` fails the run with pytest-benchmark's own message
+    (printed above) instead of a traceback."""
+    try:
+        yield
+    except PerformanceRegression:
+        session = terminalreporter._session
+        if session is not None:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        terminalreporter.write_line(
+            "bench: slower than the baseline beyond the threshold (see above)", red=True, bold=True
+        )
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 # module path -> registered by that module's `register(subparsers)`
-_COMMAND_MODULES: tuple[str, ...] = ("engine.sim.cli", "engine.ops.cli_doctor")
+_COMMAND_MODULES: tuple[str, ...] = ("engine.sim.cli", "engine.ops.cli_doctor", "engine.bench_cli", "engine.ops.cli_worker")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -156,7 +156,6 @@ def measure(binary: Path, operations: Mapping[str, str], low: int = 1, high: int
             high_total = count(binary, operation, high, Path(tmp))
             per_op = instructions_per_operation(low_total, high_total, low, high)
             results.append(Measurement(operation, description, per_op, low, high))
-            print(f"  {operation:<20} {per_op:>12,.0f} instructions", file=sys.stderr, flush=True)
     return results
 
 
