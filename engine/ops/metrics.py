@@ -45,7 +45,8 @@ def _read(read: Callable[[], float]) -> float:
 
 class EngineMetrics:
     """Every metric the worker exports. Counters are updated where the event happens; values other
-    components already count are bound with `observe_gauge` / `observe_counter` and read at scrape time."""
+    components already count (the limiter's 429s and wait time, the signer's pre-mint pool, the journal's
+    pending writes) are bound with `observe_gauge` / `observe_counter` and read at scrape time."""
 
     def __init__(self, namespace: str = "engine") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -62,7 +63,6 @@ class EngineMetrics:
         self.refusals = Counter(
             "risk_refusals", "Orders refused by the risk gate, by rule", ["rule"], namespace=ns, registry=r
         )
-        self.rate_limited = Counter("rate_limited", "429s from the exchange", namespace=ns, registry=r)
         self.cancels = Counter(
             "cancels", "Orders cancelled by the worker, by reason", ["reason"], namespace=ns, registry=r
         )
@@ -77,10 +77,6 @@ class EngineMetrics:
         self.order_request = Histogram(
             "order_request_seconds", "An order request on the wire: sent to response",
             namespace=ns, registry=r, buckets=_SLOW,
-        )  # fmt: skip
-        self.limiter_wait = Histogram(
-            "limiter_wait_seconds", "Time a request waited on the client-side rate limiter",
-            namespace=ns, registry=r, buckets=_FAST,
         )  # fmt: skip
         self.signing = Histogram(
             "signing_seconds", "Time to obtain a signed token", namespace=ns, registry=r, buckets=_FAST

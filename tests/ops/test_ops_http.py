@@ -13,7 +13,7 @@ async def test_healthz_and_metrics_pages() -> None:
     metrics = EngineMetrics()
     metrics.orders.labels(outcome="acknowledged").inc(3)
     metrics.refusals.labels(rule="order_size").inc()
-    metrics.rate_limited.inc(2)
+    metrics.observe_counter("rate_limited", "429s", lambda: 2)
     metrics.observe_gauge("premint_pool_depth", "Tokens minted ahead", lambda: 7)
     metrics.observe_counter("websocket_gaps", "Sequence gaps", lambda: 1)
     metrics.observe_gauge("broken_source", "A source that raises", lambda: 1 / 0)
