@@ -1,0 +1,267 @@
+"""The embedded engine against the simulator: orders, states, positions, risk, kill switch, reconciliation."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from engine.errors import OrderRejected, OutcomeUnknown
+from engine.rest.orders import LimitGtc, MarketIoc, OrderRequest, Side
+from engine.risk import OrderRefused, ProductLimits, RiskConfig, RiskRule
+from engine.trading.journal import OrderJournal
+from engine.trading.order_state import OrderState
+from engine.trading.tracked import TrackedOrder
+from tests.trading.conftest import Venue, eventually
+
+D = Decimal
+
+
+def below_market(venue: Venue, ticks: int = 100) -> str:
+    return str(venue.sim.markets["BTC-USD"].best_bid() - ticks)
+
+
+async def test_place_track_and_cancel_a_limit_order(venue: Venue) -> None:
+    async with venue.engine() as engine:
+        await engine.wait_ready()
+        updates: list[OrderState] = []
+        engine.on_order(lambda order: updates.append(order.state))
+        order = await engine.place(
+            "BTC-USD", Side.BUY, LimitGtc(base_size="0.01", limit_price=below_market(venue))
+        )
+        assert order.state is OrderState.OPEN
+        assert order.client_order_id.startswith("t-")
+        assert [e["order_id"] for e in venue.ledger(order.client_order_id)] == [order.order_id]
+        assert engine.open_orders("BTC-USD") == [order]
+        usd_before = engine.balances()["USD"]
+        assert await engine.cancel(order)
+        assert order.state is OrderState.CANCELLED
+        assert await order.done(1) is OrderState.CANCELLED
+        assert engine.balances()["USD"] > usd_before  # the reservation was released
+        assert not await engine.cancel(order)  # already done
+        assert updates[0] is OrderState.OPEN
+        assert updates[-1] is OrderState.CANCELLED
+    with OrderJournal(venue.journal_path) as journal:
+        entry = journal.get(order.client_order_id)
+        assert entry is not None
+        assert (entry.state, entry.order_id) == (OrderState.CANCELLED, order.order_id)
+        assert json.loads(entry.request)["order_configuration"]["limit_limit_gtc"]["base_size"] == "0.01"
+
+
+async def test_a_market_order_fills_and_moves_position_and_balances(venue: Venue) -> None:
+    async with venue.engine() as engine:
+        await engine.wait_ready()
+        btc_before = engine.balances()["BTC"]
+        stream = engine.order_updates()
+        order = await engine.place("BTC-USD", Side.BUY, MarketIoc(base_size="0.05"))
+        assert await order.done(5) is OrderState.FILLED
+        assert order.filled_size == D("0.05")
+        assert order.average_price is not None
+        assert engine.position("BTC-USD") == D("0.05")
+        assert engine.balances()["BTC"] == btc_before + D("0.05")
+        seen = [await stream.__anext__()]
+        assert seen[0] is order
+        # the fills are fetched and journalled in the background
+        await eventually(lambda: not engine._fills_due)
+        sell = await engine.place("BTC-USD", Side.SELL, MarketIoc(base_size="0.02"))
+        assert await sell.done(5) is OrderState.FILLED
+        assert engine.position("BTC-USD") == D("0.03")
+    with OrderJournal(venue.journal_path) as journal:
+        fills = [f for f in journal.fills() if f.order_id == order.order_id]
+        assert sum(f.size for f in fills) == D("0.05")
+
+
+async def test_positions_are_rebuilt_from_the_journal_on_restart(venue: Venue) -> None:
+    async with venue.engine() as engine:
+        await engine.wait_ready()
+        order = await engine.place("BTC-USD", Side.BUY, MarketIoc(base_size="0.04"))
+        await order.done(5)
+    async with venue.engine() as engine:
+        assert engine.position("BTC-USD") == D("0.04")
+
+
+async def test_risk_refusals_send_nothing_and_are_audited(venue: Venue) -> None:
+    risk = RiskConfig(default_limits=ProductLimits(max_order_size=D("0.5")), price_band=D("0.02"))
+    async with venue.engine(risk=risk) as engine:
+        await engine.wait_ready()
+        with pytest.raises(OrderRefused) as too_big:
+            await engine.place("BTC-USD", Side.BUY, LimitGtc(base_size="1", limit_price=below_market(venue)))
+        assert too_big.value.rule is RiskRule.ORDER_SIZE
+        with pytest.raises(OrderRefused) as fat_finger:
+            await engine.place("BTC-USD", Side.BUY, LimitGtc(base_size="0.1", limit_price="6000"))
+        assert fat_finger.value.rule is RiskRule.PRICE_BAND
+        refused = [too_big.value.client_order_id, fat_finger.value.client_order_id]
+        sell = LimitGtc(base_size="0.4", limit_price="60100")
+        for _ in range(5):  # 2 BTC at start: five sells of 0.4 are covered ...
+            await engine.place("BTC-USD", Side.SELL, sell)
+        with pytest.raises(OrderRefused) as broke:  # ... the sixth is not, the open ones' holds counted
+            await engine.place("BTC-USD", Side.SELL, sell)
+        assert broke.value.rule is RiskRule.BALANCE
+        assert len(engine.open_orders()) == 5
+    assert all(not venue.ledger(coid) for coid in refused)
+    with OrderJournal(venue.journal_path) as journal:
+        assert all(journal.get(coid) is None for coid in refused)
+    audit = [
+        json.loads(line)
+        for line in venue.journal_path.with_name("journal.db.audit.jsonl").read_text().splitlines()
+    ]
+    refusals = [r for r in audit if r["event"] == "order_refused"]
+    assert [r["rule"] for r in refusals] == ["order_size", "price_band", "balance"]
+    assert sum(r["event"] == "order_passed" for r in audit) == 5
+
+
+async def test_the_kill_switch_cancels_everything_and_refuses_new_orders(venue: Venue) -> None:
+    async with venue.engine() as engine:
+        await engine.wait_ready()
+        mine = [
+            await engine.place(
+                "BTC-USD", Side.BUY, LimitGtc(base_size="0.01", limit_price=below_market(venue, i))
+            )
+            for i in range(100, 103)
+        ]
+        # an order placed by someone else with the same key: the engine does not track it
+        foreign = await engine.client.create_order(
+            "BTC-USD", Side.BUY, LimitGtc(base_size="0.01", limit_price=below_market(venue, 200))
+        )
+        cancelled = await engine.kill("test: runaway strategy")
+        assert cancelled == 4
+        assert all(order.state is OrderState.CANCELLED for order in mine)
+        assert venue.sim.engine.orders[foreign.order_id].status == "CANCELLED"
+        with pytest.raises(OrderRefused) as refused:
+            await engine.place(
+                "BTC-USD", Side.BUY, LimitGtc(base_size="0.01", limit_price=below_market(venue))
+            )
+        assert refused.value.rule is RiskRule.KILL_SWITCH
+        engine.risk.reset_kill_switch()
+        order = await engine.place(
+            "BTC-USD", Side.BUY, LimitGtc(base_size="0.01", limit_price=below_market(venue))
+        )
+        assert order.state is OrderState.OPEN
+
+
+async def test_edit_goes_through_risk(venue: Venue) -> None:
+    async with venue.engine(risk=RiskConfig(price_band=D("0.02"))) as engine:
+        await engine.wait_ready()
+        order = await engine.place(
+            "BTC-USD", Side.BUY, LimitGtc(base_size="0.01", limit_price=below_market(venue))
+        )
+        new_price = below_market(venue, 150)
+        assert await engine.edit(order, price=new_price)
+        assert venue.sim.engine.orders[order.order_id].spec.limit_price == D(new_price)
+        with pytest.raises(OrderRefused) as refused:
+            await engine.edit(order, price="100")
+        assert refused.value.rule is RiskRule.PRICE_BAND
+
+
+async def test_a_rejected_order_is_journalled_rejected(venue: Venue) -> None:
+    async with venue.engine(risk=RiskConfig(check_balance=False)) as engine:
+        await engine.wait_ready()
+        with pytest.raises(OrderRejected) as rejected:
+            await engine.place(
+                "BTC-USD", Side.BUY, LimitGtc(base_size="1000", limit_price=below_market(venue))
+            )
+        client_order_id = rejected.value.client_order_id
+        assert client_order_id is not None
+        order = engine.orders[client_order_id]
+        assert order.state is OrderState.REJECTED
+        assert order.failure_reason
+    with OrderJournal(venue.journal_path) as journal:
+        entry = journal.get(client_order_id)
+        assert entry is not None
+        assert entry.state is OrderState.REJECTED
+
+
+async def test_an_unknown_outcome_is_resolved_in_the_background(venue: Venue) -> None:
+    async with venue.engine() as engine:
+        await engine.wait_ready()
+        # the order is accepted, its response lost, and every lookup fails: the client gives up
+        venue.sim.faults.update({"drop_after_accept_rate": 1.0, "error_5xx_rate": 1.0})
+        with pytest.raises(OutcomeUnknown) as unknown:
+            await engine.place(
+                "BTC-USD", Side.BUY, LimitGtc(base_size="0.01", limit_price=below_market(venue))
+            )
+        order = engine.orders[unknown.value.client_order_id]
+        assert order.state is OrderState.UNKNOWN
+        venue.sim.faults.clear()
+        await eventually(lambda: not order.state.is_unresolved)
+        # whichever way it went (503s may have refused every attempt), the engine now agrees with the exchange
+        placed = venue.ledger(order.client_order_id)
+        if placed:
+            assert order.state is OrderState.OPEN
+            assert [e["order_id"] for e in placed] == [order.order_id]
+        else:
+            assert order.state is OrderState.NOT_PLACED
+
+
+async def test_a_futures_order_with_leverage(venue: Venue) -> None:
+    async with venue.engine(products=("BIP-20DEC30-CDE",)) as engine:
+        await engine.wait_ready()
+        bid = venue.sim.markets["BIP-20DEC30-CDE"].best_bid()
+        order = await engine.place(
+            "BIP-20DEC30-CDE", Side.BUY, LimitGtc(base_size="2", limit_price=str(bid - 50)), leverage="3"
+        )
+        assert order.state is OrderState.OPEN
+        assert venue.ledger(order.client_order_id)[0]["product_id"] == "BIP-20DEC30-CDE"
+        filled = await engine.place("BIP-20DEC30-CDE", Side.BUY, MarketIoc(base_size="1"))
+        assert await filled.done(5) is OrderState.FILLED
+        assert engine.position("BIP-20DEC30-CDE") == D("1")
+
+
+async def test_start_reconciles_the_journal_with_the_exchange(venue: Venue) -> None:
+    """The state a crash leaves behind, built by hand, then an engine started on it."""
+    price = below_market(venue)
+    async with venue.client() as client:
+        with OrderJournal(venue.journal_path) as journal:
+
+            def intent(coid: str) -> OrderRequest:
+                request = OrderRequest(
+                    product_id="BTC-USD",
+                    side=Side.BUY,
+                    configuration=LimitGtc(base_size="0.01", limit_price=price),
+                    client_order_id=coid,
+                )
+                journal.record_intent(coid, "BTC-USD", "BUY", request.body.decode())
+                return request
+
+            # died after sending, before the answer: the order exists
+            sent = await client.submit_order(intent("t-0-sent"))
+            # died before sending: it does not
+            intent("t-0-unsent")
+            # journalled open, cancelled while we were down
+            gone = await client.submit_order(intent("t-0-gone"))
+            journal.record_outcome("t-0-gone", OrderState.OPEN, order_id=gone.order_id)
+            # journalled open, filled while we were down
+            filled_request = OrderRequest(
+                product_id="BTC-USD",
+                side=Side.BUY,
+                configuration=MarketIoc(base_size="0.01"),
+                client_order_id="t-0-fill",
+            )
+            journal.record_intent("t-0-fill", "BTC-USD", "BUY", filled_request.body.decode())
+            journal.flush()
+            filled = await client.submit_order(filled_request)
+        await client.cancel_orders([gone.order_id])
+        stranger = await client.create_order(
+            "BTC-USD", Side.BUY, LimitGtc(base_size="0.01", limit_price=price)
+        )
+
+    async with venue.engine() as engine:
+        report = engine.reconcile_report
+        assert report is not None
+        assert report.resolved == {
+            "t-0-sent": OrderState.OPEN,
+            "t-0-unsent": OrderState.NOT_PLACED,
+            "t-0-fill": OrderState.FILLED,
+        }
+        assert report.refreshed == {"t-0-gone": OrderState.CANCELLED}
+        assert [o.order_id for o in report.unknown_open_orders] == [stranger.order_id]
+        assert report.fills_fetched >= 1
+        assert report.not_placed == ["t-0-unsent"]
+        tracked: TrackedOrder = engine.orders["t-0-sent"]
+        assert (tracked.state, tracked.order_id) == (OrderState.OPEN, sent.order_id)
+        assert "t-0-fill" not in engine.orders  # terminal: nothing left to track
+        assert engine.position("BTC-USD") == D("0.01")
+    with OrderJournal(venue.journal_path) as journal:
+        assert {f.order_id for f in journal.fills()} == {filled.order_id}
+        assert not journal.unresolved()
