@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from engine.sim.book import ZERO
+from engine.sim.clock import iso
 
 
 @dataclass(slots=True)
@@ -20,6 +21,7 @@ class Account:
     balance: Decimal
     hold: Decimal
     created_at: float
+    created_iso: str  # rendered once: accounts are listed on every balance poll
 
     @property
     def available(self) -> Decimal:
@@ -35,9 +37,11 @@ class Accounts:
         self.portfolio_uuid = portfolio_uuid
         self._by_currency: dict[str, Account] = {}
         self._by_uuid: dict[str, Account] = {}
+        # bumped on every balance or hold change, so renderings of the balances can be cached between changes
+        self.version = 0
 
     def open(self, uuid: str, currency: str, balance: Decimal, now: float) -> Account:
-        account = Account(uuid, currency, f"{currency} Wallet", balance, ZERO, now)
+        account = Account(uuid, currency, f"{currency} Wallet", balance, ZERO, now, iso(now))
         self._by_currency[currency] = account
         self._by_uuid[uuid] = account
         return account
@@ -63,11 +67,14 @@ class Accounts:
         if account is None or account.available < amount:
             raise InsufficientFunds(currency)
         account.hold += amount
+        self.version += 1
 
     def release_hold(self, currency: str, amount: Decimal) -> None:
         account = self._by_currency[currency]
         account.hold = max(ZERO, account.hold - amount)
+        self.version += 1
 
     def credit(self, currency: str, amount: Decimal) -> None:
         """Add (or, negative, remove) balance. Settlement of fills: the hold was already released."""
         self._by_currency[currency].balance += amount
+        self.version += 1

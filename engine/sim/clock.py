@@ -24,8 +24,9 @@ class SimClock:
 
 
 def iso(ts: float) -> str:
-    """RFC 3339 with microseconds and a Z, as Coinbase writes times."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 with microseconds and a Z, as Coinbase writes times (isoformat: several times faster than
+    strftime, and this runs on every response)."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_iso(text: str) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from aiohttp import web
 
 from engine.sim.auth import CDP_KEY
@@ -40,6 +41,8 @@ PUBLIC, VIEW, TRADE = "public", "view", "trade"
 class AdvancedTradeApi:
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
+        # GET /accounts is what clients poll: its body is rendered once per balance change
+        self._accounts_body: tuple[tuple[int, str], bytes] | None = None
 
     def routes(self) -> list[tuple[str, str, Any, str]]:
         p = PREFIX
@@ -163,10 +166,14 @@ class AdvancedTradeApi:
 
     # ---- accounts, permissions, fees ------------------------------------------------------------------
     async def list_accounts(self, request: web.Request) -> web.Response:
-        portfolio = self.sim.accounts.portfolio_uuid
-        accounts = [account_json(a, portfolio) for a in self.sim.accounts]
-        chunk, cursor, has_next = page(accounts, request, 49, 250)
-        return json_response({"accounts": chunk, "has_next": has_next, "cursor": cursor, "size": len(chunk)})
+        cache_key = (self.sim.accounts.version, request.query_string)
+        if self._accounts_body is None or self._accounts_body[0] != cache_key:
+            portfolio = self.sim.accounts.portfolio_uuid
+            accounts = [account_json(a, portfolio) for a in self.sim.accounts]
+            chunk, cursor, has_next = page(accounts, request, 49, 250)
+            body = {"accounts": chunk, "has_next": has_next, "cursor": cursor, "size": len(chunk)}
+            self._accounts_body = (cache_key, orjson.dumps(body))
+        return web.Response(body=self._accounts_body[1], content_type="application/json")
 
     async def get_account(self, request: web.Request) -> web.Response:
         account = self.sim.accounts.by_uuid(request.match_info["account_uuid"])
