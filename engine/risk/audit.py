@@ -1,7 +1,7 @@
 """The risk audit log: every decision as one JSON line.
 
-Lines are buffered in memory and written by `flush()` (the engine calls it when idle and on close), so the
-order path never waits on the disk. Records carry order parameters and reasons only: never credentials, tokens
+Records are buffered in memory as they are and serialized and written by `flush()` (the engine calls it when
+idle and on close), so the order path neither waits on the disk nor pays for the JSON. Records carry order parameters and reasons only: never credentials, tokens
 or request headers.
 """
 
@@ -24,14 +24,14 @@ class AuditLog:
             self._stream: IO[bytes] | None = open(target, "ab")  # noqa: SIM115 (closed in close())
         else:
             self._stream = target
-        self._buffer: list[bytes] = []
+        self._buffer: list[dict[str, Any]] = []
         self._max_buffered = max_buffered
         self.records = 0
 
     def record(self, event: str, **fields: Any) -> None:
         fields["ts"] = time.time()
         fields["event"] = event
-        self._buffer.append(orjson.dumps(fields, default=str, option=orjson.OPT_APPEND_NEWLINE))
+        self._buffer.append(fields)
         self.records += 1
         if len(self._buffer) >= self._max_buffered:  # bound memory if nobody flushes
             self.flush()
@@ -40,7 +40,8 @@ class AuditLog:
         if not self._buffer or self._stream is None:
             self._buffer.clear()
             return
-        self._stream.write(b"".join(self._buffer))
+        option = orjson.OPT_APPEND_NEWLINE
+        self._stream.write(b"".join(orjson.dumps(fields, default=str, option=option) for fields in self._buffer))
         self._buffer.clear()
         self._stream.flush()
 
