@@ -2,19 +2,24 @@
 
 `RedisRateLimiter` implements `engine.ratelimit.RateLimiter`. Each `acquire` is one `EVALSHA` of a Lua GCRA
 that *reserves* the request's slot and returns how long to wait for it, read from Redis's own clock
-(`TIME`), so no machine's clock matters and no second round trip is needed to wait. Reservations are
-bounded by `max_delay_s`: a request that would wait longer is not reserved and asks again later (only
-under sustained overload deeper than that horizon).
+(`TIME`), so no machine's clock matters and no second round trip is needed to wait. The request is sent at
+its slot and nothing else gates it after the reservation: a send is never moved away from its slot, which
+is what keeps every one-second window within the budget. Reservations are bounded by `max_delay_s`: a
+request that would wait longer is not reserved and asks again later (only under overload deeper than that).
 
 When Redis is unreachable the worker falls back to a local token bucket holding a conservative share of the
 budget (`rate * fallback_fraction / expected_workers`, burst 1), logs it, and counts it in plain attributes
 (`fallback_active`, `fallback_entered`, `fallback_recovered`, `redis_errors`). The local bucket starts empty
-and stays shut for `max_delay_s`, the furthest any reservation granted before the outage can reach, so
-those and the fallback never overlap. While away it probes Redis with capped backoff; on recovery it keeps
-its local share *as well as* the Redis reservation for `recovery_hold_s` (longer than the probe cap), so
-a worker that is back does not spend the whole budget while its peers still spend their shares.
+and stays shut for `max_delay_s`, the furthest any reservation granted before the outage can reach, so those
+and the fallback never overlap. While away, the worker probes Redis with capped backoff (its waiting
+requests re-check at every probe). The probe that finds Redis back also sets a *recovery hold* in Redis for
+`recovery_hold_s` (which must exceed the probe cap): while it stands, the script grants only the part of the
+budget that peers still on their local shares cannot be using, so a worker that is back — or one that never
+noticed the outage — does not spend the whole budget on top of them.
 
-Priorities order waiters only within the fallback bucket: Redis reservations are first come, first served.
+A worker cut off from Redis while its peers are not spends its share on top of theirs: that is what
+`fallback_fraction` < 1 and the exchange's 429 feedback (`on_rate_limited` pauses everyone) are for.
+Priorities order nothing here: Redis reservations are first come, first served.
 `try_acquire` always returns False (a Redis decision cannot be made without awaiting), as the Protocol allows.
 """
 
@@ -36,13 +41,16 @@ __all__ = ["RedisRateLimiter"]
 
 log = logging.getLogger("engine.scaleout.limiter")
 
-# KEYS[1] the bucket's theoretical arrival time (µs, Redis clock).
-# ARGV: interval µs, burst, weight, max delay µs.
+# KEYS[1] the bucket's theoretical arrival time (µs, Redis clock); KEYS[2] the recovery hold flag.
+# ARGV: interval µs, burst, weight, max delay µs, interval factor while a hold stands,
+#       hold ms to set (0: none).
 # Returns the delay in µs before the reserved slot (>= 0), or -(1 + µs until asking again makes sense).
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if ARGV[6] ~= '0' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[6]) end
 local interval = tonumber(ARGV[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then interval = interval * tonumber(ARGV[5]) end
 local tolerance = interval * tonumber(ARGV[2])
 local max_delay = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
@@ -97,12 +105,15 @@ class RedisRateLimiter:
         self._reserve = redis.register_script(_RESERVE)
         self._pause = redis.register_script(_PAUSE)
         self._probe = probe or ProbeBackoff()
-        self.recovery_hold_s = recovery_hold_s if recovery_hold_s is not None else self._probe.cap_s + 1.5
+        self.recovery_hold_s = recovery_hold_s if recovery_hold_s is not None else 2 * self._probe.cap_s + 1.0
+        # While a hold stands, peers still on local shares may spend up to (workers - 1) shares between them.
+        others = fallback_fraction * (expected_workers - 1) / expected_workers
+        self._hold_factor = 1.0 / max(1.0 - others, 1.0 / expected_workers)
+        self._hold_key = f"{{{namespace}}}:rl:recovering"
         self._clock = clock
         self._fallback: dict[str, TokenBucket] = {}
         self._fallback_opened_at = 0.0
         self._next_probe_at = 0.0
-        self._hold_until = 0.0
         self._stats = LimiterStats()
         self._pending_pauses: set[asyncio.Task[None]] = set()
         # Metrics, as plain attributes for whatever exports them.
@@ -130,8 +141,9 @@ class RedisRateLimiter:
             raise ValueError(f"weight {weight} exceeds the bucket capacity {limit.burst}")
         while True:
             if self.fallback_active and self._clock() < self._next_probe_at:
-                await self._fallback_bucket(scope, limit).acquire(weight, priority)
-                return self._granted(started)
+                if await self._fallback_acquire(scope, limit, weight):
+                    return self._granted(started)
+                continue  # a probe is due (or another request found Redis back): try Redis
             try:
                 delay_us = await self._call_reserve(scope, limit, weight)
             except RedisError as exc:
@@ -142,8 +154,6 @@ class RedisRateLimiter:
                 continue
             if delay_us:
                 await asyncio.sleep(delay_us / 1e6)
-            if self._clock() < self._hold_until:
-                await self._fallback_bucket(scope, limit).acquire(weight, priority)
             return self._granted(started)
 
     def observe_headers(
@@ -171,19 +181,41 @@ class RedisRateLimiter:
         if endpoint is EndpointClass.FILLS and self.limits.fills is None:
             endpoint = EndpointClass.PRIVATE
         limit = self.limits.for_class(endpoint)
+        # One hash tag per namespace: the script's keys share a slot on a Redis Cluster.
         if endpoint is EndpointClass.PUBLIC:  # per IP, not per key: one pool for every key here
-            return f"{self.namespace}:rl:public", limit
-        return f"{self.namespace}:rl:{endpoint.value}:{key_id}", limit
+            return f"{{{self.namespace}}}:rl:public", limit
+        return f"{{{self.namespace}}}:rl:{endpoint.value}:{key_id}", limit
 
     async def _call_reserve(self, scope: str, limit: BucketLimit, weight: float) -> int:
         self.redis_calls += 1
-        interval_us = round(1e6 / limit.rate)
+        probing = self.fallback_active
         reply: Any = await self._reserve(
-            keys=[scope], args=[interval_us, limit.burst, weight, round(self.max_delay_s * 1e6)]
+            keys=[scope, self._hold_key],
+            args=[
+                round(1e6 / limit.rate),
+                limit.burst,
+                weight,
+                round(self.max_delay_s * 1e6),
+                self._hold_factor,
+                round(self.recovery_hold_s * 1000) if probing else 0,
+            ],
         )
         if self.fallback_active:
             self._recover()
         return int(reply)
+
+    async def _fallback_acquire(self, scope: str, limit: BucketLimit, weight: float) -> bool:
+        """Take from the local share, waiting at most until the next probe; False when it is time to probe."""
+        bucket = self._fallback_bucket(scope, limit)
+        while self.fallback_active:
+            if bucket.try_acquire(weight):
+                return True
+            now = self._clock()
+            if now >= self._next_probe_at:
+                return False
+            ready_in = max(bucket.paused_until - now, (weight - bucket.tokens) / bucket.rate, 0.001)
+            await asyncio.sleep(min(ready_in, self._next_probe_at - now))
+        return False
 
     def _granted(self, started: float) -> float:
         waited = self._clock() - started
@@ -218,8 +250,6 @@ class RedisRateLimiter:
         self.fallback_active = False
         self.fallback_recovered += 1
         self._probe.reset()
-        # Keep the local share too until every peer has had time to probe and come back.
-        self._hold_until = self._clock() + self.recovery_hold_s
         log.warning("Redis rate limiter reachable again: back on the shared budget")
 
     def _fallback_bucket(self, scope: str, limit: BucketLimit) -> TokenBucket:

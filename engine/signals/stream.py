@@ -141,7 +141,7 @@ class StreamConsumer:
         self.claim_ttl_ms = claim_ttl_ms
         self._claim = redis.register_script(_CLAIM)
         self._record = redis.register_script(_RECORD)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], Any] = {}  # in flight -> its entry id
         self._stopping = asyncio.Event()
         self._backoff = ProbeBackoff(0.05, 1.0)
         self._reclaim_cursor = "0-0"
@@ -179,6 +179,7 @@ class StreamConsumer:
         loop = asyncio.get_running_loop()
         next_reclaim = 0.0
         own_pending_checked = False
+        heartbeat = asyncio.create_task(self._heartbeat())
         try:
             while not self._stopping.is_set():
                 try:
@@ -205,6 +206,24 @@ class StreamConsumer:
         finally:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _heartbeat(self) -> None:
+        """Keep the entries this worker is executing from looking idle (they may wait long for the rate
+        limiter), so peers reclaim only a dead worker's entries: `XCLAIM` to itself with `JUSTID` resets
+        their idle time without delivering them again."""
+        while True:
+            await asyncio.sleep(self.min_idle_ms / 3000)
+            entry_ids = list(self._tasks.values())
+            if not entry_ids:
+                continue
+            try:
+                await self._redis.xclaim(self.stream, self.group, self.consumer, 0, entry_ids, justid=True)
+            except RedisError as exc:
+                self.redis_errors += 1
+                log.warning("could not refresh %d signals in flight (%s)", len(entry_ids), type(exc).__name__)
 
     async def reclaim(self) -> int:
         """Take over entries idle longer than `min_idle_ms` (a dead or stuck worker's) and resume them."""
@@ -255,11 +274,11 @@ class StreamConsumer:
     async def _dispatch(self, entries: list[tuple[Any, dict[bytes, bytes]]], *, resuming: bool) -> None:
         for entry_id, fields in entries:
             task = asyncio.create_task(self._settle(entry_id, fields, resuming))
-            self._tasks.add(task)
+            self._tasks[task] = entry_id
             task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("signal task failed unexpectedly", exc_info=task.exception())
 

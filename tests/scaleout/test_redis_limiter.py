@@ -146,3 +146,17 @@ async def test_falls_back_to_a_local_share_and_recovers(
     assert rl.fallback_recovered == 1
     assert "reachable again" in caplog.text
     assert rl.stats().granted >= 6
+    assert await redis_client.exists("{t}:rl:recovering")  # the recovery hold for peers still away
+
+
+async def test_a_recovery_hold_leaves_room_for_peers_on_local_shares(redis_client: aioredis.Redis) -> None:
+    # 4 workers, 70% fallback shares: while 3 peers may still spend 3 x 17.5% = 52.5% locally, Redis grants
+    # the other 47.5%, even to a worker that never noticed the outage.
+    unaware = limiter(redis_client, rate=10, burst=1, expected_workers=4, fallback_fraction=0.7)
+    scope, limit = unaware._scope(KEY, EndpointClass.PRIVATE)
+    await redis_client.set("{t}:rl:recovering", 1, px=5000)
+    first = await unaware._call_reserve(scope, limit, 1)
+    second = await unaware._call_reserve(scope, limit, 1)
+    assert first == 0
+    held_interval_us = 100_000 / 0.475
+    assert held_interval_us - 50_000 < second <= held_interval_us
