@@ -3,3 +3,11 @@
 __version__ = "0.1.0"
 
 from engine.rest import Client as Client  # the REST client (issue 4)
+from engine.risk import OrderRefused as OrderRefused  # the trading core (issue 5) ...
+from engine.risk import ProductLimits as ProductLimits
+from engine.risk import RiskConfig as RiskConfig
+from engine.risk import RiskRule as RiskRule
+from engine.trading import Engine as Engine
+from engine.trading import EngineConfig as EngineConfig
+from engine.trading import OrderState as OrderState
+from engine.trading import TrackedOrder as TrackedOrder  # ... the types a strategy needs

@@ -1,8 +1,8 @@
 """The risk audit log: every decision as one JSON line.
 
-Records are buffered in memory as they are and serialized and written by `flush()` (the engine calls it when
-idle and on close), so the order path neither waits on the disk nor pays for the JSON. Records carry order parameters and reasons only: never credentials, tokens
-or request headers.
+Records are buffered in memory as they are, then serialized and written by `flush()` (the engine calls it
+when idle and on close), so the order path neither waits on the disk nor pays for the JSON. Records carry
+order parameters and reasons only: never credentials, tokens or request headers.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ class AuditLog:
             self._buffer.clear()
             return
         option = orjson.OPT_APPEND_NEWLINE
-        self._stream.write(b"".join(orjson.dumps(fields, default=str, option=option) for fields in self._buffer))
+        self._stream.write(
+            b"".join(orjson.dumps(fields, default=str, option=option) for fields in self._buffer)
+        )
         self._buffer.clear()
         self._stream.flush()
 
