@@ -101,6 +101,7 @@ def test_a_client_order_id_is_journalled_once(tmp_path: Path) -> None:
 def test_fills_are_deduplicated_by_trade_id(tmp_path: Path) -> None:
     with OrderJournal(tmp_path / "j.db") as journal:
         fill = JournalFill(
+            "e-1",
             "t-1",
             "ord-1",
             "w-1-1",
@@ -115,6 +116,7 @@ def test_fills_are_deduplicated_by_trade_id(tmp_path: Path) -> None:
         journal.record_fill(fill)
         journal.record_fill(
             JournalFill(
+                "e-0",
                 "t-0",
                 "ord-1",
                 "w-1-1",
@@ -127,10 +129,10 @@ def test_fills_are_deduplicated_by_trade_id(tmp_path: Path) -> None:
             )
         )
         journal.flush()
-        assert [f.trade_id for f in journal.fills()] == ["t-0", "t-1"]
+        assert [f.entry_id for f in journal.fills()] == ["e-0", "e-1"]
         assert journal.fills()[1] == fill
-        assert journal.has_fill("t-1")
-        assert not journal.has_fill("t-2")
+        assert journal.has_fill("e-1")
+        assert not journal.has_fill("e-2")
         assert journal.last_fill_time() == "2026-01-01T00:00:01Z"
 
 
