@@ -1,5 +1,7 @@
 //! PyO3 binding layer: converts types and errors, nothing else.
 
+use std::borrow::Cow;
+
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -121,15 +123,20 @@ impl PyCdpKey {
 struct PyExchangeKey {
     signer: ExchangeSigner,
     clock: Clock,
+    /// The key id (not a secret) as a ready Python string: one object fewer per request.
+    key_id: Py<PyString>,
 }
 
 #[pymethods]
 impl PyExchangeKey {
     #[new]
-    fn new(key: &str, secret: &str, passphrase: &str) -> PyResult<Self> {
+    fn new(py: Python<'_>, key: &str, secret: &str, passphrase: &str) -> PyResult<Self> {
+        let signer = ExchangeSigner::new(key, secret, passphrase)?;
+        let key_id = PyString::new(py, signer.key()).unbind();
         Ok(Self {
-            signer: ExchangeSigner::new(key, secret, passphrase)?,
+            signer,
             clock: Clock::new(),
+            key_id,
         })
     }
 
@@ -159,10 +166,11 @@ impl PyExchangeKey {
         body: &[u8],
         timestamp: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let timestamp = match timestamp {
-            None => self.clock.now_secs().to_string(),
-            Some(t) if t.is_instance_of::<PyString>() => t.extract::<String>()?,
-            Some(t) if t.is_instance_of::<PyInt>() => t.extract::<i64>()?.to_string(),
+        let mut digits = [0u8; 20];
+        let timestamp: Cow<'_, str> = match timestamp {
+            None => Cow::Borrowed(format_int(&mut digits, self.clock.now_secs())),
+            Some(t) if t.is_instance_of::<PyString>() => Cow::Owned(t.extract::<String>()?),
+            Some(t) if t.is_instance_of::<PyInt>() => Cow::Owned(t.extract::<i64>()?.to_string()),
             Some(t) if t.is_instance_of::<PyFloat>() => {
                 let seconds = t.extract::<f64>()?;
                 if !seconds.is_finite() {
@@ -170,7 +178,7 @@ impl PyExchangeKey {
                         "timestamp must be a finite number of seconds",
                     ));
                 }
-                seconds.to_string()
+                Cow::Owned(seconds.to_string())
             }
             Some(_) => {
                 return Err(PyTypeError::new_err(
@@ -180,9 +188,9 @@ impl PyExchangeKey {
         };
         let signature = self.signer.sign(&timestamp, method, path, body);
         let headers = PyDict::new(py);
-        headers.set_item(intern!(py, "CB-ACCESS-KEY"), self.signer.key())?;
+        headers.set_item(intern!(py, "CB-ACCESS-KEY"), self.key_id.bind(py))?;
         headers.set_item(intern!(py, "CB-ACCESS-SIGN"), signature)?;
-        headers.set_item(intern!(py, "CB-ACCESS-TIMESTAMP"), timestamp)?;
+        headers.set_item(intern!(py, "CB-ACCESS-TIMESTAMP"), timestamp.as_ref())?;
         headers.set_item(
             intern!(py, "CB-ACCESS-PASSPHRASE"),
             self.signer.passphrase(),
@@ -196,6 +204,16 @@ impl PyExchangeKey {
             PyString::new(py, self.signer.key()).repr()?
         ))
     }
+}
+
+/// Decimal `value` written into `buf`: no heap allocation on the request path.
+fn format_int(buf: &mut [u8; 20], value: i64) -> &str {
+    use std::io::Write as _;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    // 20 bytes hold any i64 in decimal, so the write cannot fail.
+    let _ = write!(cursor, "{value}");
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    std::str::from_utf8(&buf[..len]).unwrap_or("0")
 }
 
 /// Verifies CDP JWTs against registered public keys (used by the exchange simulator on every request).
