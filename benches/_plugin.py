@@ -84,7 +84,7 @@ class _Progress:
             width = reporter._tw.fullwidth - 1
             reporter.rewrite(line if len(line) <= width else line[: width - 1] + "…", erase=True, bold=True)
 
-    def finished(self, nodeid: str, median: float | None, failed: bool) -> None:
+    def finished(self, nodeid: str, median: float | None, failed: bool, skipped: bool = False) -> None:
         name = nodeid.rsplit("/", 1)[-1]
         self._last = f"{name} {_format_seconds(median)}" if median is not None else name
         reporter = self._reporter
@@ -98,7 +98,13 @@ class _Progress:
                 f"bench FAILED {nodeid}: what it timed was not correct, see the summary", red=True
             )
         elif not reporter.isatty():
-            timing = f"median {_format_seconds(median)}" if median is not None else "no timing"
+            timing = (
+                "skipped"
+                if skipped
+                else f"median {_format_seconds(median)}"
+                if median is not None
+                else "no timing"
+            )
             reporter.write_line(
                 f"bench [{self._position}/{self._total}] {self._elapsed()}  {nodeid}  {timing}"
             )
@@ -138,8 +144,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     elif report.when == "call" and previous is None:
         outcomes[item.nodeid] = "passed"
     progress = item.config.stash.get(_PROGRESS, None)
-    if progress is not None and (report.when == "call" or report.failed):
-        progress.finished(item.nodeid, _median_of(item) if call.when == "call" else None, report.failed)
+    if progress is not None and (report.when == "call" or report.failed or report.skipped):
+        median = _median_of(item) if call.when == "call" else None
+        progress.finished(item.nodeid, median, report.failed, skipped=report.skipped)
     return report
 
 

@@ -18,6 +18,11 @@ How a benchmark is classified (all optional, read from ``extra_info``):
   engine's and, in a group that has one, every other benchmark is a peer.
 - ``label``: the name shown in tables and legends (default: the test name without ``test_``).
 - ``vs``: for an engine benchmark, the name(s) or label(s) of the peers to compare it with, in any group.
+- ``per_round`` (and ``unit``): the units of work one timed call does, e.g. 500 orders sent in one round;
+  the figures are then per unit, and the throughput column is units per second. ``orders_per_round`` is
+  read the same way with the unit "order".
+
+A group timed with ``time.process_time`` is marked as CPU time rather than wall-clock time.
 
 Usage::
 
@@ -46,7 +51,11 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F
 
 @dataclass(frozen=True)
 class Benchmark:
-    """One benchmark of a run: its identity, its classification and its per-operation timings in seconds."""
+    """One benchmark of a run: its identity, its classification and its timings in seconds per unit of work.
+
+    pytest-benchmark times one call of the benchmarked function; when that call does ``per_round`` units of
+    work (``extra_info["per_round"]``, e.g. a batch of 500 orders), every figure here is divided by it.
+    """
 
     fullname: str
     name: str
@@ -64,6 +73,14 @@ class Benchmark:
     iterations: int
     data: tuple[float, ...]
     extra_info: Mapping[str, Any] = field(default_factory=dict)
+    per_round: float = 1.0
+    unit: str = "op"
+    cpu_time: bool = False
+
+    @property
+    def throughput(self) -> float | None:
+        """Units of work per second at the median."""
+        return 1.0 / self.median if self.median > 0 else None
 
     @property
     def has_data(self) -> bool:
@@ -96,11 +113,12 @@ class Run:
             grouped.setdefault(bench.group, []).append(bench)
         return {name: sorted(members, key=lambda b: b.median) for name, members in grouped.items()}
 
-    def find(self, key: str) -> Benchmark | None:
-        """A benchmark by fullname, name, name without ``test_``, or label."""
-        for bench in self.benchmarks:
-            if key in (bench.fullname, bench.name, bench.label, _strip_test(bench.name)):
-                return bench
+    def find(self, key: str, group: str | None = None) -> Benchmark | None:
+        """A benchmark by fullname, name, name without ``test_``, or label; one in ``group`` first."""
+        matches = [b for b in self.benchmarks if key in (b.fullname, b.name, b.label, _strip_test(b.name))]
+        in_group = [b for b in matches if b.group == group]
+        if in_group or matches:
+            return (in_group or matches)[0]
         return None
 
 
@@ -158,13 +176,26 @@ def _as_names(value: Any) -> tuple[str, ...]:
     raise ValueError(f"extra_info 'vs' must be a name or a list of names, not {value!r}")
 
 
+def _per_round(raw: Mapping[str, Any], extra: Mapping[str, Any]) -> tuple[float, str]:
+    """How many units of work one call of the timed function does, and what a unit is."""
+    for key, unit in (("per_round", str(extra.get("unit") or "op")), ("orders_per_round", "order")):
+        value = extra.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"{raw['fullname']}: extra_info {key} must be a positive number, not {value!r}")
+        return float(value), unit
+    return 1.0, str(extra.get("unit") or "op")
+
+
 def _benchmark(raw: Mapping[str, Any]) -> Benchmark:
     stats = raw["stats"]
     extra = dict(raw.get("extra_info") or {})
     role = extra.get("role")
     if role is not None and role not in (ENGINE, PEER):
         raise ValueError(f"{raw['fullname']}: extra_info role must be 'engine' or 'peer', not {role!r}")
-    data = tuple(float(x) for x in stats.get("data") or ())
+    per_round, unit = _per_round(raw, extra)
+    timer = str((raw.get("options") or {}).get("timer") or "")
     return Benchmark(
         fullname=raw["fullname"],
         name=raw["name"],
@@ -173,15 +204,18 @@ def _benchmark(raw: Mapping[str, Any]) -> Benchmark:
         role=role,
         vs=_as_names(extra.get("vs")),
         outcome=extra.get("outcome"),
-        median=float(stats["median"]),
-        mean=float(stats["mean"]),
-        minimum=float(stats["min"]),
-        maximum=float(stats["max"]),
-        stddev=float(stats.get("stddev") or 0.0),
+        median=float(stats["median"]) / per_round,
+        mean=float(stats["mean"]) / per_round,
+        minimum=float(stats["min"]) / per_round,
+        maximum=float(stats["max"]) / per_round,
+        stddev=float(stats.get("stddev") or 0.0) / per_round,
         rounds=int(stats["rounds"]),
         iterations=int(stats.get("iterations") or 1),
-        data=data,
+        data=tuple(float(x) / per_round for x in stats.get("data") or ()),
         extra_info=extra,
+        per_round=per_round,
+        unit=unit,
+        cpu_time="process_time" in timer or "thread_time" in timer,
     )
 
 
@@ -236,7 +270,7 @@ def pairs(run: Run) -> list[Pair]:
         if bench.role != ENGINE:
             continue
         if bench.vs:
-            peers = [p for p in (run.find(key) for key in bench.vs) if p is not None]
+            peers = [p for p in (run.find(key, bench.group) for key in bench.vs) if p is not None]
         else:
             peers = [p for p in groups[bench.group] if p.role == PEER]
         found.extend(Pair(bench, peer) for peer in peers)
@@ -271,12 +305,46 @@ def _sig3(value: float) -> str:
     return f"{value:.2f}"
 
 
+def format_speedup(speedup: float | None) -> str:
+    """How many times faster (or slower, below 1) the engine is than a peer."""
+    if speedup is None:
+        return "-"
+    if speedup >= 1 or speedup <= 0:
+        return f"{format_ratio(speedup)} faster"
+    return f"{format_ratio(1 / speedup)} slower"
+
+
 def format_ratio(ratio: float | None) -> str:
     if ratio is None:
         return "-"
     if math.isinf(ratio):
         return "inf"
     return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:.1f}x" if ratio < 100 else f"{ratio:.0f}x"
+
+
+def format_rate(per_second: float | None) -> str:
+    """Units per second, three significant figures with a k/M suffix."""
+    if per_second is None:
+        return "-"
+    for suffix, scale in (("M", 1e6), ("k", 1e3)):
+        if per_second >= scale:
+            return f"{_sig3(per_second / scale)}{suffix}"
+    return _sig3(per_second)
+
+
+def _unit_suffix(bench: Benchmark) -> str:
+    """The unit of a row whose figures are per unit of a batch ("order"), blank for single calls."""
+    return f"{bench.unit}s" if bench.per_round != 1 else ""
+
+
+def _group_note(members: Sequence[Benchmark]) -> str:
+    notes = []
+    if any(b.cpu_time for b in members):
+        notes.append("CPU time (time.process_time), not wall-clock")
+    batches = sorted({f"{b.per_round:g} {b.unit}s" for b in members if b.per_round != 1})
+    if batches:
+        notes.append("per unit of a round of " + ", ".join(batches))
+    return f"  ({'; '.join(notes)})" if notes else ""
 
 
 def _outcome_mark(outcome: str | None) -> str:
@@ -312,7 +380,7 @@ def _change(current: Benchmark, baseline: Run | None) -> str:
 def render_text(run: Run, baseline: Run | None = None) -> str:
     """The terminal report: a table per group, then the engine-to-peer ratios."""
     out: list[str] = [f"Benchmarks of {run.datetime or 'an undated run'} on {machine_summary(run)}", ""]
-    header = ["benchmark", "role", "median", "p99", "rounds", "x ref", "correct"]
+    header = ["benchmark", "role", "median", "p99", "per s", "rounds", "x ref", "correct"]
     if baseline is not None:
         header.append("vs baseline")
     for group, members in run.groups().items():
@@ -324,6 +392,7 @@ def render_text(run: Run, baseline: Run | None = None) -> str:
                 b.role or "",
                 format_time(b.median),
                 format_time(b.p99),
+                f"{format_rate(b.throughput)} {_unit_suffix(b)}".rstrip(),
                 f"{b.rounds}x{b.iterations}" if b.iterations > 1 else str(b.rounds),
                 "ref" if b is ref else format_ratio(b.median / ref.median if ref.median > 0 else None),
                 _outcome_mark(b.outcome),
@@ -331,18 +400,18 @@ def render_text(run: Run, baseline: Run | None = None) -> str:
             if baseline is not None:
                 row.append(_change(b, baseline))
             rows.append(row)
-        out.append(f"[{group}]")
-        out.extend("  " + line for line in _text_table(header, rows, right={2, 3, 4, 5}))
+        out.append(f"[{group}]{_group_note(members)}")
+        out.extend("  " + line for line in _text_table(header, rows, right={2, 3, 4, 5, 6}))
         out.append("")
     found = pairs(run)
     if found:
-        out.append("Engine vs peers (how many times faster the engine is; same run, same machine)")
+        out.append("Engine vs peers (the engine's figure against the peer's; same run, same machine)")
         rows = [
             [
                 p.engine.label,
                 p.peer.label,
-                format_ratio(p.median_speedup),
-                format_ratio(p.p99_speedup),
+                format_speedup(p.median_speedup),
+                format_speedup(p.p99_speedup),
                 format_time(p.engine.median),
                 format_time(p.peer.median),
             ]
@@ -381,16 +450,22 @@ def _tick_label(seconds: float) -> str:
 
 
 def _log_ticks(low: float, high: float) -> list[float]:
-    """1-2-5 ticks spanning [low, high] on a log axis."""
-    ticks: list[float] = []
-    decade = 10.0 ** math.floor(math.log10(low))
-    while decade <= high * 10:
-        for step in (1.0, 2.0, 5.0):
-            tick = decade * step
-            if low <= tick <= high:
-                ticks.append(tick)
-        decade *= 10
+    """1-2-5 ticks spanning [low, high] on a log axis; finer steps when that gives fewer than four."""
+    for steps in ((1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)):
+        ticks: list[float] = []
+        decade = 10.0 ** math.floor(math.log10(low))
+        while decade <= high * 10:
+            ticks.extend(decade * step for step in steps if low <= decade * step <= high)
+            decade *= 10
+        if len(ticks) >= 4:
+            break
     return ticks
+
+
+def colors(members: Sequence[Benchmark]) -> dict[str, str]:
+    """A colour per benchmark of a group: the engine's take the first (strongest) colours, then the rest."""
+    ordered = [b for b in members if b.role == ENGINE] + [b for b in members if b.role != ENGINE]
+    return {b.fullname: PALETTE[i % len(PALETTE)] for i, b in enumerate(ordered)}
 
 
 def _downsample(sorted_data: Sequence[float], points: int = 300) -> list[tuple[float, float]]:
@@ -403,24 +478,32 @@ def _downsample(sorted_data: Sequence[float], points: int = 300) -> list[tuple[f
     return [(sorted_data[i], (i + 1) / n) for i in indices]
 
 
-def cdf_svg(members: Sequence[Benchmark], width: int = 760, height: int = 300) -> str:
-    """An inline SVG of the latency CDF of each benchmark of a group, on a log scale, with p50/p99 guides."""
-    series = [(index, b, sorted(b.data)) for index, b in enumerate(members) if b.data]
+def cdf_svg(members: Sequence[Benchmark], width: int = 760, plot_height: int = 260) -> str:
+    """An inline SVG of the latency CDF of each benchmark of a group, on a log scale, with p50/p99 guides.
+
+    The x axis ends at the largest p99.9 of the group, so a few stray rounds (a GC pause, the scheduler)
+    do not squeeze the part of the curves that matters; the table gives each maximum.
+    """
+    palette = colors(members)
+    series = [(b, sorted(b.data)) for b in members if b.data]
     if not series:
         return '<p class="note">No raw timings in this run, so no distribution to draw.</p>'
-    low = min(s[0] for _, _, s in series)
-    high = max(s[-1] for _, _, s in series)
+    low = min(s[0] for _, s in series)
+    high = max(percentile(s, 0.999) for _, s in series)
+    clipped = any(s[-1] > high for _, s in series)
     if low <= 0:
-        low = min((x for _, _, s in series for x in s if x > 0), default=1e-9)
+        low = min((x for _, s in series for x in s if x > 0), default=1e-9)
     if high <= low:
         high = low * 10
     low, high = low / 1.15, high * 1.15
     left, right, top, bottom = 56, 16, 12, 40
-    plot_w, plot_h = width - left - right, height - top - bottom
+    legend_h = 16 * len(series) + 6
+    height = top + plot_height + bottom + legend_h
+    plot_w, plot_h = width - left - right, plot_height
     log_low, log_span = math.log10(low), math.log10(high) - math.log10(low)
 
     def x_of(value: float) -> float:
-        return left + (math.log10(max(value, low)) - log_low) / log_span * plot_w
+        return left + (math.log10(min(max(value, low), high)) - log_low) / log_span * plot_w
 
     def y_of(fraction: float) -> float:
         return top + (1 - fraction) * plot_h
@@ -450,11 +533,13 @@ def cdf_svg(members: Sequence[Benchmark], width: int = 760, height: int = 300) -
             f"{html.escape(_tick_label(tick))}</text>"
         )
     parts.append(
-        f'<text x="{left + plot_w / 2}" y="{height - 4}" text-anchor="middle" class="axis">'
-        "latency per operation (log scale) — fraction of rounds at or below</text>"
+        f'<text x="{left + plot_w / 2}" y="{top + plot_h + 34}" text-anchor="middle" class="axis">'
+        "time per operation (log scale) — fraction of rounds at or below"
+        + (" — axis ends at p99.9" if clipped else "")
+        + "</text>"
     )
-    for index, bench, data in series:
-        color = PALETTE[index % len(PALETTE)]
+    for bench, data in series:
+        color = palette[bench.fullname]
         points = _downsample(data)
         path = [f"M{x_of(points[0][0]):.1f},{y_of(0):.1f}"]
         previous_y = y_of(0)
@@ -468,13 +553,13 @@ def cdf_svg(members: Sequence[Benchmark], width: int = 760, height: int = 300) -
             f"<title>{html.escape(bench.label)}: median {html.escape(format_time(bench.median))}, "
             f"p99 {html.escape(format_time(bench.p99))}</title></path>"
         )
-    legend_y = top + 14
-    for index, bench, _ in series:
-        color = PALETTE[index % len(PALETTE)]
+    legend_y = top + plot_h + bottom + 14
+    for bench, _ in series:
+        color = palette[bench.fullname]
         dash = "" if bench.role != PEER else ' stroke-dasharray="6 2"'
         parts.append(
-            f'<line x1="{left + 10}" x2="{left + 34}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
-            f'stroke="{color}" stroke-width="2"{dash}/><text x="{left + 40}" y="{legend_y}" class="label">'
+            f'<line x1="{left}" x2="{left + 24}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
+            f'stroke="{color}" stroke-width="2"{dash}/><text x="{left + 30}" y="{legend_y}" class="label">'
             f"{html.escape(bench.label)}</text>"
         )
         legend_y += 16
@@ -484,7 +569,8 @@ def cdf_svg(members: Sequence[Benchmark], width: int = 760, height: int = 300) -
 
 def bars_svg(members: Sequence[Benchmark], width: int = 760) -> str:
     """Horizontal bars of the median per benchmark (log scale) with a whisker to the p99."""
-    row_h, left, right, top = 26, 230, 80, 8
+    palette = colors(members)
+    row_h, left, right, top = 26, 330, 70, 8
     height = top + row_h * len(members) + 24
     values = [b.median for b in members] + [b.p99 for b in members if b.p99 is not None]
     low = min(v for v in values if v > 0) / 2
@@ -500,9 +586,9 @@ def bars_svg(members: Sequence[Benchmark], width: int = 760) -> str:
         f'height="{height}" role="img" aria-label="medians">'
     ]
     for index, bench in enumerate(members):
-        color = PALETTE[index % len(PALETTE)]
+        color = palette[bench.fullname]
         y = top + index * row_h
-        label = bench.label if len(bench.label) <= 34 else bench.label[:33] + "…"
+        label = bench.label if len(bench.label) <= 48 else bench.label[:47] + "…"
         parts.append(
             f'<text x="{left - 8}" y="{y + 16}" text-anchor="end" class="label">{html.escape(label)}</text>'
             f'<rect x="{left}" y="{y + 4}" width="{max(x_of(bench.median) - left, 1):.1f}" height="16" '
@@ -547,7 +633,7 @@ def _cell(value: str, numeric: bool = False, css: str = "") -> str:
 
 
 def _extra_summary(bench: Benchmark) -> str:
-    hidden = {"role", "label", "vs", "outcome"}
+    hidden = {"role", "label", "vs", "outcome", "per_round", "orders_per_round", "unit"}
     shown = [
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
         for k, v in bench.extra_info.items()
@@ -586,16 +672,16 @@ def render_html(run: Run, baseline: Run | None = None) -> str:
     found = pairs(run)
     if found:
         out.append(
-            "<h2>Engine vs peers</h2><table><tr><th>engine</th><th>peer</th><th>faster (median)</th>"
-            "<th>faster (p99)</th><th>engine median</th><th>peer median</th></tr>"
+            "<h2>Engine vs peers</h2><table><tr><th>engine</th><th>peer</th><th>at the median</th>"
+            "<th>at p99</th><th>engine median</th><th>peer median</th></tr>"
         )
         for p in found:
             out.append(
                 "<tr>"
                 + _cell(p.engine.label)
                 + _cell(p.peer.label)
-                + _cell(format_ratio(p.median_speedup), numeric=True)
-                + _cell(format_ratio(p.p99_speedup), numeric=True)
+                + _cell(format_speedup(p.median_speedup), numeric=True)
+                + _cell(format_speedup(p.p99_speedup), numeric=True)
                 + _cell(format_time(p.engine.median), numeric=True)
                 + _cell(format_time(p.peer.median), numeric=True)
                 + "</tr>"
@@ -614,6 +700,9 @@ def render_html(run: Run, baseline: Run | None = None) -> str:
     for group, members in run.groups().items():
         ref = reference(members)
         out.append(f"<h2>{html.escape(group)}</h2>")
+        note = _group_note(members).strip()
+        if note:
+            out.append(f'<p class="note">{html.escape(note.strip("()"))}</p>')
         out.append(bars_svg(members))
         out.append(cdf_svg(members))
         header = [
@@ -624,6 +713,7 @@ def render_html(run: Run, baseline: Run | None = None) -> str:
             "p99",
             "mean",
             "min",
+            "per s",
             "rounds x iterations",
             "x ref",
             "correct",
@@ -632,8 +722,9 @@ def render_html(run: Run, baseline: Run | None = None) -> str:
             header.append("vs baseline")
         header.append("extra")
         out.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
-        for index, b in enumerate(members):
-            color = PALETTE[index % len(PALETTE)]
+        palette = colors(members)
+        for b in members:
+            color = palette[b.fullname]
             mark = _outcome_mark(b.outcome)
             row = [
                 f'<td><span class="swatch" style="background:{color}"></span></td>',
@@ -643,6 +734,7 @@ def render_html(run: Run, baseline: Run | None = None) -> str:
                 _cell(format_time(b.p99), numeric=True),
                 _cell(format_time(b.mean), numeric=True),
                 _cell(format_time(b.minimum), numeric=True),
+                _cell(f"{format_rate(b.throughput)} {_unit_suffix(b)}".rstrip(), numeric=True),
                 _cell(f"{b.rounds} x {b.iterations}", numeric=True),
                 _cell(
                     "ref" if b is ref else format_ratio(b.median / ref.median if ref.median > 0 else None),

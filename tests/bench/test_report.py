@@ -33,7 +33,7 @@ def test_loads_every_benchmark_with_its_raw_rounds(tiny_run: TinyRun) -> None:
     for bench in run.benchmarks:
         stats = raw[bench.fullname]
         assert len(bench.data) == stats["rounds"] == bench.rounds >= 200
-        assert bench.median == stats["median"]
+        assert bench.median * bench.per_round == pytest.approx(stats["median"])
         assert bench.median == pytest.approx(statistics.median(bench.data))
 
 
@@ -55,7 +55,7 @@ def test_roles_groups_and_labels(tiny_run: TinyRun) -> None:
     ungrouped = [b for b in run.benchmarks if b.name.startswith("test_ungrouped")]
     assert {b.group for b in ungrouped} == {"bench_tiny.py"}
     assert all(b.role is None for b in ungrouped)
-    assert list(run.groups()) == ["digest", "other group", "bench_tiny.py"]
+    assert set(run.groups()) == {"digest", "other group", "batch", "bench_tiny.py"}
 
 
 def test_pairs_compare_the_engine_with_its_peers(tiny_run: TinyRun) -> None:
@@ -73,6 +73,42 @@ def test_pairs_compare_the_engine_with_its_peers(tiny_run: TinyRun) -> None:
     assert [(b.name, key) for b, key in report.missing_peers(run)] == [
         ("test_explicit_pair", "not_in_this_run")
     ]
+
+
+def test_a_batch_is_reported_per_unit_of_work(tiny_run: TinyRun) -> None:
+    run = report.load_run(tiny_run.json_path)
+    batch = _by_name(run)["test_batch_of_orders"]
+    raw = next(b for b in tiny_run.document["benchmarks"] if b["name"] == "test_batch_of_orders")
+    assert batch.per_round == 50
+    assert batch.unit == "order"
+    assert batch.cpu_time
+    assert batch.median == pytest.approx(raw["stats"]["median"] / 50)
+    assert batch.data == pytest.approx([x / 50 for x in raw["stats"]["data"]])
+    assert batch.throughput == pytest.approx(50 / raw["stats"]["median"])
+    text = report.render_text(run)
+    assert "[batch]  (CPU time (time.process_time), not wall-clock; per unit of a round of 50 orders)" in text
+    batch_line = next(line for line in text.splitlines() if line.strip().startswith("batch_of_orders"))
+    assert f"{report.format_rate(batch.throughput)} orders" in batch_line
+    assert "per_round" not in report.render_html(run)
+
+
+def test_a_bad_batch_size_is_refused(tiny_run: TinyRun) -> None:
+    document = tiny_run.document
+    document["benchmarks"][0]["extra_info"]["per_round"] = 0
+    with pytest.raises(ValueError, match="per_round must be a positive number"):
+        report.parse_run(document)
+
+
+def test_a_peer_named_in_vs_is_looked_for_in_the_engines_group_first(tiny_run: TinyRun) -> None:
+    document = tiny_run.document
+    for bench in document["benchmarks"]:
+        if bench["name"] == "test_ungrouped[1]":
+            bench["extra_info"]["label"] = "sha256 of joined chunks"  # same label, other group
+        if bench["name"] == "test_engine_sha256":
+            bench["extra_info"]["vs"] = ["sha256 of joined chunks"]
+    run = report.parse_run(document)
+    (pair,) = [p for p in report.pairs(run) if p.engine.name == "test_engine_sha256"]
+    assert pair.peer.name == "test_sha256_of_joined_chunks"
 
 
 def test_reference_row_is_the_engine_else_the_fastest(tiny_run: TinyRun) -> None:
@@ -212,3 +248,9 @@ def test_percentile_and_formatting() -> None:
     assert report.format_time(3.0) == "3.00 s"
     assert report.format_ratio(4.271) == "4.27x"
     assert report.format_ratio(123.4) == "123x"
+    assert report.format_speedup(3.3) == "3.30x faster"
+    assert report.format_speedup(0.8) == "1.25x slower"
+    assert report.format_speedup(None) == "-"
+    assert report.format_rate(1234.0) == "1.23k"
+    assert report.format_rate(2_500_000.0) == "2.50M"
+    assert report.format_rate(12.0) == "12.0"

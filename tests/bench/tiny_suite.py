@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Named like the real suites: "engine" in a name marks the engine's benchmark, its group-mates are peers.
 BENCH_SOURCE = """
 import hashlib
+import time
 
 import pytest
 
@@ -40,6 +41,13 @@ def test_explicit_pair(benchmark):
 def test_wrong_answer(benchmark):
     result = benchmark(sorted, [3, 1, 2])
     assert result == [3, 2, 1], "a fast wrong answer must show as wrong"
+
+
+@pytest.mark.benchmark(group="batch", timer=time.process_time)
+def test_batch_of_orders(benchmark):
+    benchmark.extra_info.update(per_round=50, unit="order")
+    digests = benchmark(lambda: [hashlib.sha256(PAYLOAD + bytes([i])) for i in range(50)])
+    assert len({d.digest() for d in digests}) == 50
 
 
 @pytest.mark.parametrize("size", [1, 64])
