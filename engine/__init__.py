@@ -2,6 +2,8 @@
 
 __version__ = "0.1.0"
 
+from engine.auth import CdpKey as CdpKey  # credentials: CDP JWT keys and Exchange HMAC keys (issue 2)
+from engine.auth import ExchangeKey as ExchangeKey
 from engine.rest import Client as Client  # the REST client (issue 4)
 from engine.risk import OrderRefused as OrderRefused  # the trading core (issue 5) ...
 from engine.risk import ProductLimits as ProductLimits
