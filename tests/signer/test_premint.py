@@ -197,7 +197,13 @@ import atexit, os, time
 from pathlib import Path
 
 def count():
-    return sum((t / "comm").read_text().strip() == "cdp-premint" for t in Path("/proc/self/task").iterdir())
+    n = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            n += (task / "comm").read_text().strip() == "cdp-premint"
+        except OSError:  # the thread exited while we looked
+            pass
+    return n
 
 def report():  # registered before engine is imported, so it runs after the engine's own atexit hook
     deadline = time.monotonic() + 10
