@@ -182,6 +182,25 @@ class Client:
     async def close(self) -> None:
         await self.transport.close()
 
+    def replace_key(self, key: ApiKey) -> None:
+        """Rotate the key: every request signed from now on uses `key` (of the same kind as the current one).
+
+        The session, the limiter (the new key's requests are counted under its own name, as Coinbase counts
+        them), the clock offset and the retry policy stay. Requests already signed finish as they are; the
+        old key is the caller's to close. Hot tokens are minted ahead for the new key when the client is open.
+        """
+        key_id = key.name if isinstance(key, CdpKey) else key.key
+        key.clock_offset = self.clock.offset_s
+        self.transport.replace_key(key, key_id)
+        self._key = key
+        if self.transport.is_open and isinstance(key, CdpKey) and self._premint_depth > 0:
+            key.premint(
+                list(HOT_ROUTES),
+                depth=self._premint_depth,
+                max_age=self._premint_max_age_s,
+                host=self.transport.host,
+            )
+
     @property
     def clock_offset_s(self) -> float:
         return self.clock.offset_s

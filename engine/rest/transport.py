@@ -115,6 +115,14 @@ class Transport:
         if self._jwt_key is None and self._hmac_key is None:
             raise ConfigError("key must be an engine.auth.CdpKey or engine.auth.ExchangeKey")
 
+    def replace_key(self, key: ApiKey, key_id: str) -> None:
+        """Sign from now on with `key` (of the same kind); a request already signed goes out as it is."""
+        if type(key) is not type(self.key):
+            raise ConfigError(f"a {type(self.key).__name__} can only be replaced by another one")
+        self.key, self.key_id = key, key_id
+        self._jwt_key = key if isinstance(key, CdpKey) else None
+        self._hmac_key = key if isinstance(key, ExchangeKey) else None
+
     @property
     def is_open(self) -> bool:
         return self._session is not None and not self._session.closed

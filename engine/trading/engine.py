@@ -41,7 +41,7 @@ from engine.risk.balance import required_funds
 from engine.risk.gate import RiskConfig, RiskGate
 from engine.risk.terms import OrderTerms
 from engine.trading.ids import ClientOrderIds
-from engine.trading.journal import Durability, OrderJournal
+from engine.trading.journal import Durability, JournalEntry, OrderJournal
 from engine.trading.order_state import OrderState, advance, from_exchange_status
 from engine.trading.portfolio import Portfolio
 from engine.trading.reconcile import ReconcileReport, fetch_fills, reconcile
@@ -286,7 +286,7 @@ class Engine:
     def _start_sockets(self) -> None:
         config = self.config
         market_url, user_url = _ws_urls(self.base_url, config)
-        token = getattr(self._key, "ws_jwt", None)
+        token = self._ws_token if hasattr(self._key, "ws_jwt") else None
         if config.products and config.market_channels:
             subscriptions = [
                 Subscription(channel, tuple(config.products), resync_on_gap=channel == "level2")
@@ -317,6 +317,20 @@ class Engine:
             )
         for socket in self._sockets:
             socket.start()
+
+    def _ws_token(self) -> str:
+        return str(self._key.ws_jwt())  # the current key's: a rotation applies from the next subscribe
+
+    @property
+    def sockets(self) -> tuple[CoinbaseSocket, ...]:
+        """The market and user WebSocket connections (their `stats` count gaps and reconnects)."""
+        return tuple(self._sockets)
+
+    def replace_key(self, key: Any) -> None:
+        """Rotate the API key: REST requests and WebSocket subscriptions from now on are signed with `key`
+        (see `Client.replace_key`). Open connections stay up; the old key is the caller's to close."""
+        self.client.replace_key(key)
+        self._key = key
 
     async def wait_ready(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 (one deadline over several waits)
         """Wait until every socket is connected and every subscribed book has its snapshot."""
@@ -396,6 +410,16 @@ class Engine:
             margin_type=margin_type,
         )
         return await self.submit(request)
+
+    def check(self, request: OrderRequest) -> None:
+        """Run the risk checks `submit` would run, placing nothing (a dry run): raises `OrderRefused`."""
+        self.risk.check(OrderTerms.of(request), self._view)
+
+    async def journalled(self, client_order_id: str) -> JournalEntry | None:
+        """The journal's record of a client_order_id, from this run or an earlier one; None if never used.
+        (An order of this run is also in `orders`, whose state is newer than the journal's batched one.)"""
+        assert self.journal is not None
+        return await self._in_journal_thread(self.journal.get, client_order_id)
 
     async def submit(self, request: OrderRequest) -> TrackedOrder:
         """Place a prepared `OrderRequest` (see `place`)."""
