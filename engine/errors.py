@@ -31,7 +31,7 @@ class TokenInvalid(EngineError, ValueError):
 
 
 class ExchangeError(EngineError):
-    """The exchange answered with an error. `status` is the HTTP status, `code` Coinbase's error code if any."""
+    """The exchange answered with an error: `status` is the HTTP status, `code` Coinbase's code if any."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -43,7 +43,7 @@ class AuthDiagnosis(enum.Enum):
     """Why a request was refused authentication, as best the client can tell."""
 
     CLOCK_SKEW = "clock_skew"
-    EXPIRED_TOKEN = "expired_token"
+    EXPIRED_TOKEN = "expired_token"  # noqa: S105 - a diagnosis name, not a credential
     URI_MISMATCH = "uri_mismatch"
     MISSING_PERMISSION = "missing_permission"
     IP_NOT_ALLOWED = "ip_not_allowed"
@@ -73,7 +73,12 @@ class RateLimited(ExchangeError):
     """429 from the exchange (or the local limiter refused). `retry_after` in seconds, when known."""
 
     def __init__(
-        self, message: str, *, retry_after: float | None = None, status: int | None = 429, code: str | None = None
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = 429,
+        code: str | None = None,
     ) -> None:
         super().__init__(message, status=status, code=code)
         self.retry_after = retry_after
