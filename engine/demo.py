@@ -5,7 +5,7 @@ simulator, a worker starts from a config as `engine worker` would, and a seeded 
 HTTP through the HMAC-authenticated webhook: market and limit orders, some too large (the risk gate's size
 rule), some priced far from the market (the price band), some sent twice (refused as replays). The simulator
 injects a light 429 storm, so the client's backoff shows too. At the end: orders, fills, refusals by rule,
-429s, and latency percentiles, signal to acknowledgement and the order request on the wire.
+429s, and latency percentiles, signal to acknowledgement and placing the order (risk, journal, request).
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ class DemoSummary:
                 f"  refusals   {refusals}",
                 f"  429s       {self.rate_limited} (retried by the client)",
                 f"  cancelled  {self.cancelled_on_exit} open orders on exit",
-                f"  latency    signal -> order acknowledged: {pct(self.signal_to_ack)}",
-                f"             order request on the wire:    {pct(self.order_request)}",
+                f"  latency    signal -> order acknowledged:            {pct(self.signal_to_ack)}",
+                f"             order placed (risk, journal, request): {pct(self.order_request)}",
             ]
         )
 
@@ -174,7 +174,7 @@ async def run_demo(
                 "COINBASE_API_SECRET": private_pem,
                 "ENGINE_WEBHOOK_SECRET": webhook_secret,
             }
-            worker = Worker(config, environ=environ, poll_interval_s=1.0)
+            worker = Worker(config, environ=environ)
             await worker.start()
             try:
                 await _feed(worker, sim, rng, webhook_secret, duration_s, rate_per_s, summary, _Progress(out))
@@ -185,7 +185,7 @@ async def run_demo(
     summary.refusals = {k: int(v) for k, v in metrics.labelled("engine_risk_refusals_total", "rule").items()}
     summary.fills = int(metrics.value("engine_fills_total"))
     summary.rate_limited = int(metrics.value("engine_rate_limited_total"))
-    summary.cancelled_on_exit = len(worker.stats.cancelled_on_exit)
+    summary.cancelled_on_exit = worker.stats.cancelled_on_exit
     summary.signal_to_ack = _percentiles(worker.stats.signal_to_ack)
     summary.order_request = _percentiles(worker.stats.order_request)
     return summary

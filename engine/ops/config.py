@@ -77,7 +77,14 @@ class LimitsConfig:
 
     private_rps: float = 30.0
     public_rps: float = 10.0
+    burst: float | None = None  # requests a bucket lets through at once; None: one second's worth
     max_retries: int = 3
+    # One budget shared by every worker on the key, in Redis (`RedisRateLimiter`); None: a local limiter.
+    redis_url: str | None = None
+    redis_namespace: str = "engine"
+    redis_timeout_s: float = 0.5
+    expected_workers: int = 1  # divides the budget while Redis is unreachable
+    fallback_fraction: float = 0.7  # of that share, to leave room for peers still on Redis
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +129,15 @@ class SignalsConfig:
     secret_env: str = "ENGINE_WEBHOOK_SECRET"  # noqa: S105
     window_s: float = 30.0
     queue_size: int = 1000
+    # Signals on a Redis stream (`engine.signals.stream`): the webhook, if on, publishes there and the worker
+    # consumes it through a consumer group shared with its peers. None: a local queue.
     redis_url: str | None = None
-    redis_stream: str = "engine:signals"
+    redis_namespace: str = "engine"  # stream {ns}:signals; every worker of one engine uses the same
     redis_group: str = "engine"
+    redis_timeout_s: float = 0.5
+    consumer: str | None = None  # this worker's name in the group, stable across restarts; None: hostname
+    reclaim_idle_s: float = 30.0  # a peer's signal pending this long is taken over (its worker died)
+    max_attempts: int = 5  # tries before a signal is recorded as failed for an operator
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +156,7 @@ class MetricsConfig:
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
-    dry_run: bool = False  # risk-check and journal signals, never send an order
+    dry_run: bool = False  # risk-check signals and log them; never journal or send an order
     cancel_open_orders_on_exit: bool = True
     drain_timeout_s: float = 10.0
     concurrency: int = 16  # signals worked at once
@@ -364,11 +377,35 @@ def _credentials(table: _Table, base: Path) -> CredentialsConfig:
     return CredentialsConfig(source, key_file, service, username)
 
 
+def _redis_url(table: _Table) -> str | None:
+    url = table.optional_string("redis_url")
+    if url is not None and urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"{table.name('redis_url')}: must be a redis://, rediss:// or unix:// URL")
+    return url
+
+
+def _namespace(table: _Table) -> str:
+    namespace = table.string("redis_namespace", "engine")
+    if not _PREFIX.fullmatch(namespace):
+        raise ConfigError(f"{table.name('redis_namespace')}: 1-64 characters of [A-Za-z0-9_.]")
+    return namespace
+
+
 def _limits(table: _Table) -> LimitsConfig:
+    burst = None if table.raw("burst") is None else table.number("burst", 1.0, minimum=1.0, positive=False)
+    fraction = table.number("fallback_fraction", 0.7)
+    if fraction > 1:
+        raise ConfigError(f"{table.name('fallback_fraction')}: a fraction in (0, 1]")
     limits = LimitsConfig(
         private_rps=table.number("private_rps", 30.0),
         public_rps=table.number("public_rps", 10.0),
+        burst=burst,
         max_retries=table.integer("max_retries", 3, minimum=0, maximum=20),
+        redis_url=_redis_url(table),
+        redis_namespace=_namespace(table),
+        redis_timeout_s=table.number("redis_timeout_s", 0.5),
+        expected_workers=table.integer("expected_workers", 1, maximum=10_000),
+        fallback_fraction=fraction,
     )
     table.done()
     return limits
@@ -429,9 +466,6 @@ def _signals(table: _Table) -> SignalsConfig:
     secret_env = table.string("secret_env", "ENGINE_WEBHOOK_SECRET")
     if not _ENV_NAME.fullmatch(secret_env):
         raise ConfigError(f"{table.name('secret_env')}: must be the name of an environment variable")
-    redis_url = table.optional_string("redis_url")
-    if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(f"{table.name('redis_url')}: must be a redis://, rediss:// or unix:// URL")
     signals = SignalsConfig(
         webhook=table.boolean("webhook", True),
         host=table.string("host", "127.0.0.1"),
@@ -439,9 +473,13 @@ def _signals(table: _Table) -> SignalsConfig:
         secret_env=secret_env,
         window_s=table.number("window_s", 30.0),
         queue_size=table.integer("queue_size", 1000, maximum=1_000_000),
-        redis_url=redis_url,
-        redis_stream=table.string("redis_stream", "engine:signals"),
+        redis_url=_redis_url(table),
+        redis_namespace=_namespace(table),
         redis_group=table.string("redis_group", "engine"),
+        redis_timeout_s=table.number("redis_timeout_s", 0.5),
+        consumer=table.optional_string("consumer"),
+        reclaim_idle_s=table.number("reclaim_idle_s", 30.0),
+        max_attempts=table.integer("max_attempts", 5, maximum=1000),
     )
     table.done()
     if not signals.webhook and signals.redis_url is None:

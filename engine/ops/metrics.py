@@ -75,7 +75,7 @@ class EngineMetrics:
             namespace=ns, registry=r, buckets=_SLOW,
         )  # fmt: skip
         self.order_request = Histogram(
-            "order_request_seconds", "An order request on the wire: sent to response",
+            "order_request_seconds", "Placing an order: risk check, journal intent, request to response",
             namespace=ns, registry=r, buckets=_SLOW,
         )  # fmt: skip
         self.signing = Histogram(

@@ -1,20 +1,21 @@
-"""The headless worker: signals in through the webhook, risk-checked, journalled, placed; stopped cleanly.
+"""The headless worker: signals in (webhook and/or a Redis stream), through the trading core, stopped cleanly.
 
 Life of a worker:
 
-- `start()`: read the key (environment, file or keyring), open the REST client (measuring the clock offset),
-  open the journal and the audit log, load the risk view, then open intake (the webhook) and `/healthz` +
-  `/metrics`.
-- each accepted signal: `client_order_id` derived from the signal id, the risk gate, the journal's intent
-  record (so a crash leaves a trace to reconcile), the order, its outcome journalled. A signal never becomes
-  two orders: the replay guard refuses a second delivery, the journal refuses a second intent, and Coinbase
-  answers a repeated `client_order_id` with the first order.
-- SIGHUP: `reload_credentials()` reads the key again and swaps it in only if it loads and passes a read-only
-  call and the permission check; otherwise the old key stays and the failure is logged and counted. The
-  swap is a new REST client on the same rate limiter: orders started after it use the new key, orders in
-  flight finish on the old client, which is closed when the last of them is done.
-- SIGTERM / SIGINT: `stop()` closes intake, drains the queue and what is in flight (up to `drain_timeout_s`),
-  cancels the engine's open orders if configured, flushes the journal, and returns; the process exits 0.
+- `start()`: read the key (environment, file or keyring), build the rate limiter (local, or shared through
+  Redis with the other workers on the key), open the REST client (measuring the clock offset) and start an
+  `engine.trading.Engine` on it. The Engine opens the journal and the audit log, reconciles the journal with
+  the exchange (an intent journalled before a crash is looked up by `client_order_id`, never re-sent
+  blindly), loads balances and follows the market and the user channel over WebSocket: its portfolio, open
+  orders and quotes are what the risk gate sees. Then intake opens (see `engine.worker.intake`) and
+  `/healthz` + `/metrics`.
+- each signal: `engine.worker.execution.SignalExecutor`: `client_order_id` derived from the signal id, then
+  `Engine.submit` (risk gate, journal intent, order, tracking). A signal never becomes two orders.
+- SIGHUP: `reload_credentials()` reads the key again and swaps it in (`Engine.replace_key`: same session,
+  limiter and connections) only if it loads and passes a read-only call and the permission check; otherwise
+  the old key stays and the failure is logged and counted.
+- SIGTERM / SIGINT: `stop()` closes intake, drains what was taken (up to `drain_timeout_s`), cancels the
+  Engine's open orders if configured, stops the Engine (flushing the journal), and returns; exit 0.
 """
 
 from __future__ import annotations
@@ -24,58 +25,48 @@ import contextlib
 import logging
 import os
 import signal
-import sqlite3
+import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from engine.auth import CdpKey
-from engine.errors import (
-    AuthError,
-    ConfigError,
-    EngineError,
-    ExchangeError,
-    KeyFormatError,
-    OrderRejected,
-    OutcomeUnknown,
-)
+from engine.errors import AuthError, ConfigError, EngineError, ExchangeError, KeyFormatError
 from engine.ops.config import Config
 from engine.ops.credentials import key_label, read_credentials
 from engine.ops.http import Health, OpsServer
 from engine.ops.logs import register_secret
-from engine.ops.metrics import EngineMetrics, LatencySamples
-from engine.ratelimit import BucketLimit, LocalRateLimiter, RateLimits
+from engine.ops.metrics import EngineMetrics
+from engine.ratelimit import BucketLimit, LocalRateLimiter, RateLimiter, RateLimits
 from engine.rest.client import ORDERS, Client
 from engine.rest.retry import RetryPolicy
-from engine.risk import AuditLog, OrderRefused, OrderTerms, ProductLimits, RiskGate
+from engine.risk import ProductLimits
 from engine.risk import RiskConfig as GateConfig
+from engine.scaleout.redis_conn import RedisSettings, connect
+from engine.scaleout.redis_limiter import RedisRateLimiter
 from engine.signals.auth import SignalAuthenticator
-from engine.signals.execution import order_request
-from engine.signals.intake import SignalQueue
+from engine.signals.intake import SignalSink
 from engine.signals.model import Signal
-from engine.signals.replay import LocalReplayGuard
+from engine.signals.replay import LocalReplayGuard, RedisReplayGuard, ReplayGuard
 from engine.signals.webhook import SignalWebhook
-from engine.trading.journal import OrderJournal
-from engine.trading.order_state import OrderState
-from engine.worker.view import ExchangeRiskView
+from engine.trading.engine import Engine, EngineConfig
+from engine.trading.journal import Durability
+from engine.trading.tracked import TrackedOrder
+from engine.worker.execution import SignalExecutor, WorkerStats
+from engine.worker.intake import Intake, QueueIntake, StreamIntake
 
 __all__ = ["Worker", "WorkerStats", "gate_config"]
 
 log = logging.getLogger("engine.worker")
-_CANCEL_BATCH = 100
-
-
-@dataclass
-class WorkerStats:
-    """What a run did, for the demo's summary and for tests."""
-
-    signal_to_ack: LatencySamples = field(default_factory=LatencySamples)
-    order_request: LatencySamples = field(default_factory=LatencySamples)
-    cancelled_on_exit: list[str] = field(default_factory=list)
-    duplicates: int = 0
+_ZERO = Decimal(0)
+_MARKET_CHANNELS = ("level2", "ticker")  # the risk gate's quotes: the live book, the ticker until it is ready
+_READY_TIMEOUT_S = 10.0
+_STREAM_BLOCK_MS = 500
 
 
 def gate_config(config: Config) -> GateConfig:
@@ -105,24 +96,37 @@ def gate_config(config: Config) -> GateConfig:
     )
 
 
-class _TimedSink:
-    """The webhook's sink: notes each signal's arrival time, then queues it."""
+def engine_config(config: Config) -> EngineConfig:
+    """The trading core's configuration from the worker's config."""
+    return EngineConfig(
+        journal_path=config.journal.path,
+        durability=Durability.FSYNC if config.journal.durability == "full" else Durability.OS,
+        audit_path=config.journal.audit_log,
+        worker=config.worker.client_order_prefix,
+        products=config.risk.products or tuple(config.risk.per_product),
+        market_channels=_MARKET_CHANNELS,
+        risk=gate_config(config),
+    )
 
-    def __init__(self, queue: SignalQueue, arrivals: dict[str, float]) -> None:
-        self._queue = queue
-        self._arrivals = arrivals
+
+class _TimedSink:
+    """The webhook's sink: notes each signal's arrival (for the signal-to-ack latency), then passes it on."""
+
+    def __init__(self, sink: SignalSink, executor: SignalExecutor) -> None:
+        self._sink = sink
+        self._executor = executor
 
     async def submit(self, signal: Signal) -> str:
-        self._arrivals[signal.id] = time.perf_counter()
+        self._executor.arrived(signal)
         try:
-            return await self._queue.submit(signal)
+            return await self._sink.submit(signal)
         except BaseException:
-            self._arrivals.pop(signal.id, None)
+            self._executor.arrivals.pop(signal.id, None)
             raise
 
 
 class Worker:
-    """One worker's engine. `dry_run` overrides `[worker].dry_run`; `environ` the process environment."""
+    """One worker. `dry_run` overrides `[worker].dry_run`; `environ` the process environment."""
 
     def __init__(
         self,
@@ -131,36 +135,29 @@ class Worker:
         environ: Mapping[str, str] | None = None,
         dry_run: bool | None = None,
         metrics: EngineMetrics | None = None,
-        poll_interval_s: float = 1.0,
+        sample_interval_s: float = 1.0,
     ) -> None:
         self.config = config
         self.dry_run = config.worker.dry_run if dry_run is None else dry_run
         self._environ = environ
         self.metrics = metrics or EngineMetrics()
         self.stats = WorkerStats()
-        self.poll_interval_s = poll_interval_s
+        self.sample_interval_s = sample_interval_s
         self.status = "starting"
         self.webhook_url = ""
         self.ops_url = ""
+        self.engine: Engine | None = None
+        self.executor: SignalExecutor | None = None
+        self.intake: Intake | None = None
         self._key: CdpKey | None = None
         self._client: Client | None = None
-        self._limiter: LocalRateLimiter | None = None
+        self._limiter: RateLimiter | None = None
+        self._redis: list[aioredis.Redis] = []
         self._rotations = 0
-        self._client_users: dict[int, int] = {}  # id(client) -> signals using it right now
-        self._released = asyncio.Condition()
-        self._journal: OrderJournal | None = None
-        self._audit: AuditLog | None = None
-        self._gate: RiskGate | None = None
-        self._view: ExchangeRiskView | None = None
-        self._queue = SignalQueue(config.signals.queue_size)
-        self._arrivals: dict[str, float] = {}
-        self._webhook: SignalWebhook | None = None
+        self._fills_seen: dict[str, Decimal] = {}  # client_order_id -> filled size counted so far
         self._webhook_runner: web.AppRunner | None = None
         self._ops: OpsServer | None = None
-        self._consumers: list[asyncio.Task[None]] = []
-        self._poller: asyncio.Task[None] | None = None
-        self._busy = 0
-        self._idle = asyncio.Condition()
+        self._sampler: asyncio.Task[None] | None = None
         self._stop_requested = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
@@ -169,8 +166,6 @@ class Worker:
 
     async def start(self) -> None:
         config = self.config
-        if config.signals.redis_url is not None:
-            raise ConfigError("signals.redis_url: the worker takes signals through the webhook only, for now")
         secret = (self._env().get(config.signals.secret_env) or "").strip()
         if config.signals.webhook and not secret:
             raise ConfigError(
@@ -178,38 +173,74 @@ class Worker:
                 "HMAC secret, at least 16 bytes) is not set"
             )
         register_secret(secret)
+        for url in (config.limits.redis_url, config.signals.redis_url):
+            password = urlsplit(url).password if url else None
+            if password:
+                register_secret(password)
         credentials = await asyncio.to_thread(read_credentials, config.credentials, self._environ)
         for warning in credentials.warnings:
             log.warning("%s", warning)
         key = self._key = credentials.signing_key()
-        # one limiter for the worker's life, shared by the client of every key it rotates to
-        self._limiter = LocalRateLimiter(
-            RateLimits(
-                private=BucketLimit(config.limits.private_rps, config.limits.private_rps),
-                public=BucketLimit(config.limits.public_rps, config.limits.public_rps),
-            )
+        try:
+            await self._start(key, secret)
+        except BaseException:
+            await self.stop()
+            raise
+        self.status = "ok"
+        self.metrics.up.set(1)
+        log.info(
+            "worker started: key %s from %s, %s, intake %s, limiter %s, webhook %s, ops %s%s",
+            key_label(credentials.name),
+            credentials.origin,
+            config.exchange.base_url,
+            "redis stream" if config.signals.redis_url else "local queue",
+            "redis" if config.limits.redis_url else "local",
+            self.webhook_url or "off",
+            self.ops_url or "off",
+            " (dry run)" if self.dry_run else "",
         )
-        client = self._client = self._new_client(key)
+
+    async def _start(self, key: CdpKey, secret: str) -> None:
+        config = self.config
+        # one limiter and one client for the worker's life: a key rotation swaps the key inside the client
+        self._limiter = self._new_limiter()
+        client = self._client = Client(
+            key,
+            config.exchange.base_url,
+            timeout_s=config.exchange.request_timeout_s,
+            limiter=self._limiter,
+            retry=RetryPolicy(max_attempts=config.limits.max_retries + 1),
+        )
         await client.open()
         self.metrics.clock_offset.set(client.clock_offset_s)
-        self._journal = await asyncio.to_thread(OrderJournal, config.journal.path, config.journal.durability)
-        self._audit = AuditLog(config.journal.audit_log)
-        self._gate = RiskGate(gate_config(config), self._audit)
-        products = config.risk.products or tuple(config.risk.per_product)
-        self._view = ExchangeRiskView(client, products, client_order_prefix=config.worker.client_order_prefix)
-        self._view.on_fill = self.metrics.fills.inc
-        await self._view.start()
-        self._bind_metrics()
-
-        for _ in range(config.worker.concurrency):
-            self._consumers.append(asyncio.create_task(self._consume()))
-        self._poller = asyncio.create_task(self._poll())
+        engine = Engine(key, engine_config(config), client=client)
+        await engine.start()  # reconciles the journal with the exchange before anything is placed
+        self.engine = engine
+        self._log_reconciliation(engine)
+        engine.on_order(self._count_fills)
+        try:
+            await engine.wait_ready(_READY_TIMEOUT_S)
+        except TimeoutError:
+            log.warning(
+                "market data not ready after %.0f s; the risk gate refuses until it is", _READY_TIMEOUT_S
+            )
+        executor = self.executor = SignalExecutor(
+            engine,
+            prefix=config.worker.client_order_prefix,
+            allows_product=config.risk.allows_product,
+            dry_run=self.dry_run,
+            metrics=self.metrics,
+            stats=self.stats,
+        )
+        intake = self.intake = self._new_intake(executor)
+        self._bind_metrics(engine)
+        intake.start()
+        self._sampler = asyncio.create_task(self._sample())
         if config.signals.webhook:
             authenticator = SignalAuthenticator([secret], window_s=config.signals.window_s)
-            guard = LocalReplayGuard()
-            self._webhook = SignalWebhook(authenticator, guard, _TimedSink(self._queue, self._arrivals))
+            webhook = SignalWebhook(authenticator, self._replay_guard(), _TimedSink(intake.sink, executor))
             self._webhook_runner, self.webhook_url = await _serve(
-                self._webhook.app, config.signals.host, config.signals.port
+                webhook.app, config.signals.host, config.signals.port
             )
         if config.metrics.enabled:
             self._ops = OpsServer(
@@ -217,47 +248,144 @@ class Worker:
             )
             await self._ops.start()
             self.ops_url = self._ops.url
-        self.status = "ok"
-        self.metrics.up.set(1)
-        log.info(
-            "worker started: key %s from %s, %s, webhook %s, ops %s%s",
-            key_label(credentials.name),
-            credentials.origin,
-            config.exchange.base_url,
-            self.webhook_url or "off",
-            self.ops_url or "off",
-            " (dry run)" if self.dry_run else "",
+
+    def _new_limiter(self) -> RateLimiter:
+        limits = self.config.limits
+        rate_limits = RateLimits(
+            private=BucketLimit(limits.private_rps, limits.burst or limits.private_rps),
+            public=BucketLimit(limits.public_rps, limits.burst or limits.public_rps),
+        )
+        if limits.redis_url is None:
+            return LocalRateLimiter(rate_limits)
+        settings = RedisSettings(limits.redis_url, limits.redis_timeout_s, limits.redis_namespace)
+        redis = connect(settings)
+        self._redis.append(redis)
+        return RedisRateLimiter(
+            redis,
+            rate_limits,
+            namespace=limits.redis_namespace,
+            expected_workers=limits.expected_workers,
+            fallback_fraction=limits.fallback_fraction,
         )
 
-    def _new_client(self, key: CdpKey) -> Client:
-        return Client(
-            key,
-            self.config.exchange.base_url,
-            timeout_s=self.config.exchange.request_timeout_s,
-            limiter=self._limiter,
-            retry=RetryPolicy(max_attempts=self.config.limits.max_retries + 1),
+    def _new_intake(self, executor: SignalExecutor) -> Intake:
+        signals, worker = self.config.signals, self.config.worker
+        if signals.redis_url is None:
+            return QueueIntake(
+                executor, queue_size=signals.queue_size, concurrency=worker.concurrency, metrics=self.metrics
+            )
+        settings = RedisSettings(signals.redis_url, signals.redis_timeout_s, signals.redis_namespace)
+        redis = connect(settings, extra_timeout_s=_STREAM_BLOCK_MS / 1000)
+        self._redis.append(redis)
+        return StreamIntake(
+            redis,
+            executor,
+            executor.recover,
+            namespace=signals.redis_namespace,
+            group=signals.redis_group,
+            consumer=signals.consumer or socket.gethostname(),
+            concurrency=worker.concurrency,
+            min_idle_ms=round(signals.reclaim_idle_s * 1000),
+            max_attempts=signals.max_attempts,
+            block_ms=_STREAM_BLOCK_MS,
         )
+
+    def _replay_guard(self) -> ReplayGuard:
+        """Seen signal ids: in Redis when signals go through the stream (shared by every worker's webhook)."""
+        signals = self.config.signals
+        if signals.redis_url is None:
+            return LocalReplayGuard()
+        redis = connect(RedisSettings(signals.redis_url, signals.redis_timeout_s, signals.redis_namespace))
+        self._redis.append(redis)
+        return RedisReplayGuard(redis, namespace=f"{{{signals.redis_namespace}}}")
+
+    @staticmethod
+    def _log_reconciliation(engine: Engine) -> None:
+        report = engine.reconcile_report
+        if report is None:
+            return
+        if report.resolved or report.refreshed or report.unknown_open_orders:
+            log.warning(
+                "reconciled the journal: %d unresolved orders looked up (%d never placed), %d refreshed, "
+                "%d open orders on the exchange not in the journal",
+                len(report.resolved),
+                len(report.not_placed),
+                len(report.refreshed),
+                len(report.unknown_open_orders),
+            )
+        else:
+            log.info("reconciled the journal: nothing to resolve")
+
+    def _count_fills(self, order: TrackedOrder) -> None:
+        """Count each increase of an order's filled size (user channel or REST refresh) as a fill."""
+        seen = self._fills_seen.get(order.client_order_id, _ZERO)
+        if order.filled_size > seen:
+            self.metrics.fills.inc()
+        if order.state.is_terminal:
+            self._fills_seen.pop(order.client_order_id, None)
+        elif order.filled_size > seen:
+            self._fills_seen[order.client_order_id] = order.filled_size
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        """What every request of this worker waits on: local, or in Redis shared by the key's workers."""
+        return self._limiter
 
     def _env(self) -> Mapping[str, str]:
         return os.environ if self._environ is None else self._environ
 
-    def _bind_metrics(self) -> None:
-        limiter, journal = self._limiter, self._journal
+    def _bind_metrics(self, engine: Engine) -> None:
+        limiter, metrics, intake = self._limiter, self.metrics, self.intake
         assert limiter is not None
-        assert journal is not None
-        self.metrics.observe_counter(
+        metrics.observe_counter(
             "rate_limited", "429s from the exchange", lambda: limiter.stats().rate_limited
         )
-        self.metrics.observe_counter(
+        metrics.observe_counter(
             "limiter_wait_seconds", "Time requests waited on the client-side rate limiter",
             lambda: limiter.stats().wait_total_s,
         )  # fmt: skip
-        self.metrics.observe_gauge(
-            "premint_pool_depth", "Order tokens minted ahead and ready", self._pool_depth
-        )
-        self.metrics.observe_gauge(
-            "journal_pending", "Order outcomes not yet written to disk", lambda: journal.pending
-        )
+        metrics.observe_gauge("premint_pool_depth", "Order tokens minted ahead and ready", self._pool_depth)
+        metrics.observe_gauge(
+            "journal_pending", "Order outcomes not yet written to disk",
+            lambda: engine.journal.pending if engine.journal is not None else 0,
+        )  # fmt: skip
+        metrics.observe_counter(
+            "websocket_gaps", "Sequence gaps on the market and user WebSocket channels",
+            lambda: sum(s.stats.gaps for s in engine.sockets),
+        )  # fmt: skip
+        metrics.observe_counter(
+            "websocket_disconnects", "WebSocket connections lost (each is reconnected and resynced)",
+            lambda: sum(s.stats.disconnects for s in engine.sockets),
+        )  # fmt: skip
+        metrics.observe_gauge(
+            "kill_switch", "1 while the kill switch refuses every order",
+            lambda: float(engine.risk.kill_switch.engaged),
+        )  # fmt: skip
+        if isinstance(limiter, RedisRateLimiter):
+            metrics.observe_gauge(
+                "limiter_fallback_active", "1 while Redis is away and this worker spends its local share",
+                lambda: float(limiter.fallback_active),
+            )  # fmt: skip
+            metrics.observe_counter(
+                "limiter_fallbacks", "Times the limiter fell back to its local share",
+                lambda: limiter.fallback_entered,
+            )  # fmt: skip
+            metrics.observe_counter(
+                "limiter_redis_errors", "Limiter calls to Redis that failed", lambda: limiter.redis_errors
+            )
+        if isinstance(intake, StreamIntake):
+            consumer = intake.consumer
+            metrics.observe_counter(
+                "signal_stream_reclaimed", "Signals taken over from a dead worker", lambda: consumer.reclaimed
+            )
+            metrics.observe_counter(
+                "signal_stream_duplicates", "Stream entries for a signal already settled or claimed",
+                lambda: consumer.duplicates,
+            )  # fmt: skip
+            metrics.observe_counter(
+                "signal_stream_redis_errors", "Signal stream calls to Redis that failed",
+                lambda: consumer.redis_errors,
+            )  # fmt: skip
 
     def _pool_depth(self) -> float:
         key, client = self._key, self._client
@@ -265,171 +393,44 @@ class Worker:
             return 0.0
         return float(key.pooled("POST", ORDERS, client.transport.host))
 
-    def _sample_signing(self) -> None:
-        """Time one order token from the live key: the signing latency an order pays (pooled or minted)."""
-        key, client = self._key, self._client
-        if key is None or client is None:
-            return
-        started = time.perf_counter()
-        key.rest_jwt("POST", ORDERS, client.transport.host)
-        self.metrics.signing.observe(time.perf_counter() - started)
+    async def _sample(self) -> None:
+        """Once a second: the gauges that are sampled rather than counted."""
+        while True:
+            await asyncio.sleep(self.sample_interval_s)
+            key, client, engine, intake = self._key, self._client, self.engine, self.intake
+            if key is None or client is None or engine is None or intake is None:
+                continue
+            started = time.perf_counter()
+            key.rest_jwt("POST", ORDERS, client.transport.host)  # the signing latency an order pays
+            self.metrics.signing.observe(time.perf_counter() - started)
+            self.metrics.clock_offset.set(client.clock_offset_s)
+            self.metrics.open_orders.set(len(engine.open_orders()))
+            self.metrics.queue_depth.set(intake.depth)
 
     def health(self) -> Health:
-        gate = self._gate
-        killed = gate is not None and gate.kill_switch.engaged
+        engine, intake = self.engine, self.intake
+        killed = engine is not None and engine.risk.kill_switch.engaged
         checks: dict[str, Any] = {
             "key_loaded": self._key is not None,
             "key_rotations": self._rotations,
-            "queue_depth": self._queue.depth,
-            "in_flight": self._busy,
+            "queue_depth": intake.depth if intake is not None else 0,
+            "in_flight": intake.in_flight if intake is not None else 0,
             "kill_switch": killed,
             "dry_run": self.dry_run,
         }
+        if isinstance(self._limiter, RedisRateLimiter):
+            checks["limiter_fallback"] = self._limiter.fallback_active
         ok = self.status == "ok" and not killed and self._key is not None
         return Health(ok, "degraded" if killed else self.status, checks)
-
-    # -- signals to orders ------------------------------------------------------------------------------
-
-    async def _consume(self) -> None:
-        while True:
-            signal = await self._queue.get()
-            self._busy += 1
-            self.metrics.in_flight.set(self._busy)
-            try:
-                await self.execute(signal)
-            except Exception:
-                log.exception("signal %s: unexpected error", signal.id)
-            finally:
-                self._busy -= 1
-                self.metrics.in_flight.set(self._busy)
-                self._queue.task_done()
-                self.metrics.queue_depth.set(self._queue.depth)
-                async with self._idle:
-                    self._idle.notify_all()
-
-    async def execute(self, signal: Signal) -> None:
-        """Risk-check, journal and place one signal's order; every outcome is logged and counted."""
-        client = self._client
-        assert client is not None
-        self._client_users[id(client)] = self._client_users.get(id(client), 0) + 1
-        try:
-            await self._execute(signal, client)
-        finally:
-            self._client_users[id(client)] -= 1
-            async with self._released:
-                self._released.notify_all()
-
-    async def _execute(self, signal: Signal, client: Client) -> None:
-        gate, view, journal = self._gate, self._view, self._journal
-        assert gate is not None
-        assert view is not None
-        assert journal is not None
-        arrived = self._arrivals.pop(signal.id, time.perf_counter())
-        request = order_request(signal, self.config.worker.client_order_prefix)
-        coid = request.client_order_id
-        if not self.config.risk.allows_product(signal.product_id):
-            self.metrics.refusals.labels(rule="product").inc()
-            log.warning("signal %s refused: %s is not in [risk].products", signal.id, signal.product_id)
-            return
-        terms = OrderTerms.of(request)
-        try:
-            gate.check(terms, view)
-        except OrderRefused as refused:
-            self.metrics.refusals.labels(rule=refused.rule.value).inc()
-            log.info("signal %s refused by %s: %s", signal.id, refused.rule.value, refused.detail)
-            return
-        if self.dry_run:
-            self.metrics.orders.labels(outcome="dry_run").inc()
-            log.info(
-                "dry run: would place %s %s %s as %s",
-                signal.side.value,
-                signal.product_id,
-                terms.base_size,
-                coid,
-            )
-            return
-        try:
-            journal.record_intent(coid, request.product_id, str(request.side), request.body.decode())
-        except sqlite3.IntegrityError:
-            # journalled before (a resent signal after a restart): its order exists or is being reconciled
-            self.stats.duplicates += 1
-            self.metrics.orders.labels(outcome="duplicate").inc()
-            log.warning("signal %s: order %s already journalled; not placing it again", signal.id, coid)
-            return
-        self._reserve(view, coid, terms)
-        sent = time.perf_counter()
-        try:
-            result = await client.submit_order(request)
-        except OrderRejected as exc:
-            journal.record_outcome(coid, OrderState.REJECTED, failure_reason=exc.failure_reason)
-            self.metrics.orders.labels(outcome="rejected").inc()
-            gate.record_success()  # the exchange answered: not a reason to trip the breaker
-            log.warning("signal %s: order %s rejected: %s", signal.id, coid, exc.failure_reason)
-            return
-        except OutcomeUnknown:
-            self.metrics.orders.labels(outcome="unknown").inc()
-            log.error(
-                "signal %s: order %s outcome unknown; left in the journal to reconcile", signal.id, coid
-            )
-            return
-        except (ExchangeError, OSError, TimeoutError, EngineError) as exc:
-            journal.record_outcome(coid, OrderState.UNKNOWN, failure_reason=type(exc).__name__)
-            gate.record_failure(exc)
-            self.metrics.orders.labels(outcome="failed").inc()
-            hint = f" ({exc.hint})" if isinstance(exc, AuthError) else ""
-            log.error("signal %s: order %s failed: %s%s", signal.id, coid, type(exc).__name__, hint)
-            return
-        finally:
-            view.release(coid)
-        acked = time.perf_counter()
-        journal.record_outcome(coid, OrderState.OPEN, order_id=result.order_id)
-        gate.record_success()
-        view.order_placed(result.order_id, request.product_id)
-        self.metrics.orders.labels(outcome="acknowledged").inc()
-        self.metrics.order_request.observe(acked - sent)
-        self.metrics.signal_to_ack.observe(acked - arrived)
-        self.stats.order_request.add(acked - sent)
-        self.stats.signal_to_ack.add(acked - arrived)
-        log.info("signal %s: order %s acknowledged as %s", signal.id, coid, result.order_id)
-
-    @staticmethod
-    def _reserve(view: ExchangeRiskView, coid: str, terms: OrderTerms) -> None:
-        pair = view.currencies(terms.product_id)
-        if pair is None:
-            return
-        base, quote = pair
-        if terms.is_buy:
-            bid, ask = view.best_bid_ask(terms.product_id)
-            amount = terms.notional(bid, ask)
-            if amount is not None:
-                view.reserve(coid, quote, amount)
-        elif terms.base_size is not None:
-            view.reserve(coid, base, terms.base_size)
-
-    async def _poll(self) -> None:
-        view = self._view
-        assert view is not None
-        while True:
-            await asyncio.sleep(self.poll_interval_s)
-            client = view.client
-            try:
-                await view.refresh()
-            except (EngineError, OSError, TimeoutError) as exc:
-                log.warning("risk view refresh failed: %s", type(exc).__name__)
-            self.metrics.open_orders.set(view.open_order_count())
-            self._sample_signing()
-            self.metrics.clock_offset.set(client.clock_offset_s)
-            self.metrics.queue_depth.set(self._queue.depth)
 
     # -- rotation ---------------------------------------------------------------------------------------
 
     async def reload_credentials(self) -> bool:
         """Read the key again; swap it in only if it loads, makes a read-only call and has the permissions."""
         async with self._reload_lock:
-            key, client = self._key, self._client
+            key, engine = self._key, self.engine
             assert key is not None
-            assert client is not None
-            candidate: CdpKey | None = None
+            assert engine is not None
             try:
                 credentials = await asyncio.to_thread(
                     read_credentials, self.config.credentials, self._environ
@@ -438,46 +439,23 @@ class Worker:
             except (ConfigError, KeyFormatError) as exc:
                 return self._keep_old_key(f"the new key did not load: {exc}")
             try:
-                await self._probe(candidate, client)
+                await self._probe(candidate, engine.client)
             except (ExchangeError, OSError, TimeoutError, EngineError) as exc:
                 candidate.close()
                 detail = f"{exc.diagnosis.value}: {exc.hint}" if isinstance(exc, AuthError) else str(exc)
                 return self._keep_old_key(f"the new key failed its check ({type(exc).__name__}: {detail})")
-            fresh = self._new_client(candidate)
-            try:
-                await fresh.open()
-            except BaseException:
-                await fresh.close()
-                candidate.close()
-                raise
-            self._key, self._client = candidate, fresh
-            if self._view is not None:
-                self._view.client = fresh
+            engine.replace_key(candidate)
+            self._key = candidate
+            key.close()  # nothing signs with it any more: the client reads its key at each signature
             self._rotations += 1
-            self._retire(client, key)
-            previous = key_label(key.name)
             self.metrics.key_reloads.labels(result="rotated").inc()
             log.info(
                 "credentials rotated: %s -> %s (from %s)",
-                previous,
+                key_label(key.name),
                 key_label(candidate.name),
                 credentials.origin,
             )
             return True
-
-    def _retire(self, client: Client, key: CdpKey) -> None:
-        """Close the previous client and key once no signal is using them."""
-
-        async def retire() -> None:
-            async with self._released:
-                await self._released.wait_for(lambda: self._client_users.get(id(client), 0) == 0)
-            self._client_users.pop(id(client), None)
-            await client.close()
-            key.close()
-
-        task = asyncio.create_task(retire())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     def _keep_old_key(self, reason: str) -> bool:
         self.metrics.key_reloads.labels(result="kept_old_key").inc()
@@ -532,76 +510,51 @@ class Worker:
             await self.stop()
 
     async def stop(self) -> None:
-        """Stop intake, drain, cancel open orders if configured, flush the journal, release everything."""
+        """Stop intake, drain, cancel open orders if configured, stop the Engine (flushing the journal),
+        release everything. Safe on a worker that did not finish starting."""
         self.status = "draining"
         self.metrics.up.set(0)
         if self._webhook_runner is not None:
             await self._webhook_runner.cleanup()  # no new signals; requests in progress finish first
             self._webhook_runner = None
-        drained = await self._drain(self.config.worker.drain_timeout_s)
-        for task in self._consumers:
-            task.cancel()
-        await asyncio.gather(*self._consumers, return_exceptions=True)
-        self._consumers.clear()
-        if self._poller is not None:
-            self._poller.cancel()
-            await asyncio.gather(self._poller, return_exceptions=True)
-            self._poller = None
+        drained = True
+        if self.intake is not None:
+            drained = await self.intake.drain(self.config.worker.drain_timeout_s)
+        if self._sampler is not None:
+            self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
+            self._sampler = None
         for task in list(self._background):
             await asyncio.gather(task, return_exceptions=True)
-        if self.config.worker.cancel_open_orders_on_exit and not self.dry_run:
-            await self._cancel_open_orders()
-        if self._journal is not None:
-            await asyncio.to_thread(self._journal.close)  # flushes queued outcomes first
-            self._journal = None
-        if self._audit is not None:
-            self._audit.close()
-            self._audit = None
+        engine = self.engine
+        if engine is not None:
+            if self.config.worker.cancel_open_orders_on_exit and not self.dry_run:
+                await self._cancel_open_orders(engine)
+            await engine.stop()
+            self.engine = None
         if self._client is not None:
             await self._client.close()
             self._client = None
         if self._key is not None:
             self._key.close()
+        for redis in self._redis:
+            await redis.aclose()
+        self._redis.clear()
         self.status = "stopped"
         if self._ops is not None:
             await self._ops.stop()
             self._ops = None
-        log.info("worker stopped%s", "" if drained else " (drain timed out; unsent signals were dropped)")
+        log.info("worker stopped%s", "" if drained else " (drain timed out)")
 
-    async def _drain(self, timeout_s: float) -> bool:
-        async with self._idle:
-            try:
-                await asyncio.wait_for(
-                    self._idle.wait_for(lambda: self._queue.depth == 0 and self._busy == 0), timeout_s
-                )
-            except TimeoutError:
-                log.error("drain timed out with %d queued and %d in flight", self._queue.depth, self._busy)
-                return False
-        return True
-
-    async def _cancel_open_orders(self) -> None:
-        view, client = self._view, self._client
-        if view is None or client is None:
-            return
+    async def _cancel_open_orders(self, engine: Engine) -> None:
         try:
-            order_ids = await view.list_own_open_orders()
+            cancelled = await engine.cancel_all()
         except (EngineError, OSError, TimeoutError) as exc:
-            log.error("could not list open orders to cancel them: %s", type(exc).__name__)
+            log.error("cancelling open orders on exit failed: %s", type(exc).__name__)
             return
-        for start in range(0, len(order_ids), _CANCEL_BATCH):
-            batch = order_ids[start : start + _CANCEL_BATCH]
-            try:
-                results = await client.cancel_orders(batch)
-            except (EngineError, OSError, TimeoutError) as exc:
-                log.error("cancelling %d open orders failed: %s", len(batch), type(exc).__name__)
-                continue
-            for result in results:
-                if result.success:
-                    self.stats.cancelled_on_exit.append(result.order_id)
-                    self.metrics.cancels.labels(reason="shutdown").inc()
-                else:
-                    log.warning("order %s not cancelled: %s", result.order_id, result.failure_reason)
-        log.info("cancelled %d open orders on exit", len(self.stats.cancelled_on_exit))
+        self.stats.cancelled_on_exit += cancelled
+        self.metrics.cancels.labels(reason="shutdown").inc(cancelled)
+        log.info("cancelled %d open orders on exit", cancelled)
 
 
 async def _serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:

@@ -48,6 +48,18 @@ def test_the_sample_config_loads() -> None:
         ({"signals": {"secret_env": "not a name"}}, "signals.secret_env"),
         ({"signals": {"webhook": False}}, "signals.webhook"),
         ({"signals": {"redis_url": "http://localhost"}}, "signals.redis_url"),
+        ({"signals": {"redis_stream": "engine:signals"}}, "signals.redis_stream"),
+        ({"signals": {"redis_namespace": "a b"}}, "signals.redis_namespace"),
+        ({"signals": {"reclaim_idle_s": 0}}, "signals.reclaim_idle_s"),
+        ({"signals": {"max_attempts": 0}}, "signals.max_attempts"),
+        ({"signals": {"consumer": ""}}, "signals.consumer"),
+        ({"limits": {"redis_url": "127.0.0.1:6379"}}, "limits.redis_url"),
+        ({"limits": {"redis_namespace": "{x}"}}, "limits.redis_namespace"),
+        ({"limits": {"expected_workers": 0}}, "limits.expected_workers"),
+        ({"limits": {"fallback_fraction": 1.5}}, "limits.fallback_fraction"),
+        ({"limits": {"fallback_fraction": 0}}, "limits.fallback_fraction"),
+        ({"limits": {"burst": 0.5}}, "limits.burst"),
+        ({"limits": {"redis_password": "x"}}, "limits.redis_password"),
         ({"risk": {"max_order_size": "lots"}}, "risk.max_order_size"),
         ({"risk": {"max_order_size": "-1"}}, "risk.max_order_size"),
         ({"risk": {"price_band": "5"}}, "risk.price_band"),
@@ -120,3 +132,60 @@ def test_per_product_limits_replace_the_defaults() -> None:
     assert config.risk.price_band == Decimal("0.05")
     assert config.risk.allows_product("ETH-USD")
     assert not config.risk.allows_product("BTC-USD")
+
+
+def test_redis_intake_and_limiter_are_chosen_by_config() -> None:
+    config = parse_config({})
+    assert config.signals.redis_url is None  # the webhook feeds a local queue
+    assert config.limits.redis_url is None  # a local limiter
+    assert config.limits.burst is None
+    config = parse_config(
+        {
+            "signals": {
+                "webhook": False,
+                "redis_url": "redis://127.0.0.1:6379/0",
+                "redis_namespace": "desk1",
+                "consumer": "host-2",
+                "reclaim_idle_s": 5,
+                "max_attempts": 3,
+            },
+            "limits": {
+                "redis_url": "redis://127.0.0.1:6379/1",
+                "expected_workers": 4,
+                "fallback_fraction": 0.5,
+                "burst": 1,
+            },
+        }
+    )
+    signals, limits = config.signals, config.limits
+    assert (signals.redis_namespace, signals.consumer, signals.reclaim_idle_s) == ("desk1", "host-2", 5.0)
+    assert signals.max_attempts == 3
+    assert (limits.redis_url, limits.expected_workers, limits.fallback_fraction) == (
+        "redis://127.0.0.1:6379/1",
+        4,
+        0.5,
+    )
+    assert limits.burst == 1.0
+
+
+def test_every_setting_is_documented_in_the_sample_config() -> None:
+    """Every key the loader reads appears in examples/worker.toml (set, or commented out with its default)."""
+    import dataclasses
+
+    from engine.ops import config as module
+
+    text = EXAMPLE.read_text()
+    tables = {
+        "exchange": module.ExchangeConfig,
+        "credentials": module.CredentialsConfig,
+        "limits": module.LimitsConfig,
+        "signals": module.SignalsConfig,
+        "journal": module.JournalConfig,
+        "metrics": module.MetricsConfig,
+        "worker": module.WorkerConfig,
+        "logging": module.LoggingConfig,
+    }
+    for table, kind in tables.items():
+        section = text.split(f"\n[{table}]\n", 1)[1].split("\n[", 1)[0]
+        for item in dataclasses.fields(kind):
+            assert f"{item.name} =" in section, f"{table}.{item.name} is not in examples/worker.toml"

@@ -5,15 +5,8 @@ were cancelled on exit."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import os
 import secrets
 import signal
-import sys
-from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
@@ -22,61 +15,16 @@ import orjson
 from engine.signals.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignalAuthenticator
 from engine.signals.model import signal_client_order_id
 from tests.ops.conftest import RunningSim
-from tests.support.keys import SECRETS, TestKey, new_ed25519_key, new_es256_key
-from tests.support.leaks import observe
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _write_key(path: Path, key: TestKey) -> None:
-    path.write_text(json.dumps(key.portal_json()))
-    path.chmod(0o600)
-
-
-class _Logs:
-    """Collects the worker's JSON log lines from stderr as they come."""
-
-    def __init__(self, stream: asyncio.StreamReader) -> None:
-        self.lines: list[dict[str, object]] = []
-        self.raw: list[str] = []
-        self._stream = stream
-        self._changed = asyncio.Event()
-        self.task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        while line := await self._stream.readline():
-            text = line.decode(errors="replace").rstrip("\n")
-            self.raw.append(text)
-            with contextlib.suppress(ValueError):
-                self.lines.append(json.loads(text))
-            self._changed.set()
-
-    async def wait_for(
-        self, predicate: Callable[[dict[str, object]], bool], timeout: float = 20.0
-    ) -> dict[str, object]:
-        async with asyncio.timeout(timeout):
-            while True:
-                for line in self.lines:
-                    if predicate(line):
-                        return line
-                self._changed.clear()
-                await self._changed.wait()
-
-
-async def _metric(session: aiohttp.ClientSession, ops_url: str, sample: str) -> float:
-    async with session.get(f"{ops_url}/metrics") as response:
-        text = await response.text()
-    observe(text, "worker /metrics")
-    for line in text.splitlines():
-        if line.startswith(sample + " "):
-            return float(line.split()[-1])
-    return 0.0
-
-
-async def _eventually(check: Callable[[], object], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():  # type: ignore[misc]
-            await asyncio.sleep(0.05)
+from tests.ops.worker_process import (
+    WorkerProcess,
+    eventually,
+    metric,
+    post_signal,
+    resting_buy,
+    worker_toml,
+    write_key,
+)
+from tests.support.keys import SECRETS, new_ed25519_key, new_es256_key
 
 
 async def test_worker_life_start_rotate_drain(running_sim: RunningSim, tmp_path: Path) -> None:
@@ -84,118 +32,88 @@ async def test_worker_life_start_rotate_drain(running_sim: RunningSim, tmp_path:
     first, second, unregistered = new_es256_key(), new_ed25519_key(), new_es256_key()
     sim.register_cdp_key(first.name, first.public_key_pem, {"view", "trade"})
     key_file = tmp_path / "cdp_api_key.json"
-    _write_key(key_file, first)
+    write_key(key_file, first)
     webhook_secret = secrets.token_urlsafe(24)
     SECRETS.add(webhook_secret)
     config = tmp_path / "worker.toml"
-    config.write_text(
-        f"""
-[exchange]
-base_url = "{running_sim.base_url}"
-[credentials]
-source = "file"
-file = "cdp_api_key.json"
-[risk]
-products = ["BTC-USD"]
-max_order_size = "1"
-[signals]
-port = 0
-[metrics]
-port = 0
-[journal]
-path = "journal.sqlite"
-[worker]
-cancel_open_orders_on_exit = true
-"""
-    )
-    env = {**os.environ, "ENGINE_WEBHOOK_SECRET": webhook_secret, "PYTHONPATH": str(ROOT)}
-    for name in ("COINBASE_API_KEY", "COINBASE_API_SECRET", "COINBASE_API_KEY_FILE"):
-        env.pop(name, None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "engine", "worker", "--config", str(config),
-        env=env, cwd=str(tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert process.stderr is not None
-    logs = _Logs(process.stderr)
-    auth = SignalAuthenticator([webhook_secret])
+    config.write_text(worker_toml(running_sim.base_url))
+    worker = await WorkerProcess.start(config, webhook_secret)
+    process, logs, ops_url = worker.process, worker.logs, worker.ops_url
     accepted: list[str] = []
     try:
-        started = await logs.wait_for(lambda line: str(line.get("msg", "")).startswith("worker started"))
-        message = str(started["msg"])
-        webhook_url = message.split("webhook ")[1].split(",")[0]
-        ops_url = message.split("ops ")[1].split(" ")[0]
         mid = sim.markets["BTC-USD"].mid
-
         async with aiohttp.ClientSession() as session:
 
             async def send(signal_id: str, size: str = "0.01") -> int:
-                # a resting buy well under the market: open until the worker cancels it on exit
-                body = orjson.dumps(
-                    {"id": signal_id, "product_id": "BTC-USD", "side": "BUY", "order_type": "limit",
-                     "size": size, "limit_price": str((mid * Decimal("0.9")).quantize(Decimal("0.01")))}
-                )  # fmt: skip
-                timestamp, signature = auth.sign(body)
-                headers = {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: signature}
-                async with session.post(f"{webhook_url}/signals", data=body, headers=headers) as response:
-                    observe(await response.text(), "webhook response")
-                    if response.status == 202:
-                        accepted.append(signal_id)
-                    return response.status
+                status = await post_signal(
+                    session, worker.webhook_url, webhook_secret, resting_buy(signal_id, mid, size)
+                )
+                if status == 202:
+                    accepted.append(signal_id)
+                return status
 
             async def placed(count: int) -> bool:
-                return await _metric(session, ops_url, 'engine_orders_total{outcome="acknowledged"}') >= count
+                return await metric(session, ops_url, 'engine_orders_total{outcome="acknowledged"}') >= count
 
             async with session.get(f"{ops_url}/healthz") as response:
                 assert response.status == 200
-                observe(await response.text(), "worker /healthz")
+                health = await response.json()
+                assert health["checks"]["kill_switch"] is False
 
             for i in range(3):
                 assert await send(f"life-{i}") == 202
             assert await send("life-0") == 409  # the platform resending: refused, never a second order
             assert await send("life-big", size="5") == 202  # accepted, then refused by the size rule
-            await _eventually(lambda: placed(3))
+            await eventually(lambda: placed(3))
+
+            # the Engine's WebSocket and journal counters are exported beside the worker's own
+            async with session.get(f"{ops_url}/metrics") as response:
+                page = await response.text()
+            for name in ("engine_websocket_gaps_total", "engine_websocket_disconnects_total",
+                         "engine_journal_pending", "engine_kill_switch"):  # fmt: skip
+                assert f"\n{name} " in page, name
+            assert "engine_limiter_fallback_active" not in page  # a local limiter has no fallback
+
+            async def open_orders_seen() -> bool:  # the Engine tracks the acknowledged orders as open
+                return await metric(session, ops_url, "engine_open_orders") == 3
+
+            await eventually(open_orders_seen)
 
             # rotation to a good key: registered at the exchange, then the file replaced and SIGHUP
             sim.register_cdp_key(second.name, second.public_key_pem, {"view", "trade"})
-            _write_key(key_file, second)
+            write_key(key_file, second)
             process.send_signal(signal.SIGHUP)
             rotated = 'engine_credential_reloads_total{result="rotated"}'
 
             async def has_rotated() -> bool:
-                return await _metric(session, ops_url, rotated) == 1
+                return await metric(session, ops_url, rotated) == 1
 
-            await _eventually(has_rotated)
+            await eventually(has_rotated)
             for i in range(3, 5):
                 assert await send(f"life-{i}") == 202
-            await _eventually(lambda: placed(5))
+            await eventually(lambda: placed(5))
             assert sim.request_count(second.name) > 0  # the new key signs now
 
             # rotation to a key the exchange does not know: refused, the current key stays
-            _write_key(key_file, unregistered)
+            write_key(key_file, unregistered)
             process.send_signal(signal.SIGHUP)
             kept = 'engine_credential_reloads_total{result="kept_old_key"}'
 
             async def kept_old() -> bool:
-                return await _metric(session, ops_url, kept) == 1
+                return await metric(session, ops_url, kept) == 1
 
-            await _eventually(kept_old)
+            await eventually(kept_old)
             assert await send("life-5") == 202
-            await _eventually(lambda: placed(6))
-            refusals = await _metric(session, ops_url, 'engine_risk_refusals_total{rule="order_size"}')
+            await eventually(lambda: placed(6))
+            refusals = await metric(session, ops_url, 'engine_risk_refusals_total{rule="order_size"}')
             assert refusals == 1
 
-        process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            code = await process.wait()
-        await logs.task
+        code = await worker.stop()
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        observe("\n".join(logs.raw), "worker stderr")
+        await worker.kill()
     assert code == 0, "\n".join(logs.raw[-20:])
-    assert any(str(line.get("msg", "")) == "cancelled 6 open orders on exit" for line in logs.lines)
-    assert any("keeping the current key" in str(line.get("msg", "")) for line in logs.lines)
+    assert "cancelled 6 open orders on exit" in logs.messages()
+    assert any("keeping the current key" in message for message in logs.messages())
 
     # the ledger: one order per accepted signal that passed risk, none for the refused one, all cancelled
     by_coid: dict[str, list[str]] = {}
@@ -233,7 +151,7 @@ async def test_dry_run_places_nothing(running_sim: RunningSim, tmp_path: Path) -
         "COINBASE_API_SECRET": key.private_key,
         "ENGINE_WEBHOOK_SECRET": webhook_secret,
     }
-    worker = Worker(config, environ=env, poll_interval_s=0.1)
+    worker = Worker(config, environ=env)
     await worker.start()
     try:
         auth = SignalAuthenticator([webhook_secret])
@@ -249,7 +167,7 @@ async def test_dry_run_places_nothing(running_sim: RunningSim, tmp_path: Path) -
         async def counted() -> bool:
             return worker.metrics.value("engine_orders_total", {"outcome": "dry_run"}) == 1
 
-        await _eventually(counted)
+        await eventually(counted)
     finally:
         await worker.stop()
     assert len(sim.ledger) == 0
