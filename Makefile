@@ -24,11 +24,16 @@ $(VENV)/.deps: pyproject.toml
 	touch $@
 
 .PHONY: system-deps
-system-deps: ## install the Debian packages the suite needs (redis-server), if missing
-	@command -v redis-server >/dev/null || { \
-	  echo "installing redis-server from Debian's packages"; \
-	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
-	  $(if $(filter 0,$(shell id -u)),,sudo) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+# Debian packages the suite uses: redis-server (scale-out tests), valgrind (instruction-count benchmarks).
+SYSTEM_PACKAGES := redis-server:redis-server valgrind:valgrind
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+system-deps: ## install the Debian packages the suite needs (redis-server, valgrind), if missing
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing from Debian's packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 .PHONY: venv
 venv: $(VENV)/.deps ## create the virtualenv with runtime and dev dependencies
