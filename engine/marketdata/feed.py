@@ -4,8 +4,10 @@
 the latest `Ticker`, and hands each event to the callbacks registered for it (called inline, in arrival order:
 the shortest path from a tick to a strategy's decision) and to every open async iterator.
 
-Callbacks may be plain functions or coroutine functions; a coroutine is scheduled as a task so a slow strategy
-never stalls the socket reader.
+Callbacks may be plain functions or coroutine functions. A coroutine is started eagerly (`eager.start_eager`):
+it runs inline, on the socket reader's turn, up to its first real wait (an order placed from it is written to
+the connection before the reader reads on), and a task carries it on from there, so a strategy waiting for its
+order's answer never stalls the socket reader.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from engine.marketdata.book import OrderBook
+from engine.marketdata.eager import start_eager
 from engine.marketdata.stream import Stream
 
 log = logging.getLogger(__name__)
@@ -99,9 +102,12 @@ class _Fanout:
                     log.exception("market data callback %r failed", callback)
                     continue
                 if result is not None and asyncio.iscoroutine(result):
-                    task = asyncio.get_running_loop().create_task(result)
-                    self.tasks.add(task)
-                    task.add_done_callback(self._finished)
+                    task = start_eager(result)
+                    if task.done():
+                        self._finished(task)
+                    else:
+                        self.tasks.add(task)
+                        task.add_done_callback(self._finished)
         for wanted, stream in self.streams:
             if wanted is None or wanted == product_id:
                 stream.push(item)

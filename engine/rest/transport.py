@@ -20,6 +20,7 @@ from yarl import URL
 
 from engine._signer import CdpKey, ExchangeKey
 from engine.errors import ConfigError
+from engine.marketdata.eager import await_with_eager_tasks
 from engine.ratelimit import EndpointClass, Priority, RateLimiter
 
 __all__ = ["ApiKey", "PoolConfig", "RawResponse", "Timeouts", "Transport"]
@@ -217,12 +218,16 @@ class Transport:
         session = self._session
         if session is None:
             raise RuntimeError("the client is not open: use `async with Client(...)`")
-        response = await session.request(
-            method,
-            self.url(path, query),
-            data=body,
-            headers=headers,
-            timeout=self.timeout(timeout_s),
+        # Written to the connection on this turn of the loop: on 3.11, aiohttp's body writer is a new task,
+        # started eagerly here as aiohttp itself does on 3.12+ (see engine.marketdata.eager).
+        response = await await_with_eager_tasks(
+            session.request(
+                method,
+                self.url(path, query),
+                data=body,
+                headers=headers,
+                timeout=self.timeout(timeout_s),
+            )
         )
         try:
             payload = await response.read()
