@@ -104,7 +104,10 @@ async def stream_ticks(
             latencies.append(time.perf_counter_ns() - tick_started["ns"])
             tick_started["ns"] = 0
 
-    client = Client(key, base_url, rate_limits=LIFTED)
+    trace = aiohttp.TraceConfig()
+    trace.on_request_chunk_sent.append(on_request_chunk_sent)
+    trace.freeze()
+    client = Client(key, base_url, rate_limits=LIFTED, trace_configs=[trace])
     config = EngineConfig(
         journal_path=journal,
         durability="os",
@@ -113,11 +116,6 @@ async def stream_ticks(
         market_channels=("ticker",),
     )
     async with client, Engine(key, config, client=client, base_url=base_url) as engine:
-        trace = aiohttp.TraceConfig()
-        trace.on_request_chunk_sent.append(on_request_chunk_sent)
-        trace.freeze()
-        # The REST client builds its session without trace hooks: attach one to observe the request writes.
-        client.transport.session._trace_configs.append(trace)
         await engine.wait_ready()
 
         async def on_ticker(ticker: Ticker) -> None:

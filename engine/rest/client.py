@@ -101,6 +101,8 @@ class Client:
         retry: backoff policy for retryable failures.
         sync_clock: measure the clock offset at start (it is re-measured after any 401 that looks like skew).
         premint_depth: tokens kept minted ahead for order create/cancel (0 disables).
+        trace_configs: aiohttp `TraceConfig`s to observe every request (e.g. when its body was written);
+            none by default, and then aiohttp skips its tracing work.
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class Client:
         premint_max_age_s: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
         user_agent: str = USER_AGENT,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         is_cdp = isinstance(key, CdpKey)
         self.key_kind = "cdp" if is_cdp else "exchange"
@@ -139,6 +142,7 @@ class Client:
             pool=PoolConfig(limit=pool_size),
             ssl_context=ssl_context,
             user_agent=user_agent,
+            trace_configs=trace_configs,
         )
         self.clock = ClockSync(self.transport, f"{BROKERAGE}/time" if is_cdp else "/time")
         self._pipeline = Pipeline(

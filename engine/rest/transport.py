@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,7 @@ class Transport:
         pool: PoolConfig | None = None,
         ssl_context: ssl.SSLContext | None = None,
         user_agent: str = USER_AGENT,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         url = URL(base_url.rstrip("/"))
         if url.scheme not in ("http", "https") or not url.raw_host:
@@ -105,12 +106,17 @@ class Transport:
         self._urls: dict[str, URL] = {}
         self._default_timeout = self.timeouts.client_timeout()
         self._timeout_cache: dict[float, aiohttp.ClientTimeout] = {}
-        self._json_headers = {
+        # Headers every request carries are the session's defaults (aiohttp copies them in C); a request adds
+        # only its own. Small JSON bodies: compression costs more CPU than it saves, so none is offered
+        # ("identity": set here rather than through skip_auto_headers, which copies the headers per request).
+        self._session_headers = {
             "Accept": "application/json",
-            "Content-Type": "application/json",
+            "Accept-Encoding": "identity",
             "User-Agent": user_agent,
         }
-        self._get_headers = {"Accept": "application/json", "User-Agent": user_agent}
+        self._body_headers = {"Content-Type": "application/json"}
+        self._no_headers: dict[str, str] = {}
+        self._trace_configs = list(trace_configs) if trace_configs else None
         self._jwt_key = key if isinstance(key, CdpKey) else None
         self._hmac_key = key if isinstance(key, ExchangeKey) else None
         if self._jwt_key is None and self._hmac_key is None:
@@ -148,8 +154,8 @@ class Transport:
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),  # the API sets no cookies we want; skip the jar's work
             timeout=self._default_timeout,
-            # Small JSON bodies: compression costs more CPU than it saves; we set Accept/UA ourselves.
-            skip_auto_headers=("Accept-Encoding",),
+            headers=self._session_headers,
+            trace_configs=self._trace_configs,  # none by default: aiohttp then skips its trace hooks
             auto_decompress=True,
             trust_env=False,
             raise_for_status=False,
@@ -180,20 +186,23 @@ class Transport:
         return cached
 
     def sign(self, method: str, path: str, query: str, body: bytes | None) -> dict[str, str]:
-        """Headers for one request: the static set plus a fresh token, or HMAC over the exact body bytes."""
+        """This request's own headers (the session adds the static ones): a fresh token, or HMAC over the
+        exact body bytes; Content-Type when there is a body."""
         jwt_key = self._jwt_key
         if jwt_key is not None:
-            headers = (self._json_headers if body is not None else self._get_headers).copy()
             # The uri claim covers the path without its query string (COINBASE.md).
-            headers["Authorization"] = "Bearer " + jwt_key.rest_jwt(method, path, host=self.host)
-            return headers
+            authorization = "Bearer " + jwt_key.rest_jwt(method, path, host=self.host)
+            if body is not None:
+                return {"Content-Type": "application/json", "Authorization": authorization}
+            return {"Authorization": authorization}
         assert self._hmac_key is not None
-        headers = (self._json_headers if body is not None else self._get_headers).copy()
-        headers.update(self._hmac_key.headers(method, f"{path}?{query}" if query else path, body or b""))
+        headers = self._hmac_key.headers(method, f"{path}?{query}" if query else path, body or b"")
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         return headers
 
     def public_headers(self, body: bytes | None) -> dict[str, str]:
-        return self._json_headers if body is not None else self._get_headers
+        return self._body_headers if body is not None else self._no_headers
 
     async def send(
         self,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
+import aiohttp
 import pytest
 
 from engine.errors import ConfigError, NotFound, OrderRejected
@@ -123,3 +125,29 @@ async def test_many_requests_in_flight_share_one_session(env: SimEnv) -> None:
         books = await asyncio.gather(*(client.best_bid_ask("ETH-USD") for _ in range(25)))
         assert all(b[0].product_id == "ETH-USD" for b in books)
         assert client.limiter_stats().granted >= 25
+
+
+async def test_trace_configs_observe_every_request_and_its_exact_headers(env: SimEnv) -> None:
+    seen: list[tuple[str, str, dict[str, str]]] = []
+
+    async def on_request_end(_: Any, __: Any, params: aiohttp.TraceRequestEndParams) -> None:
+        seen.append((params.method, params.url.path, dict(params.headers)))
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_request_end)
+    trace.freeze()
+    async with env.client(trace_configs=[trace], sync_clock=False) as client:
+        await client.accounts()
+        config = LimitGtc(base_size="0.001", limit_price="1000.00")
+        await client.create_order("BTC-USD", Side.BUY, config)
+    assert [(method, path) for method, path, _ in seen] == [
+        ("GET", "/api/v3/brokerage/accounts"),
+        ("POST", "/api/v3/brokerage/orders"),
+    ]
+    get_headers, post_headers = seen[0][2], seen[1][2]
+    for headers in (get_headers, post_headers):
+        assert headers["Authorization"].startswith("Bearer ")
+        assert headers["Accept"] == "application/json"
+        assert headers["Accept-Encoding"] == "identity"  # no compression offered
+    assert "Content-Type" not in get_headers
+    assert post_headers["Content-Type"] == "application/json"
