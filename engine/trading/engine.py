@@ -436,13 +436,24 @@ class Engine:
         self._reserve(tracked)
         assert self.journal is not None
         try:
-            await self._in_journal_thread(
-                self.journal.record_intent,
-                client_order_id,
-                request.product_id,
-                terms.side,
-                request.body.decode(),
-            )
+            if self._journal_thread is None:
+                # durability os: the intent alone is the least work before the send; queued outcomes are
+                # written by the flush timer (`journal_flush_s`) instead of riding in this commit
+                self.journal.record_intent(
+                    client_order_id,
+                    request.product_id,
+                    terms.side,
+                    request.body.decode(),
+                    carry_pending=False,
+                )
+            else:
+                await self._in_journal_thread(
+                    self.journal.record_intent,
+                    client_order_id,
+                    request.product_id,
+                    terms.side,
+                    request.body.decode(),
+                )
         except BaseException:
             self._settle(tracked, OrderState.NOT_PLACED, failure_reason="JOURNAL_WRITE_FAILED", journal=False)
             raise

@@ -165,14 +165,20 @@ class OrderJournal:
 
     # -- the order path ---------------------------------------------------------------------------------
 
-    def record_intent(self, client_order_id: str, product_id: str, side: str, request: str) -> None:
+    def record_intent(
+        self, client_order_id: str, product_id: str, side: str, request: str, *, carry_pending: bool = True
+    ) -> None:
         """Record an order about to be sent. Durable (per `durability`) when this returns.
+
+        Queued outcomes ride in the same commit unless `carry_pending` is False: then the intent is written
+        alone (one statement, the least work before the send) and they wait for `flush()`, which a caller that
+        flushes on a timer anyway prefers when each commit is cheap (durability `os`).
 
         Raises `sqlite3.IntegrityError` if the client_order_id was already journalled: sending it again would
         not place a second order (Coinbase returns the first), but it would confuse the caller's bookkeeping.
         """
         now = time.time_ns()
-        if not self._pending:
+        if not carry_pending or not self._pending:
             self._db.execute(_INSERT_INTENT, (client_order_id, product_id, side, request, now, now))
             return
         # Queued outcomes ride in the same commit: one disk write for all of them.

@@ -205,3 +205,17 @@ def test_checkpoint_folds_the_wal_into_the_database(tmp_path: Path) -> None:
         assert wal_frames == checkpointed
     with OrderJournal(path) as journal:
         assert len(journal.entries()) == 50
+
+
+def test_an_intent_can_be_written_alone_leaving_outcomes_for_the_flush(tmp_path: Path) -> None:
+    with OrderJournal(tmp_path / "j.db") as journal:
+        journal.record_intent("w-1-1", "BTC-USD", "BUY", REQUEST)
+        journal.record_outcome("w-1-1", OrderState.OPEN, order_id="ord-1")
+        journal.record_intent("w-1-2", "BTC-USD", "BUY", REQUEST, carry_pending=False)
+        assert journal.pending == 1  # still queued: the intent went alone
+        first, second = journal.get("w-1-1"), journal.get("w-1-2")
+        assert first is not None and first.state is OrderState.PENDING_NEW
+        assert second is not None and second.state is OrderState.PENDING_NEW
+        journal.flush()
+        first = journal.get("w-1-1")
+        assert first is not None and (first.state, first.order_id) == (OrderState.OPEN, "ord-1")
