@@ -75,9 +75,13 @@ else:
 
     async def _carry_on(coro: Coroutine[Any, Any, T], run: _InlineRun) -> T:
         """The eager task's body: settle what the inline run ended with, else keep driving `coro`."""
-        if run.error is not None:
-            error, run.error = run.error, None
-            raise error
+        error = run.error
+        if error is not None:
+            run.error = None
+            try:
+                raise error
+            finally:
+                del error  # no frame -> exception -> traceback -> frame cycle to keep the strategy alive
         if run.finished:
             finished: T = run.result
             return finished
@@ -101,7 +105,9 @@ else:
         except StopIteration as stop:
             run.finished, run.result = True, stop.value
         except BaseException as error:  # raised again by the task: its owner sees it
-            run.error = error
+            # Without this frame in its traceback (the frame holds the task, which will hold the error), and
+            # without a local holding the traceback (a frame <-> traceback cycle keeping the strategy alive).
+            run.error = error.with_traceback(error.__traceback__.tb_next if error.__traceback__ else None)
             if isinstance(error, KeyboardInterrupt | SystemExit):
                 raise
         finally:
