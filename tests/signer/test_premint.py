@@ -165,9 +165,24 @@ def test_forked_child_never_reuses_the_parents_pool() -> None:
             decode(token, test_key)
 
 
+def settled_premint_threads() -> int:
+    """The thread count once keys of earlier tests that only await a collection (a client that failed a
+    request sits in a reference cycle until then) have been collected and their threads have exited."""
+    gc.collect()
+    count = premint_threads()
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = premint_threads()
+        if now == count:
+            return count
+        count = now
+    return count
+
+
 def test_refill_thread_stops_on_close_and_on_garbage_collection() -> None:
     test_key = new_es256_key()
-    baseline = premint_threads()
+    baseline = settled_premint_threads()
     key = CdpKey(test_key.name, test_key.private_key)
     key.premint([ORDERS], depth=4)
     wait_for(lambda: premint_threads() == baseline + 1)  # the thread names itself once it runs
