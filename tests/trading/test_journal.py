@@ -214,8 +214,11 @@ def test_an_intent_can_be_written_alone_leaving_outcomes_for_the_flush(tmp_path:
         journal.record_intent("w-1-2", "BTC-USD", "BUY", REQUEST, carry_pending=False)
         assert journal.pending == 1  # still queued: the intent went alone
         first, second = journal.get("w-1-1"), journal.get("w-1-2")
-        assert first is not None and first.state is OrderState.PENDING_NEW
-        assert second is not None and second.state is OrderState.PENDING_NEW
+        assert first is not None
+        assert first.state is OrderState.PENDING_NEW
+        assert second is not None
+        assert second.state is OrderState.PENDING_NEW
         journal.flush()
         first = journal.get("w-1-1")
-        assert first is not None and (first.state, first.order_id) == (OrderState.OPEN, "ord-1")
+        assert first is not None
+        assert (first.state, first.order_id) == (OrderState.OPEN, "ord-1")
