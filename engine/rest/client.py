@@ -194,7 +194,7 @@ class Client:
         old key is the caller's to close. Hot tokens are minted ahead for the new key when the client is open.
         """
         key_id = key.name if isinstance(key, CdpKey) else key.key
-        key.clock_offset = self.clock.offset_s
+        key.clock_offset = self.clock.signing_offset_s
         self.transport.replace_key(key, key_id)
         self._key = key
         if self.transport.is_open and isinstance(key, CdpKey) and self._premint_depth > 0:

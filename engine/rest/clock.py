@@ -3,6 +3,9 @@
 Coinbase judges a token's `nbf`/`exp` (and an HMAC timestamp) by its own clock, so the signer adds the offset
 measured here. The server's time is taken to be that of the midpoint of the round trip; of a few samples the
 one with the shortest round trip is kept (least queueing, least error).
+
+The signer gets the lower bound of that estimate, not the midpoint: Coinbase refuses a token whose `nbf` is
+ahead of its clock, while one dated a fraction of a second early costs nothing of its two-minute life.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ log = logging.getLogger("engine.rest.clock")
 
 # A re-measured offset that moved by at least this much explains a 401 as clock skew.
 SKEW_THRESHOLD_S = 1.0
+# Kept between the signing clock and the earliest the exchange's clock can be (timer and rounding slack).
+SIGNING_GUARD_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,12 @@ class ClockSample:
     offset_s: float  # server time minus local time
     round_trip_s: float
     server_epoch_s: float
+
+    @property
+    def signing_offset_s(self) -> float:
+        """The offset the signer uses: the server read its clock somewhere within the round trip, so the true
+        offset may be up to half of it lower than `offset_s`; never sign ahead of the exchange's clock."""
+        return self.offset_s - self.round_trip_s / 2.0 - SIGNING_GUARD_S
 
 
 def offset_from(sent_at: float, received_at: float, server_epoch_s: float) -> ClockSample:
@@ -52,6 +63,11 @@ class ClockSync:
     @property
     def offset_s(self) -> float:
         return self.last.offset_s if self.last is not None else 0.0
+
+    @property
+    def signing_offset_s(self) -> float:
+        """What the key's `clock_offset` is set to (0 until measured: the local clock as it is)."""
+        return self.last.signing_offset_s if self.last is not None else 0.0
 
     async def measure(self) -> ClockSample:
         """Take up to `samples` readings, keep the tightest, apply it. Raises what the transport raises."""
@@ -79,11 +95,12 @@ class ClockSync:
     def apply(self, sample: ClockSample) -> None:
         previous = self.offset_s
         self.last = sample
-        self.transport.key.clock_offset = sample.offset_s
+        self.transport.key.clock_offset = sample.signing_offset_s
         log.info(
-            "clock offset to %s is %+.3fs (was %+.3fs; round trip %.1f ms)",
+            "clock offset to %s is %+.3fs (was %+.3fs; round trip %.1f ms; signing with %+.3fs)",
             self.transport.host,
             sample.offset_s,
             previous,
             sample.round_trip_s * 1000.0,
+            sample.signing_offset_s,
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 
+import orjson
 import pytest
 
 from engine.auth import CdpKey
@@ -80,3 +82,19 @@ async def test_exchange_wrong_passphrase_and_timestamp_skew(env: SimEnv) -> None
         assert await client.exchange.accounts()
         assert client.clock_offset_s == pytest.approx(120.0, abs=2.0)
     assert env.sim.auth_failures.get("expired") == 1
+
+
+@pytest.mark.parametrize("sim_config", [{"clock_offset": 400.0}])
+async def test_tokens_are_never_dated_ahead_of_the_exchange_clock(env: SimEnv) -> None:
+    """The signer uses the lower bound of the measured offset, so a token's nbf never runs ahead of the
+    exchange's clock (which would be refused as not yet valid), however the round trip fell."""
+    async with env.client() as client:
+        sample = client.clock.last
+        assert sample is not None
+        key = client.transport.key
+        assert key.clock_offset == client.clock.signing_offset_s
+        assert client.clock.signing_offset_s <= sample.offset_s - sample.round_trip_s / 2.0
+        for _ in range(200):
+            token = key.rest_jwt("GET", "/api/v3/brokerage/accounts", host="h")
+            claims = orjson.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+            assert claims["nbf"] <= env.sim.clock.now()

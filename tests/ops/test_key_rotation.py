@@ -27,7 +27,7 @@ async def test_client_replace_key_keeps_session_and_limiter(running_sim: Running
     old, new = CdpKey(first.name, first.private_key), CdpKey(second.name, second.private_key)
     async with Client(old, running_sim.base_url, retry=RetryPolicy.never()) as client:
         await client.accounts(limit=1)
-        session, limiter, offset = client.transport.session, client.limiter, client.clock_offset_s
+        session, limiter, offset = client.transport.session, client.limiter, old.clock_offset
         before = sim.request_count(first.name)
         client.replace_key(new)
         await client.accounts(limit=1)
@@ -36,7 +36,7 @@ async def test_client_replace_key_keeps_session_and_limiter(running_sim: Running
         assert sim.request_count(second.name) == 2
         assert client.transport.session is session
         assert client.limiter is limiter
-        assert new.clock_offset == offset
+        assert new.clock_offset == offset == client.clock.signing_offset_s  # the measured clock carries over
         assert client.transport.key_id == second.name  # the new key's requests count under its own name
         exchange = new_exchange_key()
         hmac_key = ExchangeKey(exchange.key, exchange.secret, exchange.passphrase)
