@@ -4,7 +4,7 @@
 the latest `Ticker`, and hands each event to the callbacks registered for it (called inline, in arrival order:
 the shortest path from a tick to a strategy's decision) and to every open async iterator.
 
-Callbacks may be plain functions or coroutine functions. A coroutine is started eagerly (`eager.start_eager`):
+Callbacks may be plain functions or coroutine functions. A coroutine is started eagerly (engine._eager):
 it runs inline, on the socket reader's turn, up to its first real wait (an order placed from it is written to
 the connection before the reader reads on), and a task carries it on from there, so a strategy waiting for its
 order's answer never stalls the socket reader.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from engine._eager import start_eager
 from engine.marketdata.book import OrderBook
-from engine.marketdata.eager import start_eager
 from engine.marketdata.stream import Stream
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from engine._eager import await_with_eager_tasks
 from engine._signer import CdpKey, ExchangeKey
 from engine.errors import ConfigError
-from engine.marketdata.eager import await_with_eager_tasks
 from engine.ratelimit import EndpointClass, Priority, RateLimiter
 
 __all__ = ["ApiKey", "PoolConfig", "RawResponse", "Timeouts", "Transport"]
@@ -228,7 +228,7 @@ class Transport:
         if session is None:
             raise RuntimeError("the client is not open: use `async with Client(...)`")
         # Written to the connection on this turn of the loop: on 3.11, aiohttp's body writer is a new task,
-        # started eagerly here as aiohttp itself does on 3.12+ (see engine.marketdata.eager).
+        # started eagerly here as aiohttp itself does on 3.12+ (see engine._eager).
         response = await await_with_eager_tasks(
             session.request(
                 method,

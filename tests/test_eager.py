@@ -7,7 +7,7 @@ import contextvars
 
 import pytest
 
-from engine.marketdata.eager import await_with_eager_tasks, start_eager
+from engine._eager import await_with_eager_tasks, start_eager
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="caller")
 
