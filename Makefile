@@ -47,10 +47,10 @@ demo: build ## build, then run the engine against the embedded simulator
 	$(BIN)/engine demo
 
 .PHONY: test
-test: build system-deps ## build, then the whole suite: pytest (benchmarks untimed), cargo test, lint
-	$(BIN)/pytest -q -p no:cacheprovider --benchmark-disable
-	cargo test --release --quiet
+test: build system-deps ## build, then the whole suite: lint, cargo test, pytest (benchmarks untimed)
 	$(MAKE) --no-print-directory lint
+	cargo test --release --quiet -p rust_signer --lib
+	$(BIN)/pytest -q -p no:cacheprovider --benchmark-disable
 
 .PHONY: pytest
 pytest: build ## pytest only (pass ARGS=...)
