@@ -1,6 +1,6 @@
 """`Client`: the typed async REST client for Advanced Trade (CDP keys) and Coinbase Exchange (HMAC keys).
 
-    async with Client(CdpKey.load("key.json")) as client:
+    async with Client(CdpKey.from_json_file("key.json")) as client:
         config = LimitGtc(base_size="0.001", limit_price="50000")
         order = await client.create_order("BTC-USD", Side.BUY, config)
 
