@@ -21,8 +21,6 @@ import itertools
 import json
 import os
 import ssl
-import subprocess
-import sys
 import time
 import urllib.request
 import warnings
@@ -41,8 +39,8 @@ from engine import Client
 from engine.auth import CdpKey
 from engine.ratelimit import BucketLimit, RateLimits
 from engine.rest import LimitGtc, Side
-from tests.support import leaks
 from tests.support.keys import TestKey, new_es256_key
+from tests.support.simproc import running_sim
 
 ORDERS_PATH = "/api/v3/brokerage/orders"
 PRODUCT = "BTC-USD"
@@ -92,47 +90,19 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
     server_cert.private_key_pem.write_to_path(key_file)
     ca.cert_pem.write_to_path(ca_file)
     key = new_es256_key()
-    key_json = workdir / "cdp_api_key.json"
-    key_json.write_text(json.dumps(key.portal_json()))
-    key_json.chmod(0o600)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine",
-            "sim",
-            "--port",
-            "0",
-            "--no-rate-limit",
-            "--tick-interval",
-            "0",
-            "--key",
-            str(key_json),
-            "--tls-cert",
-            str(cert_file),
-            "--tls-key",
-            str(key_file),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    key_json = key.write_portal_file(workdir / "cdp_api_key.json")
+    flags = (
+        "--no-rate-limit",
+        "--tick-interval",
+        "0",
+        "--tls-cert",
+        str(cert_file),
+        "--tls-key",
+        str(key_file),
     )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()  # blocks until the simulator is ready (or has died)
-        leaks.observe(line, "engine sim stdout")
-        assert "listening on" in line, f"simulator failed to start: {line!r}"
-        base_url = line.rsplit(" ", 1)[-1].strip()
+    with running_sim(key_json, *flags) as sim:
         context = ssl.create_default_context(cafile=str(ca_file))
-        yield SimProcess(base_url, base_url.split("://", 1)[1], key, ca_file, context)
-    finally:
-        process.terminate()
-        try:
-            output, _ = process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-        leaks.observe(output or "", "engine sim output")
+        yield SimProcess(sim.base_url, sim.host, key, ca_file, context)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from engine.sim.keyfiles import generate_key_file
+from tests.support.simproc import running_sim
 
 REQUESTS = 3000
 CONCURRENCY = 64
@@ -56,28 +56,9 @@ def sim_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess
     key_file = tmp_path_factory.mktemp("sim") / "key.json"
     name = generate_key_file("ed25519", key_file)
     seed = base64.b64decode(json.loads(key_file.read_text())["privateKey"])[:32]
-    command = [
-        sys.executable,
-        "-m",
-        "engine",
-        "sim",
-        "--port",
-        "0",
-        "--key",
-        str(key_file),
-        "--no-rate-limit",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        assert line.startswith("engine sim listening on "), line
-        yield SimProcess(
-            process, line.rsplit(" ", 1)[1], name, ed25519.Ed25519PrivateKey.from_private_bytes(seed)
-        )
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with running_sim(key_file, "--no-rate-limit") as sim:
+        private_key = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+        yield SimProcess(sim.process, sim.base_url, name, private_key)
 
 
 def mint_tokens(sim: SimProcess, method: str, path: str, count: int) -> list[str]:

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import statistics
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -39,8 +36,8 @@ from engine.rest.orders import LimitGtc, Side
 from engine.trading.engine import Engine, EngineConfig
 from engine.trading.journal import OrderJournal
 from engine.trading.order_state import OrderState
-from tests.support import leaks
 from tests.support.keys import new_ed25519_key
+from tests.support.simproc import running_sim
 
 LIFTED = RateLimits(private=BucketLimit(1e6, 1e6), public=BucketLimit(1e6, 1e6))
 SIM_FLAGS = ("--no-rate-limit", "--tick-interval", "0.005")
@@ -62,30 +59,9 @@ CLOCK = SampleClock()
 
 @pytest.fixture(scope="module")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    directory = tmp_path_factory.mktemp("tick-to-wire")
-    key = new_ed25519_key()
-    key_file = directory / "key.json"
-    key_file.write_text(json.dumps(key.portal_json()))
-    key_file.chmod(0o600)
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "engine", "sim", "--port", "0", "--key", str(key_file), *SIM_FLAGS],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert sim.stdout is not None
-        line = sim.stdout.readline()
-        assert line.startswith("engine sim listening on "), line
-        yield line.split()[-1], key_file
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        try:
-            _, errors = sim.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            _, errors = sim.communicate()
-        leaks.observe(errors)
+    key_file = new_ed25519_key().write_portal_file(tmp_path_factory.mktemp("tick-to-wire") / "key.json")
+    with running_sim(key_file, *SIM_FLAGS) as sim:
+        yield sim.base_url, key_file
 
 
 async def stream_ticks(

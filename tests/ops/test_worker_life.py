@@ -22,7 +22,6 @@ from tests.ops.worker_process import (
     post_signal,
     resting_buy,
     worker_toml,
-    write_key,
 )
 from tests.support.keys import SECRETS, new_ed25519_key, new_es256_key
 
@@ -32,7 +31,7 @@ async def test_worker_life_start_rotate_drain(running_sim: RunningSim, tmp_path:
     first, second, unregistered = new_es256_key(), new_ed25519_key(), new_es256_key()
     sim.register_cdp_key(first.name, first.public_key_pem, {"view", "trade"})
     key_file = tmp_path / "cdp_api_key.json"
-    write_key(key_file, first)
+    first.write_portal_file(key_file)
     webhook_secret = secrets.token_urlsafe(24)
     SECRETS.add(webhook_secret)
     config = tmp_path / "worker.toml"
@@ -81,7 +80,7 @@ async def test_worker_life_start_rotate_drain(running_sim: RunningSim, tmp_path:
 
             # rotation to a good key: registered at the exchange, then the file replaced and SIGHUP
             sim.register_cdp_key(second.name, second.public_key_pem, {"view", "trade"})
-            write_key(key_file, second)
+            second.write_portal_file(key_file)
             process.send_signal(signal.SIGHUP)
             rotated = 'engine_credential_reloads_total{result="rotated"}'
 
@@ -95,7 +94,7 @@ async def test_worker_life_start_rotate_drain(running_sim: RunningSim, tmp_path:
             assert sim.request_count(second.name) > 0  # the new key signs now
 
             # rotation to a key the exchange does not know: refused, the current key stays
-            write_key(key_file, unregistered)
+            unregistered.write_portal_file(key_file)
             process.send_signal(signal.SIGHUP)
             kept = 'engine_credential_reloads_total{result="kept_old_key"}'
 

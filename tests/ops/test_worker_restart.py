@@ -23,7 +23,6 @@ from tests.ops.worker_process import (
     post_signal,
     resting_buy,
     worker_toml,
-    write_key,
 )
 from tests.support.keys import SECRETS, new_es256_key
 
@@ -41,7 +40,7 @@ async def test_restart_after_sigkill_reconciles_and_places_nothing_twice(
     sim = running_sim.sim
     key = new_es256_key()
     sim.register_cdp_key(key.name, key.public_key_pem, {"view", "trade"})
-    write_key(tmp_path / "cdp_api_key.json", key)
+    key.write_portal_file(tmp_path / "cdp_api_key.json")
     webhook_secret = secrets.token_urlsafe(24)
     SECRETS.add(webhook_secret)
     config = tmp_path / "worker.toml"

@@ -16,15 +16,9 @@ import aiohttp
 import orjson
 
 from engine.signals.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignalAuthenticator
-from tests.support.keys import TestKey
 from tests.support.leaks import observe
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def write_key(path: Path, key: TestKey) -> None:
-    path.write_text(json.dumps(key.portal_json()))
-    path.chmod(0o600)
 
 
 def worker_toml(base_url: str, extra: str = "") -> str:

@@ -7,9 +7,11 @@ for in everything the suite logged and every exception it saw.
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -37,6 +39,12 @@ class TestKey:
 
     def portal_json(self) -> dict[str, str]:
         return {"name": self.name, "privateKey": self.private_key}
+
+    def write_portal_file(self, path: Path) -> Path:
+        """Write the key as the portal downloads it, readable by its owner only (as it should be kept)."""
+        path.write_text(json.dumps(self.portal_json()))
+        path.chmod(0o600)
+        return path
 
 
 def _key_name() -> str:

@@ -25,6 +25,7 @@ from engine.trading.journal import OrderJournal
 from engine.trading.order_state import OrderState, from_exchange_status
 from tests.support import leaks
 from tests.support.keys import new_ed25519_key
+from tests.support.simproc import running_sim
 
 KILL_POINTS = 12
 SIM_FLAGS = ("--no-rate-limit", "--tick-interval", "0.05")
@@ -47,39 +48,9 @@ def _read_line(process: subprocess.Popen[str], prefix: str, timeout: float = 30.
 
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    key = new_ed25519_key()
-    key_file = tmp_path / "key.json"
-    key_file.write_text(json.dumps(key.portal_json()))
-    key_file.chmod(0o600)
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine",
-            "sim",
-            "--port",
-            "0",
-            "--seed",
-            "5",
-            "--key",
-            str(key_file),
-            *SIM_FLAGS,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        base_url = _read_line(sim, "engine sim listening on ")
-        yield base_url, key_file
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        try:
-            _, errors = sim.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            _, errors = sim.communicate()
-        leaks.observe(errors)
+    key_file = new_ed25519_key().write_portal_file(tmp_path / "key.json")
+    with running_sim(key_file, "--seed", "5", *SIM_FLAGS) as sim:
+        yield sim.base_url, key_file
 
 
 def _worker(base_url: str, key_file: Path, journal: Path, seed: int, *extra: str) -> subprocess.Popen[str]:
