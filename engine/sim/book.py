@@ -3,6 +3,9 @@
 Prices are kept in a sorted list (bisect: O(log n) lookup; insertion shifts a short array of ~depth levels)
 and sizes in a dict. Every change is remembered until `drain_changes()`, which is what the WebSocket
 `l2_data` updates are made of, so the published stream and this book can never disagree.
+
+Deliberately not `engine.marketdata.book`: this is the ground truth the client's book is tested against, so
+the two share no code (a bug in shared code would pass that test on both sides).
 """
 
 from __future__ import annotations
