@@ -13,6 +13,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 from aiohttp import web
 
@@ -99,6 +100,9 @@ class Simulator:
         }
         self.market_paused = False
         self.intraday_margin_setting = "INTRADAY_MARGIN_SETTING_STANDARD"
+        # Coinbase allows one pending futures→spot sweep at a time; it settles at the daily cutoff, which a
+        # session of the simulator never reaches, so a scheduled sweep stays pending until cancelled.
+        self.pending_sweep: dict[str, Any] | None = None
         self._recent_trades: dict[str, deque[Trade]] = {
             pid: deque(maxlen=_RECENT_TRADES) for pid in self.markets
         }

@@ -75,6 +75,8 @@ class AdvancedTradeApi:
             ("GET", f"{p}/cfm/positions", self.list_positions, VIEW),
             ("GET", f"{p}/cfm/positions/{{product_id}}", self.get_position, VIEW),
             ("GET", f"{p}/cfm/sweeps", self.list_sweeps, VIEW),
+            ("POST", f"{p}/cfm/sweeps/schedule", self.schedule_sweep, TRADE),
+            ("DELETE", f"{p}/cfm/sweeps", self.cancel_sweep, TRADE),
             ("GET", f"{p}/cfm/intraday/margin_setting", self.margin_setting, VIEW),
             ("POST", f"{p}/cfm/intraday/margin_setting", self.set_margin_setting, TRADE),
             ("GET", f"{p}/cfm/intraday/current_margin_window", self.current_margin_window, VIEW),
@@ -541,7 +543,35 @@ class AdvancedTradeApi:
         return json_response({"position": position if position is not None else {}})
 
     async def list_sweeps(self, request: web.Request) -> web.Response:
-        return json_response({"sweeps": []})
+        sweep = self.sim.pending_sweep
+        return json_response({"sweeps": [sweep] if sweep is not None else []})
+
+    async def schedule_sweep(self, request: web.Request) -> web.Response:
+        body = await read_json(request)
+        if self.sim.pending_sweep is not None:
+            raise BadRequest("a sweep is already pending: cancel it before scheduling another")
+        raw = body.get("usd_amount")
+        amount: Decimal | None = None
+        if raw not in (None, ""):
+            try:
+                amount = Decimal(str(raw))
+            except InvalidOperation:
+                raise BadRequest("usd_amount must be a decimal string") from None
+            if not amount.is_finite() or amount <= ZERO:
+                raise BadRequest("usd_amount must be positive")
+        self.sim.pending_sweep = {
+            "id": self.sim.engine.new_id(),
+            "requested_amount": money(amount if amount is not None else ZERO, "USD"),
+            "should_sweep_all": amount is None,
+            "status": "PENDING",
+            "scheduled_time": iso(self.sim.clock.now()),
+        }
+        return json_response({"success": True})
+
+    async def cancel_sweep(self, request: web.Request) -> web.Response:
+        cancelled = self.sim.pending_sweep is not None
+        self.sim.pending_sweep = None
+        return json_response({"success": cancelled})
 
     async def margin_setting(self, request: web.Request) -> web.Response:
         return json_response({"setting": self.sim.intraday_margin_setting})

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from engine.errors import ConfigError, NotFound, OrderRejected
+from engine.errors import ConfigError, ExchangeError, NotFound, OrderRejected
 from engine.rest import LimitGtc, MarketIoc, Side
 from engine.rest.futures import IntradayMarginSetting
 from tests.client.conftest import SimEnv
@@ -92,6 +92,20 @@ async def test_futures_endpoints(env: SimEnv) -> None:
         assert closed.order_id
         assert await client.futures.position("BIP-20DEC30-CDE") is None
         assert await client.futures.sweeps() == []
+        assert await client.futures.schedule_sweep("250.5")
+        (sweep,) = await client.futures.sweeps()
+        assert sweep.status == "PENDING"
+        assert not sweep.should_sweep_all
+        assert sweep.requested_amount is not None
+        assert sweep.requested_amount.value == Decimal("250.5")
+        with pytest.raises(ExchangeError):  # one pending sweep at a time
+            await client.futures.schedule_sweep()
+        assert await client.futures.cancel_sweep()
+        assert await client.futures.sweeps() == []
+        assert not await client.futures.cancel_sweep()  # nothing left to cancel
+        assert await client.futures.schedule_sweep()  # no amount: sweep all
+        (sweep,) = await client.futures.sweeps()
+        assert sweep.should_sweep_all
         await client.futures.set_intraday_margin_setting(IntradayMarginSetting.INTRADAY)
         assert await client.futures.intraday_margin_setting() is IntradayMarginSetting.INTRADAY
         window = await client.futures.current_margin_window()
