@@ -437,14 +437,14 @@ class Engine:
         assert self.journal is not None
         try:
             if self._journal_thread is None:
-                # durability os: the intent alone is the least work before the send; queued outcomes are
-                # written by the flush timer (`journal_flush_s`) instead of riding in this commit
+                # durability os: the intent goes to the journal's intent log (a memory copy, no system call);
+                # the flush timer (`journal_flush_s`) writes it to SQLite off the order path
                 self.journal.record_intent(
                     client_order_id,
                     request.product_id,
                     terms.side,
                     request.body.decode(),
-                    carry_pending=False,
+                    fresh=self.ids.minted(client_order_id),
                 )
             else:
                 await self._in_journal_thread(

@@ -38,6 +38,10 @@ class ClientOrderIds:
         """A fresh client order id. The counter is hex, so even 2**64 orders stay far below 128 characters."""
         return f"{self._stem}{next(self._counter):x}"
 
+    def minted(self, client_order_id: str) -> bool:
+        """Whether this generator made the id, so it is new to every journal (its `boot` is this run's)."""
+        return client_order_id.startswith(self._stem)
+
     def __repr__(self) -> str:
         return f"ClientOrderIds(prefix={self.prefix!r}, boot={self.boot!r})"
 
