@@ -74,6 +74,17 @@ class EngineConfig:
     unknown_grace_s: float = 2.0  # an order with an unknown outcome is looked up after this long
     ws_backoff: Backoff = field(default_factory=Backoff)
     ws_idle_timeout: float = 10.0
+    # Keep the event loop polling instead of sleeping while idle: a market event is then picked up by a loop
+    # that never left the CPU, which cuts tail latency (tick-to-wire p99) at the price of one core at 100%.
+    # Aeron calls this a busy-spin idle strategy; use it on a machine with a core to spare.
+    busy_poll: bool = False
+
+
+async def _busy_poll() -> None:
+    """Yield to the loop forever: with a callback always ready, the loop polls and never blocks."""
+    sleep = asyncio.sleep
+    while True:
+        await sleep(0)
 
 
 def _ws_urls(base_url: str | None, config: EngineConfig) -> tuple[str, str]:
@@ -167,6 +178,7 @@ class Engine:
         self._sockets: list[CoinbaseSocket] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._housekeeping: asyncio.Task[None] | None = None
+        self._busy_poll: asyncio.Task[None] | None = None
         self._fills_due: set[str] = set()  # order ids whose fills to fetch and journal
         self._last_account_refresh = 0.0
         self._last_checkpoint = time.monotonic()
@@ -205,10 +217,17 @@ class Engine:
         except BaseException:
             await self._close_resources()
             raise
-        self._housekeeping = asyncio.get_running_loop().create_task(self._run_housekeeping(), name="engine")
+        loop = asyncio.get_running_loop()
+        self._housekeeping = loop.create_task(self._run_housekeeping(), name="engine")
+        if config.busy_poll:
+            self._busy_poll = loop.create_task(_busy_poll(), name="engine-busy-poll")
         self._started = True
 
     async def stop(self) -> None:
+        if self._busy_poll is not None:
+            self._busy_poll.cancel()
+            await asyncio.gather(self._busy_poll, return_exceptions=True)
+            self._busy_poll = None
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             await asyncio.gather(self._housekeeping, return_exceptions=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -265,3 +267,21 @@ async def test_start_reconciles_the_journal_with_the_exchange(venue: Venue) -> N
     with OrderJournal(venue.journal_path) as journal:
         assert {f.order_id for f in journal.fills()} == {filled.order_id}
         assert not journal.unresolved()
+
+
+async def test_busy_poll_keeps_the_loop_polling_while_started_and_stops_with_the_engine(venue: Venue) -> None:
+    async with venue.engine(busy_poll=True) as engine:
+        await engine.wait_ready()
+        poller = engine._busy_poll
+        assert poller is not None
+        loop = asyncio.get_running_loop()
+        cpu, wall = time.process_time(), loop.time()
+        await asyncio.sleep(0.2)
+        assert not poller.done()
+        assert time.process_time() - cpu > 0.5 * (loop.time() - wall)  # the loop spun instead of sleeping
+        order = await engine.place(
+            "BTC-USD", Side.BUY, LimitGtc(base_size="0.01", limit_price=below_market(venue))
+        )
+        assert order.state is OrderState.OPEN
+    assert poller.cancelled()
+    assert engine._busy_poll is None
