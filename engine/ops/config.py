@@ -161,6 +161,7 @@ class WorkerConfig:
     drain_timeout_s: float = 10.0
     concurrency: int = 16  # signals worked at once
     client_order_prefix: str = "eng"
+    busy_poll: bool = False  # poll instead of sleeping between events: lower tail latency, one core at 100%
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,6 +521,7 @@ def _worker(table: _Table) -> WorkerConfig:
         drain_timeout_s=table.number("drain_timeout_s", 10.0),
         concurrency=table.integer("concurrency", 16, maximum=1024),
         client_order_prefix=prefix,
+        busy_poll=table.boolean("busy_poll", False),
     )
     table.done()
     return worker

@@ -106,6 +106,7 @@ def engine_config(config: Config) -> EngineConfig:
         products=config.risk.products or tuple(config.risk.per_product),
         market_channels=_MARKET_CHANNELS,
         risk=gate_config(config),
+        busy_poll=config.worker.busy_poll,
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from engine.errors import ConfigError
 from engine.ops.config import KeySource, load_config, parse_config
+from engine.worker import engine_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "worker.toml"
 
@@ -20,6 +21,7 @@ def test_empty_config_takes_safe_defaults() -> None:
     assert config.signals.host == "127.0.0.1"
     assert config.metrics.host == "127.0.0.1"
     assert config.worker.cancel_open_orders_on_exit is True
+    assert config.worker.busy_poll is False
     assert config.trades is True
 
 
@@ -71,6 +73,7 @@ def test_the_sample_config_loads() -> None:
         ({"journal": {"durability": "paranoid"}}, "journal.durability"),
         ({"worker": {"dry_run": "yes"}}, "worker.dry_run"),
         ({"worker": {"client_order_prefix": "a-b"}}, "worker.client_order_prefix"),
+        ({"worker": {"busy_poll": 1}}, "worker.busy_poll"),
         ({"logging": {"level": "LOUD"}}, "logging.level"),
         ({"metrics": []}, "metrics"),
         ({"extra": {}}, "extra"),
@@ -189,3 +192,8 @@ def test_every_setting_is_documented_in_the_sample_config() -> None:
         section = text.split(f"\n[{table}]\n", 1)[1].split("\n[", 1)[0]
         for item in dataclasses.fields(kind):
             assert f"{item.name} =" in section, f"{table}.{item.name} is not in examples/worker.toml"
+
+
+def test_busy_poll_reaches_the_engine() -> None:
+    assert engine_config(parse_config({"worker": {"busy_poll": True}})).busy_poll is True
+    assert engine_config(parse_config({})).busy_poll is False
