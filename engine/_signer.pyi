@@ -85,6 +85,23 @@ class JwtVerifier:
         Raises `engine.errors.TokenInvalid` with `reason` in {"malformed", "unknown_key", "alg_mismatch",
         "bad_signature"}. Claims (time window, uri, sub, nonce) are the caller's to check.
         """
+    def verify_request(
+        self,
+        token: str,
+        expected_uri: str | None,
+        now: float,
+        nbf_leeway_s: float,
+        max_lifetime_s: float,
+    ) -> tuple[str, str, float]:
+        """`(kid, nonce, exp)` of a request token whose signature and claims hold at `now` (epoch seconds).
+
+        `expected_uri` is "<METHOD> <host><path>" (None for a WebSocket token, which has no uri). Checks what
+        `verify` checks, then sub == kid, iss, aud, nbf within `nbf_leeway_s` of now, exp, a lifetime of at
+        most `max_lifetime_s`, the uri (`uri`, or `uris`), and a non-empty header nonce. Raises
+        `engine.errors.TokenInvalid` with `reason` one of verify's or "sub_mismatch", "bad_issuer",
+        "bad_audience", "not_yet_valid", "expired", "missing_uri", "uri_mismatch", "missing_nonce",
+        "malformed" (nbf or exp not a number). The nonce replay check is the caller's.
+        """
 
 def hmac_sha256_base64(secret: bytes, message: bytes) -> str:
     """base64(HMAC-SHA256(secret, message))."""

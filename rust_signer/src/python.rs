@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::error::SignerError;
 use crate::hmac::ExchangeSigner;
 use crate::pool;
-use crate::verify::Verifier;
+use crate::verify::{Verdict, Verifier, Window};
 
 pyo3::import_exception!(engine.errors, KeyFormatError);
 pyo3::import_exception!(engine.errors, TokenInvalid);
@@ -252,6 +252,30 @@ impl JwtVerifier {
             PyBytes::new(py, &verified.header),
             PyBytes::new(py, &verified.claims),
         ))
+    }
+
+    /// `(kid, nonce, exp)` of a request token whose signature and claims hold, judged at `now`; raises
+    /// `TokenInvalid` with the failed rule's reason. The nonce replay check is the caller's.
+    #[pyo3(signature = (token, expected_uri, now, nbf_leeway_s, max_lifetime_s))]
+    fn verify_request(
+        &self,
+        token: &str,
+        expected_uri: Option<&str>,
+        now: f64,
+        nbf_leeway_s: f64,
+        max_lifetime_s: f64,
+    ) -> PyResult<(String, String, f64)> {
+        let window = Window {
+            now,
+            nbf_leeway_s,
+            max_lifetime_s,
+        };
+        match self.inner.verify_request(token, expected_uri, &window)? {
+            Verdict::Admitted(admitted) => Ok((admitted.kid, admitted.nonce, admitted.exp)),
+            Verdict::Refused(fault) => {
+                Err(TokenInvalid::new_err((fault.message(), fault.reason())))
+            }
+        }
     }
 
     fn __repr__(&self) -> &'static str {

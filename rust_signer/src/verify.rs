@@ -1,13 +1,15 @@
 //! JWT verification against registered public keys: what the exchange simulator runs for every request.
 //!
-//! Checks structure, that `kid` is registered, that `alg` is that key's algorithm, and the signature. Claims
-//! (time window, uri, sub, nonce replay) are the caller's to judge; they are returned as JSON bytes.
+//! `verify` checks structure, that `kid` is registered, that `alg` is that key's algorithm, and the signature,
+//! and returns the header and claims JSON for the caller to judge. `verify_request` does all of that and judges
+//! the claims too, as Coinbase does (sub, iss, aud, the time window, the uri), returning only the `kid`, the
+//! `nonce` and `exp` the caller needs for its replay check: one call per request, no JSON left to parse.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use base64::Engine;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::encoding::{b64url_decoded_len, B64URL};
 use crate::error::{Result, SignerError, TokenFault};
@@ -27,6 +29,81 @@ fn invalid(fault: TokenFault, message: &'static str) -> SignerError {
 
 fn malformed(message: &'static str) -> SignerError {
     invalid(TokenFault::Malformed, message)
+}
+
+/// The issuers and audiences of the claim sets Coinbase accepts (cdp, coinbase-py and ccxt, cdp-sdk).
+const ISSUERS: [&str; 2] = ["cdp", "coinbase-cloud"];
+const AUDIENCES: [&str; 2] = ["retail_rest_api_proxy", "cdp_service"];
+
+/// A request token's time window, judged against the caller's clock (seconds since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub now: f64,
+    /// How far `nbf` may be ahead of `now` (clock skew allowed).
+    pub nbf_leeway_s: f64,
+    /// The longest a token may live: from `nbf`, and from `nbf` to `exp` (Coinbase: 120 s).
+    pub max_lifetime_s: f64,
+}
+
+/// Why a token whose signature verifies is still refused: one of Coinbase's claim rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimFault {
+    /// `nbf` or `exp` is missing or not a number.
+    Malformed,
+    SubMismatch,
+    BadIssuer,
+    BadAudience,
+    NotYetValid,
+    Expired,
+    MissingUri,
+    UriMismatch,
+    MissingNonce,
+}
+
+impl ClaimFault {
+    /// The short code the simulator reports (as `TokenFault::reason` does for the signature checks).
+    pub fn reason(self) -> &'static str {
+        match self {
+            ClaimFault::Malformed => "malformed",
+            ClaimFault::SubMismatch => "sub_mismatch",
+            ClaimFault::BadIssuer => "bad_issuer",
+            ClaimFault::BadAudience => "bad_audience",
+            ClaimFault::NotYetValid => "not_yet_valid",
+            ClaimFault::Expired => "expired",
+            ClaimFault::MissingUri => "missing_uri",
+            ClaimFault::UriMismatch => "uri_mismatch",
+            ClaimFault::MissingNonce => "missing_nonce",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            ClaimFault::Malformed => "the JWT claims lack a numeric nbf or exp",
+            ClaimFault::SubMismatch => "the JWT sub is not its kid",
+            ClaimFault::BadIssuer => "the JWT iss is not one Coinbase accepts",
+            ClaimFault::BadAudience => "the JWT aud names no audience Coinbase accepts",
+            ClaimFault::NotYetValid => "the JWT nbf is in the future",
+            ClaimFault::Expired => "the JWT is past exp or older than its allowed lifetime",
+            ClaimFault::MissingUri => "the JWT has no uri or uris claim",
+            ClaimFault::UriMismatch => "the JWT uri is not this request's method, host and path",
+            ClaimFault::MissingNonce => "the JWT header has no nonce",
+        }
+    }
+}
+
+/// A request token whose signature and claims hold: what the caller needs for its replay check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admitted {
+    pub kid: String,
+    pub nonce: String,
+    pub exp: f64,
+}
+
+/// The outcome of `verify_request` once the signature verified: admitted, or refused by a claim rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Admitted(Admitted),
+    Refused(ClaimFault),
 }
 
 /// Registered public keys by `kid`; safe to share across threads.
@@ -59,6 +136,42 @@ impl Verifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Verified> {
+        let signed = self.verify_signature(token)?;
+        Ok(Verified {
+            kid: signed.kid,
+            header: signed.header,
+            claims: signed.claims,
+        })
+    }
+
+    /// Verify a request's bearer token and judge its claims: `expected_uri` is "<METHOD> <host><path>", or
+    /// None for a WebSocket token (which carries no uri). Signature faults are errors; claim faults a verdict.
+    pub fn verify_request(
+        &self,
+        token: &str,
+        expected_uri: Option<&str>,
+        window: &Window,
+    ) -> Result<Verdict> {
+        let signed = self.verify_signature(token)?;
+        Ok(
+            match judge(
+                &signed.kid,
+                &signed.fields,
+                signed.nonce,
+                expected_uri,
+                window,
+            ) {
+                Ok((nonce, exp)) => Verdict::Admitted(Admitted {
+                    kid: signed.kid,
+                    nonce,
+                    exp,
+                }),
+                Err(fault) => Verdict::Refused(fault),
+            },
+        )
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<Signed> {
         let mut parts = token.splitn(3, '.');
         let (Some(header_b64), Some(claims_b64), Some(signature_b64)) =
             (parts.next(), parts.next(), parts.next())
@@ -73,11 +186,11 @@ impl Verifier {
             ));
         }
         let header = decode_part(header_b64)?;
-        let (alg, kid) = header_alg_kid(&header)?;
+        let HeaderFields { alg, kid, nonce } = header_fields(&header)?;
         let claims = decode_part(claims_b64)?;
-        if !is_json_object(&claims) {
+        let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&claims) else {
             return Err(malformed("the JWT claims are not a JSON object"));
-        }
+        };
         let mut signature = [0u8; 64];
         if b64url_decoded_len(signature_b64.len()) != Some(64)
             || B64URL.decode_slice(signature_b64, &mut signature).is_err()
@@ -108,12 +221,79 @@ impl Verifier {
                 "the JWT signature does not verify under the key kid names",
             ));
         }
-        Ok(Verified {
+        Ok(Signed {
             kid,
+            nonce,
             header,
             claims,
+            fields,
         })
     }
+}
+
+/// A token whose structure, kid, alg and signature hold; its claims not yet judged.
+struct Signed {
+    kid: String,
+    nonce: Option<Value>,
+    header: Vec<u8>,
+    claims: Vec<u8>,
+    fields: Map<String, Value>,
+}
+
+/// Coinbase's claim rules, in the order the simulator has always applied them: sub, iss, aud, the time
+/// window, the uri, then the header's nonce. Returns the nonce and `exp`.
+fn judge(
+    kid: &str,
+    claims: &Map<String, Value>,
+    nonce: Option<Value>,
+    expected_uri: Option<&str>,
+    window: &Window,
+) -> std::result::Result<(String, f64), ClaimFault> {
+    if claims.get("sub").and_then(Value::as_str) != Some(kid) {
+        return Err(ClaimFault::SubMismatch);
+    }
+    let issuer = claims.get("iss").and_then(Value::as_str);
+    if !issuer.is_some_and(|iss| ISSUERS.contains(&iss)) {
+        return Err(ClaimFault::BadIssuer);
+    }
+    match claims.get("aud") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(aud)) if AUDIENCES.contains(&aud.as_str()) => {}
+        Some(Value::Array(auds))
+            if auds
+                .iter()
+                .any(|aud| aud.as_str().is_some_and(|a| AUDIENCES.contains(&a))) => {}
+        Some(_) => return Err(ClaimFault::BadAudience),
+    }
+    let (Some(nbf), Some(exp)) = (number(claims, "nbf"), number(claims, "exp")) else {
+        return Err(ClaimFault::Malformed);
+    };
+    let now = window.now;
+    if nbf > now + window.nbf_leeway_s {
+        return Err(ClaimFault::NotYetValid);
+    }
+    if now >= exp || now > nbf + window.max_lifetime_s || exp - nbf > window.max_lifetime_s {
+        return Err(ClaimFault::Expired);
+    }
+    if let Some(expected) = expected_uri {
+        let matched = match (claims.get("uri"), claims.get("uris")) {
+            (Some(uri), _) if !uri.is_null() => uri.as_str() == Some(expected),
+            (_, Some(Value::Array(uris))) => uris.iter().any(|u| u.as_str() == Some(expected)),
+            _ => return Err(ClaimFault::MissingUri),
+        };
+        if !matched {
+            return Err(ClaimFault::UriMismatch);
+        }
+    }
+    match nonce {
+        Some(Value::String(nonce)) if !nonce.is_empty() => Ok((nonce, exp)),
+        _ => Err(ClaimFault::MissingNonce),
+    }
+}
+
+/// A claim that is a JSON number (not a bool, not a string), as f64.
+fn number(claims: &Map<String, Value>, name: &str) -> Option<f64> {
+    claims.get(name).and_then(Value::as_f64)
 }
 
 fn decode_part(part: &str) -> Result<Vec<u8>> {
@@ -126,17 +306,177 @@ fn decode_part(part: &str) -> Result<Vec<u8>> {
     }
 }
 
-fn header_alg_kid(header: &[u8]) -> Result<(String, String)> {
+struct HeaderFields {
+    alg: String,
+    kid: String,
+    nonce: Option<Value>,
+}
+
+fn header_fields(header: &[u8]) -> Result<HeaderFields> {
     let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(header) else {
         return Err(malformed("the JWT header is not a JSON object"));
     };
     match (fields.remove("alg"), fields.remove("kid")) {
-        (Some(Value::String(alg)), Some(Value::String(kid))) => Ok((alg, kid)),
+        (Some(Value::String(alg)), Some(Value::String(kid))) => Ok(HeaderFields {
+            alg,
+            kid,
+            nonce: fields.remove("nonce"),
+        }),
         _ => Err(malformed("the JWT header lacks a string alg or kid")),
     }
 }
 
-fn is_json_object(json: &[u8]) -> bool {
-    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-        && serde_json::from_slice::<serde::de::IgnoredAny>(json).is_ok()
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::jwt::{RequestUri, TokenMinter};
+    use crate::keys::PrivateKey;
+    use serde_json::json;
+
+    const KID: &str = "organizations/org/apiKeys/key";
+    const URI: &str = "POST 127.0.0.1:8443/api/v3/brokerage/orders";
+
+    fn window(now: f64) -> Window {
+        Window {
+            now,
+            nbf_leeway_s: 5.0,
+            max_lifetime_s: 120.0,
+        }
+    }
+
+    fn claims(value: serde_json::Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!("claims are an object"),
+        }
+    }
+
+    fn judged(
+        value: serde_json::Value,
+        nonce: Value,
+        uri: Option<&str>,
+    ) -> std::result::Result<(String, f64), ClaimFault> {
+        judge(KID, &claims(value), Some(nonce), uri, &window(1000.0))
+    }
+
+    fn good() -> serde_json::Value {
+        json!({"sub": KID, "iss": "cdp", "nbf": 1000, "exp": 1120, "uri": URI})
+    }
+
+    #[test]
+    fn a_coinbase_token_is_admitted_with_its_nonce_and_exp() {
+        assert_eq!(
+            judged(good(), json!("n1"), Some(URI)),
+            Ok(("n1".to_owned(), 1120.0))
+        );
+        // ccxt's EdDSA claim set: uris (a list), aud; coinbase-cloud iss with the legacy audience
+        let ccxt = json!({"sub": KID, "iss": "cdp", "aud": ["cdp_service"], "nbf": 1000, "exp": 1120, "uris": [URI]});
+        assert!(judged(ccxt, json!("n"), Some(URI)).is_ok());
+        let legacy = json!({"sub": KID, "iss": "coinbase-cloud", "aud": "retail_rest_api_proxy", "nbf": 999.5, "exp": 1100, "uri": URI});
+        assert!(judged(legacy, json!("n"), Some(URI)).is_ok());
+        // a WebSocket token carries no uri and needs none
+        let ws = json!({"sub": KID, "iss": "cdp", "nbf": 1000, "exp": 1120});
+        assert!(judged(ws, json!("n"), None).is_ok());
+    }
+
+    #[test]
+    fn each_claim_rule_refuses_with_its_own_fault() {
+        let with = |name: &str, value: serde_json::Value| {
+            let mut c = good();
+            c[name] = value;
+            c
+        };
+        let cases = [
+            (with("sub", json!("someone else")), ClaimFault::SubMismatch),
+            (with("sub", json!(7)), ClaimFault::SubMismatch),
+            (with("iss", json!("evil")), ClaimFault::BadIssuer),
+            (with("iss", json!(["cdp"])), ClaimFault::BadIssuer),
+            (with("aud", json!(["elsewhere"])), ClaimFault::BadAudience),
+            (with("aud", json!(3)), ClaimFault::BadAudience),
+            (with("nbf", json!("1000")), ClaimFault::Malformed),
+            (with("exp", json!(true)), ClaimFault::Malformed),
+            (with("nbf", json!(1006)), ClaimFault::NotYetValid),
+            (with("exp", json!(1000)), ClaimFault::Expired),
+            (with("nbf", json!(879)), ClaimFault::Expired), // older than the 2-minute lifetime
+            (with("exp", json!(1121)), ClaimFault::Expired), // a window longer than 2 minutes
+            (
+                with("uri", json!("GET 127.0.0.1:8443/api/v3/brokerage/orders")),
+                ClaimFault::UriMismatch,
+            ),
+            (with("uri", json!(null)), ClaimFault::MissingUri),
+        ];
+        for (c, fault) in cases {
+            assert_eq!(judged(c.clone(), json!("n"), Some(URI)), Err(fault), "{c}");
+        }
+        let mut c = good();
+        c.as_object_mut().unwrap().remove("uri");
+        assert_eq!(
+            judged(c.clone(), json!("n"), Some(URI)),
+            Err(ClaimFault::MissingUri)
+        );
+        c["uris"] = json!(["GET elsewhere/x"]);
+        assert_eq!(
+            judged(c, json!("n"), Some(URI)),
+            Err(ClaimFault::UriMismatch)
+        );
+        assert_eq!(
+            judged(good(), json!(""), Some(URI)),
+            Err(ClaimFault::MissingNonce)
+        );
+        assert_eq!(
+            judged(good(), json!(5), Some(URI)),
+            Err(ClaimFault::MissingNonce)
+        );
+        assert_eq!(
+            judge(KID, &claims(good()), None, Some(URI), &window(1000.0)),
+            Err(ClaimFault::MissingNonce)
+        );
+    }
+
+    #[test]
+    fn verify_request_checks_the_signature_before_the_claims() {
+        let minter =
+            TokenMinter::new(KID, PrivateKey::from_ed25519_seed(&[5u8; 32]).unwrap()).unwrap();
+        let verifier = Verifier::new();
+        verifier
+            .register(KID, &minter.key().public_key_pem())
+            .unwrap();
+        let uri = RequestUri::new("POST", "/api/v3/brokerage/orders", "127.0.0.1:8443").unwrap();
+        let token = minter.mint(1000, Some(&uri)).unwrap();
+        let Verdict::Admitted(admitted) = verifier
+            .verify_request(&token, Some(URI), &window(1001.0))
+            .unwrap()
+        else {
+            panic!("a fresh engine token is admitted");
+        };
+        assert_eq!((admitted.kid.as_str(), admitted.exp), (KID, 1120.0));
+        assert_eq!(admitted.nonce.len(), 64);
+        assert_eq!(
+            verifier
+                .verify_request(&token, Some("GET 127.0.0.1:8443/x"), &window(1001.0))
+                .unwrap(),
+            Verdict::Refused(ClaimFault::UriMismatch)
+        );
+        assert_eq!(
+            verifier
+                .verify_request(&token, Some(URI), &window(1200.0))
+                .unwrap(),
+            Verdict::Refused(ClaimFault::Expired)
+        );
+        let mut tampered = token.into_bytes();
+        tampered[12] = if tampered[12] == b'A' { b'B' } else { b'A' };
+        assert!(matches!(
+            verifier.verify_request(
+                std::str::from_utf8(&tampered).unwrap(),
+                Some(URI),
+                &window(1001.0)
+            ),
+            Err(SignerError::TokenInvalid(
+                TokenFault::BadSignature | TokenFault::Malformed,
+                _
+            ))
+        ));
+    }
 }

@@ -125,3 +125,33 @@ def test_register_refuses_what_is_not_a_cdp_public_key() -> None:
         verifier.register("k", new_es256_key().forms["pkcs8_pem"])
     with pytest.raises(KeyFormatError):
         verifier.register("k", "")
+
+
+def test_verify_request_judges_the_claims_and_returns_kid_nonce_exp(
+    verifier: JwtVerifier, cdp_key: CdpKey, test_key: TestKey
+) -> None:
+    token = cdp_key.rest_jwt("POST", "/api/v3/brokerage/orders", host="127.0.0.1:9999")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    uri = "POST 127.0.0.1:9999/api/v3/brokerage/orders"
+    kid, nonce, exp = verifier.verify_request(token, uri, claims["nbf"] + 1, 5.0, 120.0)
+    assert (kid, nonce, exp) == (test_key.name, jwt.get_unverified_header(token)["nonce"], claims["exp"])
+    for expected_uri, now, reason in [
+        ("GET 127.0.0.1:9999/api/v3/brokerage/orders", claims["nbf"], "uri_mismatch"),
+        (uri, claims["exp"], "expired"),
+        (uri, claims["nbf"] - 6, "not_yet_valid"),
+    ]:
+        with pytest.raises(TokenInvalid) as caught:
+            verifier.verify_request(token, expected_uri, now, 5.0, 120.0)
+        assert caught.value.reason == reason
+    with pytest.raises(TokenInvalid) as caught:  # signature faults come first, as from verify
+        verifier.verify_request(
+            token[:-4] + ("AAAA" if token[-4:] != "AAAA" else "BBBB"), uri, 0.0, 5.0, 120.0
+        )
+    assert caught.value.reason in ("bad_signature", "malformed")
+    ws = cdp_key.ws_jwt()
+    assert (
+        verifier.verify_request(
+            ws, None, jwt.decode(ws, options={"verify_signature": False})["nbf"], 5.0, 120.0
+        )[0]
+        == kid
+    )

@@ -9,11 +9,13 @@ import time
 from typing import Any
 
 import aiohttp
+import jwt
 import orjson
+from cryptography.hazmat.primitives import serialization
 
 from engine.sim import RateLimits, Simulator
 from tests.sim.conftest import Served, mint, quiet_config
-from tests.support.keys import TestExchangeKey, new_ed25519_key, new_es256_key, new_exchange_key
+from tests.support.keys import TestExchangeKey, TestKey, new_ed25519_key, new_es256_key, new_exchange_key
 
 ACCOUNTS = "/api/v3/brokerage/accounts"
 ORDERS = "/api/v3/brokerage/orders"
@@ -46,6 +48,13 @@ async def test_valid_es256_and_ed25519_tokens_are_accepted_in_every_claim_set(se
         assert orjson.loads(body)["accounts"]
 
 
+def _without_nonce(key: TestKey, uri: str) -> str:
+    private = serialization.load_pem_private_key(key.forms["pkcs8_pem"].encode(), password=None)
+    now = int(time.time())
+    claims = {"sub": key.name, "iss": "cdp", "nbf": now, "exp": now + 120, "uri": uri}
+    return jwt.encode(claims, private, algorithm=key.algorithm, headers={"kid": key.name})  # type: ignore[arg-type]
+
+
 async def test_each_bad_token_is_refused_with_401_unauthorized(served: Served) -> None:
     uri = f"GET {served.host}{ACCOUNTS}"
     stranger = new_es256_key()
@@ -59,6 +68,11 @@ async def test_each_bad_token_is_refused_with_401_unauthorized(served: Served) -
         "missing_uri": mint(served.key, None),
         "unknown_key": mint(stranger, uri),
         "query_in_uri": mint(served.key, f"GET {served.host}{ACCOUNTS}?limit=5"),
+        "sub_mismatch": mint(served.key, uri, extra_claims={"sub": "someone-else"}),
+        "bad_issuer": mint(served.key, uri, extra_claims={"iss": "evil"}),
+        "bad_audience": mint(served.key, uri, extra_claims={"aud": ["elsewhere"]}),
+        "malformed": mint(served.key, uri, extra_claims={"exp": "soon"}),
+        "missing_nonce": _without_nonce(served.key, uri),
     }
     expected_reason = {"query_in_uri": "uri_mismatch", "bad_signature": "bad_signature"}
     for case, token in cases.items():
