@@ -13,16 +13,15 @@ import ipaddress
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from engine.sim.clock import fmt
+from engine.sim.messages import Handler, SimRequest, SimResponse
 from engine.sim.responses import json_response, read_json
 
 if TYPE_CHECKING:
     from engine.sim.app import Simulator
 
 
-def _loopback(request: web.Request) -> bool:
+def _loopback(request: SimRequest) -> bool:
     try:
         return ipaddress.ip_address(request.remote or "").is_loopback
     except ValueError:
@@ -43,26 +42,25 @@ class AdminApi:
             ("POST", "/sim/market", self.steer_market),
         ]
 
-    def wrap(self, handler: Any) -> Any:
-        async def loopback_only(request: web.Request) -> web.StreamResponse:
+    def wrap(self, handler: Handler) -> Handler:
+        async def loopback_only(request: SimRequest) -> SimResponse:
             if not _loopback(request):
                 return json_response({"error": "PERMISSION_DENIED", "message": "admin is loopback only"}, 403)
-            response: web.StreamResponse = await handler(request)
-            return response
+            return await handler(request)
 
         return loopback_only
 
-    async def ledger(self, request: web.Request) -> web.Response:
+    async def ledger(self, request: SimRequest) -> SimResponse:
         wanted = request.query.get("client_order_id")
         entries = self.sim.ledger.entries()
         if wanted is not None:
             entries = [e for e in entries if e["client_order_id"] == wanted]
         return json_response({"orders": entries, "count": len(entries)})
 
-    async def get_faults(self, request: web.Request) -> web.Response:
+    async def get_faults(self, request: SimRequest) -> SimResponse:
         return json_response(self.sim.faults.to_dict())
 
-    async def set_faults(self, request: web.Request) -> web.Response:
+    async def set_faults(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         if body.pop("clear", False):
             self.sim.faults.clear()
@@ -72,7 +70,7 @@ class AdminApi:
             return json_response({"error": "INVALID_ARGUMENT", "message": str(exc)}, 400)
         return json_response(self.sim.faults.to_dict())
 
-    async def stats(self, request: web.Request) -> web.Response:
+    async def stats(self, request: SimRequest) -> SimResponse:
         with_timestamps = request.query.get("timestamps", "1") != "0"
         keys = {
             key_id: {
@@ -98,7 +96,7 @@ class AdminApi:
             }
         )
 
-    async def book(self, request: web.Request) -> web.Response:
+    async def book(self, request: SimRequest) -> SimResponse:
         market = self.sim.markets.get(request.match_info["product_id"])
         if market is None:
             return json_response({"error": "NOT_FOUND", "message": "unknown product"}, 404)
@@ -113,7 +111,7 @@ class AdminApi:
             }
         )
 
-    async def steer_market(self, request: web.Request) -> web.Response:
+    async def steer_market(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         if "paused" in body:
             self.sim.market_paused = bool(body["paused"])

@@ -1,5 +1,6 @@
 """The simulator: wires the market, matching engine, accounts, auth, limits, faults and WebSocket into one
-aiohttp application, and serves it (`Simulator.serve`).
+set of routes, and serves it (`Simulator.serve`): REST and admin requests on the simulator's own HTTP lane,
+WebSocket upgrades and anything the lane does not serve on an aiohttp application with the same routes.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from engine.sim.gateway import guard
 from engine.sim.ledger import Ledger
 from engine.sim.market import Market, Trade
 from engine.sim.matching import MatchingEngine
+from engine.sim.messages import Handler, aiohttp_handler
 from engine.sim.orders import Fill, Order
 from engine.sim.ratelimit import RateLimiter
 from engine.sim.rest_advanced import AdvancedTradeApi
 from engine.sim.rest_exchange import ExchangeApi
+from engine.sim.server import KEEPALIVE_TIMEOUT_S, MAX_BODY, HttpLane, Router
 from engine.sim.ws import MarketDataHub
 
 log = logging.getLogger(__name__)
@@ -194,15 +197,30 @@ class Simulator:
             self.hub.heartbeat()
 
     # ---- serving --------------------------------------------------------------------------------------
-    def build_app(self) -> web.Application:
-        app = web.Application(client_max_size=1 << 20)
-        router = app.router
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        """Every REST and admin route, its handler wrapped in what stands before it (gateway, loopback)."""
+        routes: list[tuple[str, str, Handler]] = []
         for method, path, handler, access in self.advanced.routes():
-            router.add_route(method, path, guard(self, handler, access, "advanced"))
+            routes.append((method, path, guard(self, handler, access, "advanced")))
         for method, path, handler, access in self.exchange.routes():
-            router.add_route(method, path, guard(self, handler, access, "exchange"))
+            routes.append((method, path, guard(self, handler, access, "exchange")))
         for method, path, handler in self.admin.routes():
-            router.add_route(method, path, self.admin.wrap(handler))
+            routes.append((method, path, self.admin.wrap(handler)))
+        return routes
+
+    def build_router(self) -> Router:
+        """The routes as the HTTP lane looks them up."""
+        router = Router()
+        for method, path, handler in self.routes():
+            router.add(method, path, handler)
+        return router
+
+    def build_app(self) -> web.Application:
+        """The same routes as an aiohttp application, plus the WebSocket: it serves what the lane hands on."""
+        app = web.Application(client_max_size=MAX_BODY)
+        router = app.router
+        for method, path, handler in self.routes():
+            router.add_route(method, path, aiohttp_handler(handler))
         router.add_get("/ws", self.hub.handle)
         router.add_get("/ws/user", self.hub.handle)
         app.on_shutdown.append(self._on_shutdown)
@@ -218,15 +236,19 @@ class Simulator:
         """Serve until the block exits; yields the base URL ("http(s)://HOST:PORT")."""
         runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=1024)
-        await site.start()
-        tasks = [asyncio.create_task(self._run_heartbeats())]
+        assert runner.server is not None
+        lane = HttpLane(self.build_router(), runner.server)
+        server = await asyncio.get_running_loop().create_server(
+            lane, host, port, ssl=ssl_context, backlog=1024
+        )
+        tasks = [
+            asyncio.create_task(self._run_heartbeats()),
+            asyncio.create_task(self._close_idle_connections(lane)),
+        ]
         if self.config.tick_interval_s > 0:
             tasks.append(asyncio.create_task(self._run_market()))
         try:
-            server = site._server
-            sockets = getattr(server, "sockets", None) or []
-            bound_port = sockets[0].getsockname()[1] if sockets else port
+            bound_port = server.sockets[0].getsockname()[1] if server.sockets else port
             scheme = "https" if ssl_context is not None else "http"
             yield f"{scheme}://{host}:{bound_port}"
         finally:
@@ -235,7 +257,15 @@ class Simulator:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            server.close()
+            await lane.shutdown()
             await runner.cleanup()
+
+    @staticmethod
+    async def _close_idle_connections(lane: HttpLane) -> None:
+        while True:
+            await asyncio.sleep(60)
+            lane.close_idle(KEEPALIVE_TIMEOUT_S)
 
 
 __all__ = ["SCOPES", "Simulator"]

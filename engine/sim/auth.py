@@ -18,7 +18,6 @@ import ipaddress
 from dataclasses import dataclass, field
 
 import orjson
-from aiohttp import web
 
 from engine import _signer
 from engine.errors import TokenInvalid
@@ -77,11 +76,6 @@ class ExchangeKey:
     passphrase: str = field(repr=False)
     permissions: frozenset[str] = SCOPES
     allowed_networks: tuple[IpNetwork, ...] | None = None
-
-
-# where the gateway leaves the authenticated key for the handler
-CDP_KEY = web.RequestKey("sim_cdp_key", CdpKey)
-EXCHANGE_KEY = web.RequestKey("sim_exchange_key", ExchangeKey)
 
 
 class NonceCache:

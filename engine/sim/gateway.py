@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
-from engine.sim.auth import CDP_KEY, EXCHANGE_KEY, AuthFailure
+from engine.sim.auth import AuthFailure
+from engine.sim.messages import Handler, SimRequest, SimResponse
 from engine.sim.ratelimit import EXCHANGE_PRIVATE, EXCHANGE_PUBLIC, PRIVATE, PUBLIC, Admission
 from engine.sim.responses import BadRequest, DropConnection, advanced_error, json_response
 
@@ -21,8 +19,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 HTML_429 = (
     b"<html>\r\n<head><title>429 Too Many Requests</title></head>\r\n<body>\r\n"
     b"<center><h1>429 Too Many Requests</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
@@ -30,9 +26,9 @@ HTML_429 = (
 )
 
 
-def _too_many(sim: Simulator, admission: Admission | None, exchange: bool) -> web.Response:
+def _too_many(sim: Simulator, admission: Admission | None, exchange: bool) -> SimResponse:
     if sim.config.html_429:
-        response = web.Response(body=HTML_429, status=429, content_type="text/html")
+        response = SimResponse(HTML_429, 429, "text/html")
     elif exchange:
         response = json_response({"message": "Private rate limit exceeded"}, 429)
     else:
@@ -49,15 +45,15 @@ def _too_many(sim: Simulator, admission: Admission | None, exchange: bool) -> we
     return response
 
 
-def _rate_headers(response: web.StreamResponse, admission: Admission) -> None:
+def _rate_headers(response: SimResponse, admission: Admission) -> None:
     response.headers["x-ratelimit-limit"] = str(admission.limit)
     response.headers["x-ratelimit-remaining"] = str(admission.remaining)
     response.headers["x-ratelimit-reset"] = str(admission.reset_epoch)
 
 
-def _refused(sim: Simulator, failure: AuthFailure) -> web.Response:
+def _refused(sim: Simulator, failure: AuthFailure) -> SimResponse:
     sim.auth_failures[failure.reason] = sim.auth_failures.get(failure.reason, 0) + 1
-    response = web.Response(body=failure.body, status=failure.status, content_type=failure.content_type)
+    response = SimResponse(failure.body, failure.status, failure.content_type)
     response.headers["x-sim-auth-failure"] = failure.reason
     return response
 
@@ -74,7 +70,7 @@ def guard(sim: Simulator, handler: Handler, access: str, api: str) -> Handler:
         (EXCHANGE_PUBLIC if public else EXCHANGE_PRIVATE) if exchange else (PUBLIC if public else PRIVATE)
     )
 
-    async def guarded(request: web.Request) -> web.StreamResponse:
+    async def guarded(request: SimRequest) -> SimResponse:
         delay = dice.delay_s()
         if delay:
             sim.injected["latency"] += 1
@@ -87,8 +83,7 @@ def guard(sim: Simulator, handler: Handler, access: str, api: str) -> Handler:
         else:
             try:
                 if exchange:
-                    body = await request.read()
-                    prehash = request.method.encode() + request.raw_path.encode() + body
+                    prehash = request.method.encode() + request.raw_path.encode() + request.body
                     headers = request.headers
                     exchange_key = keys.verify_hmac(
                         headers.get("CB-ACCESS-KEY"),
@@ -98,7 +93,7 @@ def guard(sim: Simulator, handler: Handler, access: str, api: str) -> Handler:
                         prehash,
                     )
                     keys.check_access(exchange_key, access, request.remote)
-                    request[EXCHANGE_KEY] = exchange_key
+                    request.exchange_key = exchange_key
                     key_id = exchange_key.key
                 else:
                     authorization = request.headers.get("Authorization", "")
@@ -107,7 +102,7 @@ def guard(sim: Simulator, handler: Handler, access: str, api: str) -> Handler:
                     path = request.raw_path.split("?", 1)[0]
                     cdp_key = keys.verify_jwt(authorization[7:], f"{request.method} {request.host}{path}")
                     keys.check_access(cdp_key, access, request.remote)
-                    request[CDP_KEY] = cdp_key
+                    request.cdp_key = cdp_key
                     key_id = cdp_key.name
             except AuthFailure as failure:
                 return _refused(sim, failure)

@@ -6,9 +6,9 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from engine.sim.clock import fmt
+from engine.sim.messages import SimRequest, SimResponse
 
 
 class DropConnection(Exception):
@@ -22,11 +22,11 @@ class BadRequest(Exception):
         self.error = error
 
 
-def json_response(payload: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
+def json_response(payload: Any, status: int = 200) -> SimResponse:
+    return SimResponse(orjson.dumps(payload), status)
 
 
-def advanced_error(status: int, error: str, message: str) -> web.Response:
+def advanced_error(status: int, error: str, message: str) -> SimResponse:
     """Coinbase's default error body: error, code, message, details (plus error_details, as seen)."""
     codes = {400: 3, 401: 16, 403: 7, 404: 5, 429: 8, 500: 13, 503: 14}
     body = {
@@ -43,8 +43,8 @@ def money(value: Decimal, currency: str) -> dict[str, str]:
     return {"value": fmt(value), "currency": currency}
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+async def read_json(request: SimRequest) -> dict[str, Any]:
+    raw = request.body
     if not raw:
         return {}
     try:
@@ -56,7 +56,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def query_list(request: web.Request, *names: str) -> list[str]:
+def query_list(request: SimRequest, *names: str) -> list[str]:
     """Repeated query parameters (`product_ids=a&product_ids=b`, or comma-separated) under any of `names`."""
     values: list[str] = []
     for name in names:
@@ -66,7 +66,7 @@ def query_list(request: web.Request, *names: str) -> list[str]:
 
 
 def page(
-    items: list[Any], request: web.Request, default_limit: int, max_limit: int
+    items: list[Any], request: SimRequest, default_limit: int, max_limit: int
 ) -> tuple[list[Any], str, bool]:
     """Offset pagination behind an opaque cursor: (page, next cursor or "", has_next)."""
     try:

@@ -10,12 +10,11 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import web
 
-from engine.sim.auth import CDP_KEY
 from engine.sim.book import ZERO
 from engine.sim.clock import fmt, iso, parse_iso
 from engine.sim.futures import FuturesPositions
+from engine.sim.messages import SimRequest, SimResponse
 from engine.sim.orders import Order, OrderRefused, OrderSpec
 from engine.sim.products import CRYPTO_NAMES, FIAT, account_json, product_json, v2_account_json
 from engine.sim.responses import (
@@ -88,13 +87,13 @@ class AdvancedTradeApi:
         ]
 
     # ---- time, products, books ------------------------------------------------------------------------
-    async def time(self, request: web.Request) -> web.Response:
+    async def time(self, request: SimRequest) -> SimResponse:
         now = self.sim.clock.now()
         return json_response(
             {"iso": iso(now), "epochSeconds": str(int(now)), "epochMillis": str(int(now * 1000))}
         )
 
-    async def list_products(self, request: web.Request) -> web.Response:
+    async def list_products(self, request: SimRequest) -> SimResponse:
         now = self.sim.clock.now()
         wanted_type = request.query.get("product_type")
         wanted_ids = set(query_list(request, "product_ids"))
@@ -112,7 +111,7 @@ class AdvancedTradeApi:
             raise BadRequest("ProductID is invalid", 404, "NOT_FOUND")
         return market
 
-    async def get_product(self, request: web.Request) -> web.Response:
+    async def get_product(self, request: SimRequest) -> SimResponse:
         market = self._market_or_404(request.match_info["product_id"])
         return json_response(product_json(market, self.sim.clock.now()))
 
@@ -126,7 +125,7 @@ class AdvancedTradeApi:
             "time": iso(self.sim.clock.now()),
         }
 
-    async def product_book(self, request: web.Request) -> web.Response:
+    async def product_book(self, request: SimRequest) -> SimResponse:
         product_id = request.query.get("product_id", "")
         limit = int(request.query.get("limit", 0) or 0) or None
         book = self._pricebook(product_id, limit)
@@ -143,11 +142,11 @@ class AdvancedTradeApi:
             }
         )
 
-    async def best_bid_ask(self, request: web.Request) -> web.Response:
+    async def best_bid_ask(self, request: SimRequest) -> SimResponse:
         ids = query_list(request, "product_ids") or list(self.sim.markets)
         return json_response({"pricebooks": [self._pricebook(pid, 1) for pid in ids]})
 
-    async def ticker(self, request: web.Request) -> web.Response:
+    async def ticker(self, request: SimRequest) -> SimResponse:
         market = self._market_or_404(request.match_info["product_id"])
         limit = int(request.query.get("limit", 10) or 10)
         trades = [
@@ -167,7 +166,7 @@ class AdvancedTradeApi:
         )
 
     # ---- accounts, permissions, fees ------------------------------------------------------------------
-    async def list_accounts(self, request: web.Request) -> web.Response:
+    async def list_accounts(self, request: SimRequest) -> SimResponse:
         cache_key = (self.sim.accounts.version, request.query_string)
         if self._accounts_body is None or self._accounts_body[0] != cache_key:
             portfolio = self.sim.accounts.portfolio_uuid
@@ -175,16 +174,17 @@ class AdvancedTradeApi:
             chunk, cursor, has_next = page(accounts, request, 49, 250)
             body = {"accounts": chunk, "has_next": has_next, "cursor": cursor, "size": len(chunk)}
             self._accounts_body = (cache_key, orjson.dumps(body))
-        return web.Response(body=self._accounts_body[1], content_type="application/json")
+        return SimResponse(self._accounts_body[1])
 
-    async def get_account(self, request: web.Request) -> web.Response:
+    async def get_account(self, request: SimRequest) -> SimResponse:
         account = self.sim.accounts.by_uuid(request.match_info["account_uuid"])
         if account is None:
             return advanced_error(404, "NOT_FOUND", "account not found")
         return json_response({"account": account_json(account, self.sim.accounts.portfolio_uuid)})
 
-    async def key_permissions(self, request: web.Request) -> web.Response:
-        key = request[CDP_KEY]
+    async def key_permissions(self, request: SimRequest) -> SimResponse:
+        key = request.cdp_key
+        assert key is not None  # the gateway verified it
         return json_response(
             {
                 "can_view": "view" in key.permissions,
@@ -195,7 +195,7 @@ class AdvancedTradeApi:
             }
         )
 
-    async def transaction_summary(self, request: web.Request) -> web.Response:
+    async def transaction_summary(self, request: SimRequest) -> SimResponse:
         fees = self.sim.config.fees
         volume, paid = self.sim.engine.total_volume, self.sim.engine.total_fees
         return json_response(
@@ -222,7 +222,7 @@ class AdvancedTradeApi:
             }
         )
 
-    async def portfolios(self, request: web.Request) -> web.Response:
+    async def portfolios(self, request: SimRequest) -> SimResponse:
         uuid = self.sim.accounts.portfolio_uuid
         return json_response(
             {"portfolios": [{"name": "Default", "uuid": uuid, "type": "DEFAULT", "deleted": False}]}
@@ -242,7 +242,7 @@ class AdvancedTradeApi:
         return client_order_id, product_id, side
 
     @staticmethod
-    def _refusal(refused: OrderRefused, body: dict[str, Any]) -> web.Response:
+    def _refusal(refused: OrderRefused, body: dict[str, Any]) -> SimResponse:
         return json_response(
             {
                 "success": False,
@@ -254,7 +254,7 @@ class AdvancedTradeApi:
         )
 
     @staticmethod
-    def _accepted(order: Order) -> web.Response:
+    def _accepted(order: Order) -> SimResponse:
         return json_response(
             {
                 "success": True,
@@ -270,12 +270,13 @@ class AdvancedTradeApi:
             }
         )
 
-    async def create_order(self, request: web.Request) -> web.Response:
+    async def create_order(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         client_order_id, product_id, side = self._order_request(body)
         if not client_order_id:
             raise BadRequest("client_order_id is required")
-        key = request[CDP_KEY]
+        key = request.cdp_key
+        assert key is not None  # the gateway verified it
         try:
             spec = OrderSpec.parse(body.get("order_configuration"))
             order, created = self.sim.engine.submit(
@@ -294,7 +295,7 @@ class AdvancedTradeApi:
             raise DropConnection
         return self._accepted(order)
 
-    async def preview_order(self, request: web.Request) -> web.Response:
+    async def preview_order(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         _, product_id, side = self._order_request(body)
         try:
@@ -332,7 +333,7 @@ class AdvancedTradeApi:
             }
         )
 
-    async def batch_cancel(self, request: web.Request) -> web.Response:
+    async def batch_cancel(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         order_ids = body.get("order_ids")
         if not isinstance(order_ids, list) or not all(isinstance(o, str) for o in order_ids):
@@ -361,7 +362,7 @@ class AdvancedTradeApi:
             raise BadRequest("size and price must be decimal strings") from None
         return order_id, size, price
 
-    async def edit_order(self, request: web.Request) -> web.Response:
+    async def edit_order(self, request: SimRequest) -> SimResponse:
         order_id, size, price = self._edit_args(await read_json(request))
         reason = self.sim.engine.edit(order_id, size, price)
         if reason is not None:
@@ -373,7 +374,7 @@ class AdvancedTradeApi:
         self.sim.publish_book(order.product_id)
         return json_response({"success": True, "errors": []})
 
-    async def edit_preview(self, request: web.Request) -> web.Response:
+    async def edit_preview(self, request: SimRequest) -> SimResponse:
         order_id, size, price = self._edit_args(await read_json(request))
         order = self.sim.engine.orders.get(order_id)
         if order is None or not order.is_open:
@@ -396,7 +397,7 @@ class AdvancedTradeApi:
             }
         )
 
-    async def close_position(self, request: web.Request) -> web.Response:
+    async def close_position(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         client_order_id, product_id = body.get("client_order_id", ""), body.get("product_id")
         if not isinstance(client_order_id, str) or not isinstance(product_id, str):
@@ -405,7 +406,8 @@ class AdvancedTradeApi:
             size = Decimal(str(body["size"])) if body.get("size") else None
         except InvalidOperation:
             raise BadRequest("size must be a decimal string") from None
-        key = request[CDP_KEY]
+        key = request.cdp_key
+        assert key is not None  # the gateway verified it
         try:
             order = self.sim.engine.close_position(client_order_id, product_id, size, key.name)
         except OrderRefused as refused:
@@ -413,13 +415,13 @@ class AdvancedTradeApi:
         self.sim.publish_book(product_id)
         return self._accepted(order)
 
-    async def get_order(self, request: web.Request) -> web.Response:
+    async def get_order(self, request: SimRequest) -> SimResponse:
         order = self.sim.engine.orders.get(request.match_info["order_id"])
         if order is None:
             return advanced_error(404, "NOT_FOUND", "order with this orderID was not found")
         return json_response({"order": order.to_advanced()})
 
-    async def list_orders(self, request: web.Request) -> web.Response:
+    async def list_orders(self, request: SimRequest) -> SimResponse:
         product_ids = set(query_list(request, "product_ids", "product_id"))
         statuses = set(query_list(request, "order_status"))
         order_ids = set(query_list(request, "order_ids"))
@@ -444,7 +446,7 @@ class AdvancedTradeApi:
         chunk, cursor, has_next = page(selected, request, 100, 1000)
         return json_response({"orders": chunk, "sequence": "0", "has_next": has_next, "cursor": cursor})
 
-    async def list_fills(self, request: web.Request) -> web.Response:
+    async def list_fills(self, request: SimRequest) -> SimResponse:
         order_ids = set(query_list(request, "order_ids", "order_id"))
         product_ids = set(query_list(request, "product_ids", "product_id"))
         trade_ids = set(query_list(request, "trade_ids"))
@@ -512,7 +514,7 @@ class AdvancedTradeApi:
             "overnight_margin_window_measure": window("FCM_MARGIN_WINDOW_TYPE_OVERNIGHT"),
         }
 
-    async def balance_summary(self, request: web.Request) -> web.Response:
+    async def balance_summary(self, request: SimRequest) -> SimResponse:
         return json_response({"balance_summary": self.balance_summary_json()})
 
     def _position_json(self, product_id: str) -> dict[str, Any] | None:
@@ -532,21 +534,21 @@ class AdvancedTradeApi:
             "daily_realized_pnl": fmt(position.daily_realized_pnl),
         }
 
-    async def list_positions(self, request: web.Request) -> web.Response:
+    async def list_positions(self, request: SimRequest) -> SimResponse:
         positions = [self._position_json(p.product_id) for p in self.sim.engine.positions.open_positions()]
         return json_response({"positions": positions})
 
-    async def get_position(self, request: web.Request) -> web.Response:
+    async def get_position(self, request: SimRequest) -> SimResponse:
         product_id = request.match_info["product_id"]
         self._market_or_404(product_id)
         position = self._position_json(product_id)
         return json_response({"position": position if position is not None else {}})
 
-    async def list_sweeps(self, request: web.Request) -> web.Response:
+    async def list_sweeps(self, request: SimRequest) -> SimResponse:
         sweep = self.sim.pending_sweep
         return json_response({"sweeps": [sweep] if sweep is not None else []})
 
-    async def schedule_sweep(self, request: web.Request) -> web.Response:
+    async def schedule_sweep(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         if self.sim.pending_sweep is not None:
             raise BadRequest("a sweep is already pending: cancel it before scheduling another")
@@ -568,15 +570,15 @@ class AdvancedTradeApi:
         }
         return json_response({"success": True})
 
-    async def cancel_sweep(self, request: web.Request) -> web.Response:
+    async def cancel_sweep(self, request: SimRequest) -> SimResponse:
         cancelled = self.sim.pending_sweep is not None
         self.sim.pending_sweep = None
         return json_response({"success": cancelled})
 
-    async def margin_setting(self, request: web.Request) -> web.Response:
+    async def margin_setting(self, request: SimRequest) -> SimResponse:
         return json_response({"setting": self.sim.intraday_margin_setting})
 
-    async def set_margin_setting(self, request: web.Request) -> web.Response:
+    async def set_margin_setting(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         setting = body.get("setting")
         if setting not in ("INTRADAY_MARGIN_SETTING_STANDARD", "INTRADAY_MARGIN_SETTING_INTRADAY"):
@@ -584,7 +586,7 @@ class AdvancedTradeApi:
         self.sim.intraday_margin_setting = str(setting)
         return json_response({})
 
-    async def current_margin_window(self, request: web.Request) -> web.Response:
+    async def current_margin_window(self, request: SimRequest) -> SimResponse:
         now = self.sim.clock.now()
         return json_response(
             {
@@ -604,17 +606,17 @@ class AdvancedTradeApi:
             names.update(c for c in (market.spec.base_currency, market.spec.quote_currency) if c)
         return names
 
-    async def v2_time(self, request: web.Request) -> web.Response:
+    async def v2_time(self, request: SimRequest) -> SimResponse:
         now = self.sim.clock.now()
         return json_response({"data": {"iso": iso(now).split(".")[0] + "Z", "epoch": int(now)}})
 
-    async def v2_currencies(self, request: web.Request) -> web.Response:
+    async def v2_currencies(self, request: SimRequest) -> SimResponse:
         data = [
             {"id": c, "name": FIAT[c], "min_size": "0.01"} for c in sorted(self._currencies()) if c in FIAT
         ]
         return json_response({"data": data})
 
-    async def v2_crypto_currencies(self, request: web.Request) -> web.Response:
+    async def v2_crypto_currencies(self, request: SimRequest) -> SimResponse:
         data = [
             {
                 "asset_id": str(self.sim.asset_ids[c]),
@@ -630,7 +632,7 @@ class AdvancedTradeApi:
         ]
         return json_response({"data": data})
 
-    async def v2_exchange_rates(self, request: web.Request) -> web.Response:
+    async def v2_exchange_rates(self, request: SimRequest) -> SimResponse:
         currency = request.query.get("currency", "USD")
         rates: dict[str, str] = {currency: "1"}
         for market in self.sim.markets.values():
@@ -639,7 +641,7 @@ class AdvancedTradeApi:
                 rates[spec.base_currency] = fmt((1 / market.mid).quantize(Decimal("1e-12")))
         return json_response({"data": {"currency": currency, "rates": rates}})
 
-    async def v2_accounts(self, request: web.Request) -> web.Response:
+    async def v2_accounts(self, request: SimRequest) -> SimResponse:
         data = [v2_account_json(a) for a in self.sim.accounts]
         pagination = {
             "ending_before": None,

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
-from engine.sim.auth import EXCHANGE_KEY
 from engine.sim.clock import fmt, iso
+from engine.sim.messages import SimRequest, SimResponse
 from engine.sim.orders import CANCELLED, EXPIRED, FILLED, GTC, GTD, OPEN, Order, OrderRefused, OrderSpec
 from engine.sim.responses import DropConnection, json_response, read_json
 
@@ -34,7 +32,7 @@ _TIF_BACK = {
 }
 
 
-def _message(status: int, message: str) -> web.Response:
+def _message(status: int, message: str) -> SimResponse:
     return json_response({"message": message}, status)
 
 
@@ -86,11 +84,11 @@ class ExchangeApi:
             ("DELETE", "/orders/{order_id}", self.cancel_order, TRADE),
         ]
 
-    async def time(self, request: web.Request) -> web.Response:
+    async def time(self, request: SimRequest) -> SimResponse:
         now = self.sim.clock.now()
         return json_response({"iso": iso(now), "epoch": round(now, 3)})
 
-    async def accounts(self, request: web.Request) -> web.Response:
+    async def accounts(self, request: SimRequest) -> SimResponse:
         return json_response(
             [
                 {
@@ -133,13 +131,14 @@ class ExchangeApi:
             config["end_time"] = iso(now + cancel_after)
         return OrderSpec.parse({key: config})
 
-    async def create_order(self, request: web.Request) -> web.Response:
+    async def create_order(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         product_id, side = body.get("product_id"), str(body.get("side", "")).upper()
         client_oid = body.get("client_oid") or ""
         if not isinstance(product_id, str) or side not in ("BUY", "SELL") or not isinstance(client_oid, str):
             return _message(400, "Invalid order: product_id, side (buy/sell) required")
-        key = request[EXCHANGE_KEY]
+        key = request.exchange_key
+        assert key is not None  # the gateway verified it
         try:
             spec = self._spec(body, self.sim.clock.now())
             order, created = self.sim.engine.submit(
@@ -156,7 +155,7 @@ class ExchangeApi:
             raise DropConnection
         return json_response(exchange_order_json(order))
 
-    async def list_orders(self, request: web.Request) -> web.Response:
+    async def list_orders(self, request: SimRequest) -> SimResponse:
         statuses = set(request.query.getall("status", ["open", "pending", "active"]))
         product_id = request.query.get("product_id")
         try:
@@ -179,13 +178,13 @@ class ExchangeApi:
             return self.sim.ledger.by_client_order_id(ref[len("client:") :])
         return self.sim.engine.orders.get(ref)
 
-    async def get_order(self, request: web.Request) -> web.Response:
+    async def get_order(self, request: SimRequest) -> SimResponse:
         order = self._find(request.match_info["order_id"])
         if order is None:
             return _message(404, "NotFound")
         return json_response(exchange_order_json(order))
 
-    async def cancel_order(self, request: web.Request) -> web.Response:
+    async def cancel_order(self, request: SimRequest) -> SimResponse:
         order = self._find(request.match_info["order_id"])
         if order is None:
             return _message(404, "order not found")
