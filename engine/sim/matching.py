@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import heapq
 import random
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -45,6 +44,10 @@ from engine.sim.orders import (
 
 OrderListener = Callable[[Order, Fill | None], None]
 TradeListener = Callable[[Trade], None]
+
+# what uuid.UUID(int=..., version=4) does to the bits: RFC 4122 variant, then version 4
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
 
 _INSUFFICIENT = ("INSUFFICIENT_FUND", "PREVIEW_INSUFFICIENT_FUND", "Insufficient balance in source account")
 
@@ -107,7 +110,11 @@ class MatchingEngine:
 
     # ---- identifiers --------------------------------------------------------------------------------
     def new_id(self) -> str:
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        """A version-4 UUID from the seeded generator: `str(uuid.UUID(int=bits, version=4))`, without
+        building the UUID object (it is on every order's path)."""
+        bits = self._rng.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET
+        digits = f"{bits:032x}"
+        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
     def _next_seq(self) -> int:
         self._seq += 1

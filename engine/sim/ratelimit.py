@@ -58,6 +58,9 @@ class Admission:
     reset_epoch: int
 
 
+_UNLIMITED = Admission(True, 0, 0, 0)  # what every request gets when limits are off (immutable: shared)
+
+
 class RateLimiter:
     def __init__(self, limits: RateLimits, timestamps_per_key: int) -> None:
         self.limits = limits
@@ -90,7 +93,7 @@ class RateLimiter:
         stats.requests += 1
         stats.timestamps.append(time.time())
         if not self.limits.enabled:
-            return Admission(True, 0, 0, 0)
+            return _UNLIMITED
         bucket = self._bucket(bucket_class, key_id)
         admitted = bucket.take(time.monotonic())
         if not admitted:

@@ -347,6 +347,8 @@ class MarketDataHub:
                 self.send(session, "market_trades", events)
 
     def publish_order(self, order: Order, fill: Fill | None) -> None:
+        if not self.sessions:  # on every order's path: nobody listening is the common case
+            return
         listeners = [s for s in self.sessions if s.key is not None and s.wants("user", order.product_id)]
         if listeners:
             events = [{"type": "update", "orders": [_order_event(order)]}]
