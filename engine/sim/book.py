@@ -66,10 +66,22 @@ class BookSide:
         return out
 
     def walk(self) -> Iterator[tuple[Decimal, Decimal]]:
-        """Best first, over a copy of the price list so the caller may change levels while walking."""
-        prices = list(reversed(self._prices)) if self.is_bid else list(self._prices)
-        for price in prices:
-            yield price, self._sizes[price]
+        """Best first. While walking, the caller may resize or remove the level just yielded (as a taker
+        does), nothing else. No copy of the price list: a walk that stops at the first level is O(1)."""
+        prices, sizes = self._prices, self._sizes
+        if self.is_bid:  # from the end: removing the level just yielded leaves the ones below in place
+            i = len(prices) - 1
+            while i >= 0:
+                price = prices[i]
+                yield price, sizes[price]
+                i -= 1
+        else:
+            i = 0
+            while i < len(prices):
+                price = prices[i]
+                yield price, sizes[price]
+                if i < len(prices) and prices[i] == price:  # still there; else the next level moved up to i
+                    i += 1
 
     def prices(self) -> list[Decimal]:
         return list(self._prices)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from engine.sim import Simulator
+from engine.sim.book import ZERO, BookSide
 from engine.sim.clock import iso
 from engine.sim.orders import Order, OrderRefused, OrderSpec
 from tests.sim.conftest import quiet_config
@@ -342,3 +343,18 @@ def test_same_seed_same_market() -> None:
     for _ in range(50):
         c.tick()
     assert c.markets["BTC-USD"].mid != a.markets["BTC-USD"].mid
+
+
+@pytest.mark.parametrize("is_bid", [True, False])
+def test_book_walk_is_best_first_while_the_taker_removes_or_resizes_each_level(is_bid: bool) -> None:
+    side = BookSide(is_bid)
+    prices = [D(p) for p in ("100", "101", "102", "103")]
+    for price in prices:
+        side.set(price, D(1))
+    best_first = sorted(prices, reverse=is_bid)
+    walked = []
+    for n, (price, size) in enumerate(side.walk()):
+        walked.append((price, size))
+        side.set(price, ZERO if n % 2 == 0 else D("0.5"))  # consume the 1st and 3rd, shrink the others
+    assert walked == [(price, D(1)) for price in best_first]
+    assert side.levels() == [(price, D("0.5")) for price in best_first[1::2]]
