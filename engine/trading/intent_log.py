@@ -31,7 +31,7 @@ from engine.errors import ConfigError
 
 __all__ = ["DEFAULT_CAPACITY", "IntentLog", "RecordKind"]
 
-DEFAULT_CAPACITY: Final = 4 << 20  # ~12,000 orders between two flushes; the engine flushes every few ms
+DEFAULT_CAPACITY: Final = 1 << 20  # ~3,000 orders between two flushes; the engine flushes every 5 ms
 
 _MAGIC: Final = b"ENGINTL1"
 _FILE_HEADER = struct.Struct("<8sI4x")  # magic, epoch
