@@ -155,14 +155,18 @@ class _HttpDate:
 _http_date = _HttpDate()
 
 
+_CLOSE = "Connection: close\r\n"
+
+
 def render(response: SimResponse, close: bool) -> bytes:
     """Status line, headers and body as aiohttp writes them for a `web.Response` with a bytes body."""
-    extra = "".join([f"{name}: {value}\r\n" for name, value in response.headers.items()])
+    headers = response.headers
+    extra = "".join([f"{name}: {value}\r\n" for name, value in headers.items()]) if headers else ""
     status = response.status
     head = (
         f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {response.content_type}\r\n{extra}"
         f"Content-Length: {len(response.body)}\r\nDate: {_http_date()}\r\nServer: {SERVER_SOFTWARE}\r\n"
-        f"{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n"
+        f"{_CLOSE if close else ''}\r\n"
     )
     return head.encode() + response.body
 
@@ -214,20 +218,20 @@ class _Head:
 class _HeaderNames:
     """Header names already checked to be tokens, with their lower-case form: clients send the same few."""
 
-    __slots__ = ("_lower",)
+    __slots__ = ("known",)
 
     def __init__(self) -> None:
-        self._lower: dict[str, str] = {}
+        self.known: dict[str, str] = {}  # checked names, as sent -> lower-cased: a dict lookup per line
 
     def lower(self, name: str) -> str | None:
         """`name` lower-cased, or None if it is not a valid header name."""
-        lower = self._lower.get(name)
+        lower = self.known.get(name)
         if lower is None:
             if not _TOKEN(name):
                 return None
             lower = name.lower()
-            if len(self._lower) < 1024:
-                self._lower[name] = lower
+            if len(self.known) < 1024:
+                self.known[name] = lower
         return lower
 
 
@@ -252,10 +256,12 @@ def parse_head(head: bytes) -> _Head | None:
     host: str | None = None
     length = -1
     close = False
-    lower_name = _header_names.lower
+    known, lower_name = _header_names.known, _header_names.lower
     for line in lines[1:]:
         name, colon, value = line.partition(":")
-        lower = lower_name(name) if colon else None
+        if not colon:
+            return None
+        lower = known.get(name) or lower_name(name)
         if lower is None:
             return None
         value = value.strip(" ")
