@@ -310,7 +310,7 @@ class MatchingEngine:
             if fillable < wanted:
                 self._finish(order, CANCELLED, "Fill or kill: not enough liquidity")
                 return
-        if not spec.post_only:
+        if not spec.post_only and self._crosses(market, order.side, spec.limit_price):
             self._take(market, order, spec.limit_price)
         if self._complete(order):
             self._finish(order, FILLED)
@@ -321,6 +321,18 @@ class MatchingEngine:
             if spec.order_type == BRACKET and not order.triggered:
                 self._arm_stop(order, STOP_DOWN if order.side == "SELL" else STOP_UP)
             self._arm_expiry(order)
+
+    @staticmethod
+    def _crosses(market: Market, side: str, limit: Decimal | None) -> bool:
+        """Whether an order limited at `limit` would take anything from the book now: one look at the best
+        opposite level, so a resting limit order never walks the book."""
+        if limit is None:
+            return True
+        if side == "BUY":
+            best_ask = market.book.best_ask()
+            return best_ask is not None and best_ask <= limit
+        best_bid = market.book.best_bid()
+        return best_bid is not None and best_bid >= limit
 
     def _complete(self, order: Order) -> bool:
         if order.spec.base_size is not None:
