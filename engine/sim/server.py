@@ -172,7 +172,7 @@ def render(response: SimResponse, close: bool) -> bytes:
 
 
 def _internal_error() -> SimResponse:
-    return SimResponse(_ERROR_500, 500, "text/plain")
+    return SimResponse(_ERROR_500, 500, "text/plain; charset=utf-8")  # as aiohttp answers an error
 
 
 @types.coroutine

@@ -251,3 +251,25 @@ def test_parse_head_refuses_what_it_does_not_fully_understand() -> None:
     closing = parse_head(b"GET /x HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, close")
     assert closing is not None
     assert closing.close
+
+
+async def test_a_handler_error_is_a_500_as_aiohttp_answers_it(
+    sim_key: tuple[Simulator, str, TestKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim, host, _ = sim_key
+
+    def broken(self: object) -> dict[str, object]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(type(sim.faults), "to_dict", broken)
+    answers = []
+    for first in (b"", get("/nope", host)):  # on the lane, then on a connection aiohttp serves
+        raw = await connect(host)
+        raw.send(first + get(FAULTS, host))
+        if first:
+            await raw.response()
+        status, headers, body = await raw.response()
+        answers.append((status, _without_date(headers), body))
+        assert await raw.closed()
+    assert answers[0] == answers[1]
+    assert answers[0][0] == b"HTTP/1.1 500 Internal Server Error"
