@@ -46,6 +46,18 @@ def _read_line(process: subprocess.Popen[str], prefix: str, timeout: float = 30.
     raise AssertionError(f"no {prefix!r} line from {process.args!r}; stderr: {stderr[-2000:]}")
 
 
+def _rest_of_output(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """What is left of stdout and stderr once the process ends, read through the streams `_read_line` used:
+    communicate() would read the pipes' descriptors directly and miss lines already read ahead. (The worker
+    writes a few lines to stdout and nothing to stderr unless it fails, so neither pipe fills meanwhile.)"""
+    assert process.stdout is not None
+    assert process.stderr is not None
+    output = process.stdout.read()  # to EOF: the process has exited or been killed
+    errors = process.stderr.read()
+    process.wait(timeout=timeout)
+    return output, errors
+
+
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     key_file = new_ed25519_key().write_portal_file(tmp_path / "key.json")
@@ -92,14 +104,14 @@ def test_sigkill_at_random_points_then_restart_reconciles_to_the_ledger(
         assert report["unknown_open_orders"] == []  # every open order on the exchange is in the journal
         time.sleep(rng.uniform(0.05, 0.6))
         worker.send_signal(signal.SIGKILL)
-        output, errors = worker.communicate(timeout=10)
+        output, errors = _rest_of_output(worker, timeout=10)
         leaks.observe(output + errors)
         assert worker.returncode == -signal.SIGKILL
         sent += output.count("sent ")
 
     final = _worker(base_url, key_file, journal_path, 0, "--final")
     report = json.loads(_read_line(final, "ready "))
-    output, errors = final.communicate(timeout=30)
+    output, errors = _rest_of_output(final, timeout=30)
     leaks.observe(output + errors)
     assert final.returncode == 0, errors[-2000:]
     resolved_after_kill += len(report["resolved"])

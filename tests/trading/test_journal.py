@@ -266,9 +266,12 @@ def test_a_process_killed_mid_stream_leaves_a_readable_journal(tmp_path: Path, d
     assert writer.stdout is not None
     acknowledged = [writer.stdout.readline().strip() for _ in range(500 if durability == "os" else 50)]
     writer.send_signal(signal.SIGKILL)
-    rest, errors = writer.communicate(timeout=10)
-    leaks.observe(errors)
-    acknowledged += rest.split()
+    writer.wait(timeout=10)
+    # Read the rest through the same buffered stream: readline() may already hold lines read ahead, which
+    # communicate() would skip (it reads the pipe's file descriptor directly).
+    assert writer.stderr is not None
+    leaks.observe(writer.stderr.read())
+    acknowledged += writer.stdout.read().split()
     assert writer.returncode == -signal.SIGKILL
     with OrderJournal(path, durability) as journal:
         entries = {e.client_order_id: e for e in journal.entries()}
