@@ -174,10 +174,19 @@ class MarketFeed:
         self._books.streams.append((product_id, stream))
         return stream
 
-    def close(self) -> None:
+    def close(self) -> list[asyncio.Task[Any]]:
+        """End every stream and cancel the coroutine callbacks still running (a strategy's order in flight,
+        say); returns those tasks for the caller to await. The calling task itself is left alone."""
+        current = asyncio.current_task()
+        cancelled: list[asyncio.Task[Any]] = []
         for fanout in (self._tickers, self._trades, self._books):
             for _, stream in fanout.streams:
                 stream.close()
+            for task in fanout.tasks:
+                if task is not current and not task.done():
+                    task.cancel()
+                    cancelled.append(task)
+        return cancelled
 
     # -- the socket's side -----------------------------------------------------------------------------
 

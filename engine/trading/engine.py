@@ -239,12 +239,14 @@ class Engine:
         for socket in self._sockets:
             await socket.close()
         self._sockets.clear()
-        self.feed.close()
+        # Strategy callbacks still running are cancelled and awaited while the journal is open: an order of
+        # theirs in flight is then journalled UNKNOWN (resolved by the next start), not dropped mid-request.
+        callbacks = self.feed.close()
         for stream in self._order_streams:
             stream.close()
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *callbacks, return_exceptions=True)
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None

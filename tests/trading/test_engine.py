@@ -285,3 +285,43 @@ async def test_busy_poll_keeps_the_loop_polling_while_started_and_stops_with_the
         assert order.state is OrderState.OPEN
     assert poller.cancelled()
     assert engine._busy_poll is None
+
+
+async def test_stopping_cancels_a_strategy_mid_order_and_the_next_start_resolves_it(venue: Venue) -> None:
+    placing = asyncio.Event()
+    outcome: list[BaseException] = []
+    # no user channel: only the held-back REST response could say the order is open
+    async with venue.engine(user_channel=False) as engine:
+        await engine.wait_ready()
+        # the order takes effect, but its response is held back past the engine's stop
+        venue.sim.faults.update({"slow_response_rate": 1.0, "slow_response_s": 5.0})
+
+        async def on_ticker(_: object) -> None:
+            if placing.is_set():
+                return
+            placing.set()
+            try:
+                await engine.place(
+                    "BTC-USD", Side.BUY, LimitGtc(base_size="0.01", limit_price=below_market(venue))
+                )
+            except BaseException as error:
+                outcome.append(error)
+                raise
+
+        engine.on_ticker(on_ticker, "BTC-USD")
+        await asyncio.wait_for(placing.wait(), 5)
+        await eventually(lambda: len(engine.orders) == 1)
+        (client_order_id,) = engine.orders
+        await eventually(lambda: bool(venue.ledger(client_order_id)))
+    venue.sim.faults.clear()
+    assert [type(error) for error in outcome] == [
+        asyncio.CancelledError
+    ]  # cancelled by the stop, not left running
+    with OrderJournal(venue.journal_path) as journal:
+        entry = journal.get(client_order_id)
+        assert entry is not None
+        assert entry.state is OrderState.UNKNOWN  # journalled as such before the journal closed
+    async with venue.engine() as engine:
+        assert engine.reconcile_report is not None
+        assert engine.reconcile_report.resolved == {client_order_id: OrderState.OPEN}
+        assert engine.orders[client_order_id].order_id == venue.ledger(client_order_id)[0]["order_id"]
