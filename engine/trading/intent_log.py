@@ -53,8 +53,12 @@ class IntentLog:
         try:
             size = os.fstat(fd).st_size
             if size == 0:
-                # Blocks allocated up front: a first write to a page never waits for the filesystem.
-                os.posix_fallocate(fd, 0, capacity)
+                # Blocks allocated up front: a first write to a page never waits for the filesystem. (Where it
+                # cannot allocate ahead, a sparse file works the same, a little slower on first writes.)
+                try:
+                    os.posix_fallocate(fd, 0, capacity)
+                except OSError:
+                    os.ftruncate(fd, capacity)
                 size = capacity
             elif size < _FILE_HEADER.size + _RECORD_HEADER.size:
                 raise ConfigError(f"intent log {self.path} is truncated ({size} bytes)")
