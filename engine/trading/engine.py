@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import orjson
 from yarl import URL
 
+from engine._signer import CdpKey
 from engine.errors import EngineError, NotFound, OrderRejected
 from engine.marketdata.book import OrderBook
 from engine.marketdata.feed import Callback, MarketFeed, Ticker, Trade
@@ -35,6 +36,7 @@ from engine.marketdata.stream import Stream
 from engine.marketdata.ws import Backoff, CoinbaseSocket, Subscription
 from engine.rest.client import ADVANCED_TRADE_URL, Client
 from engine.rest.orders import Amount, MarginType, OrderConfiguration, OrderRequest, Side
+from engine.rest.transport import ApiKey
 from engine.rest.types import CancelResult, EditResult, Order
 from engine.risk.audit import AuditLog
 from engine.risk.balance import required_funds
@@ -148,7 +150,7 @@ class Engine:
 
     def __init__(
         self,
-        key: Any,
+        key: ApiKey,
         config: EngineConfig | None = None,
         *,
         base_url: str | None = None,
@@ -307,7 +309,7 @@ class Engine:
     def _start_sockets(self) -> None:
         config = self.config
         market_url, user_url = _ws_urls(self.base_url, config)
-        token = self._ws_token if hasattr(self._key, "ws_jwt") else None
+        token = self._ws_token if isinstance(self._key, CdpKey) else None  # HMAC keys have no user channel
         if config.products and config.market_channels:
             subscriptions = [
                 Subscription(channel, tuple(config.products), resync_on_gap=channel == "level2")
@@ -340,14 +342,15 @@ class Engine:
             socket.start()
 
     def _ws_token(self) -> str:
-        return str(self._key.ws_jwt())  # the current key's: a rotation applies from the next subscribe
+        assert isinstance(self._key, CdpKey)
+        return self._key.ws_jwt()  # the current key's: a rotation applies from the next subscribe
 
     @property
     def sockets(self) -> tuple[CoinbaseSocket, ...]:
         """The market and user WebSocket connections (their `stats` count gaps and reconnects)."""
         return tuple(self._sockets)
 
-    def replace_key(self, key: Any) -> None:
+    def replace_key(self, key: ApiKey) -> None:
         """Rotate the API key: REST requests and WebSocket subscriptions from now on are signed with `key`
         (see `Client.replace_key`). Open connections stay up; the old key is the caller's to close."""
         self.client.replace_key(key)
