@@ -20,13 +20,13 @@ import types
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
-__all__ = ["await_with_eager_tasks", "start_eager"]
+__all__ = ["await_with_eager_tasks", "resume", "start_eager"]
 
 T = TypeVar("T")
 
 
 @types.coroutine
-def _drive(coro: Coroutine[Any, Any, T], waiting_on: Any) -> Generator[Any, None, T]:
+def resume(coro: Coroutine[Any, Any, T], waiting_on: Any) -> Generator[Any, None, T]:
     """Carry on a coroutine that was run by hand up to a suspension on `waiting_on`, inside the awaiting task:
     the task waits on what the coroutine yielded, and whatever it throws in (a cancellation) is passed on."""
     while True:
@@ -86,7 +86,7 @@ else:
             finished: T = run.result
             return finished
         waiting_on, run.waiting_on = run.waiting_on, None
-        return await _drive(coro, waiting_on)
+        return await resume(coro, waiting_on)
 
     def _start_eager(
         loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], context: contextvars.Context | None
@@ -144,4 +144,4 @@ else:
             return result
         finally:
             loop.set_task_factory(None)
-        return await _drive(coro, waiting_on)
+        return await resume(coro, waiting_on)

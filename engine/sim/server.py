@@ -22,8 +22,7 @@ import asyncio
 import logging
 import re
 import time
-import types
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, cast
@@ -32,6 +31,7 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict
 
+from engine._eager import resume
 from engine.sim.messages import Handler, SimRequest, SimResponse
 
 log = logging.getLogger(__name__)
@@ -173,29 +173,6 @@ def render(response: SimResponse, close: bool) -> bytes:
 
 def _internal_error() -> SimResponse:
     return SimResponse(_ERROR_500, 500, "text/plain; charset=utf-8")  # as aiohttp answers an error
-
-
-@types.coroutine
-def _resume(coro: Coroutine[Any, Any, SimResponse], waiting_on: Any) -> Generator[Any, None, SimResponse]:
-    """Carry on, inside a task, a handler coroutine that was run inline until it suspended on `waiting_on`."""
-    while True:
-        try:
-            yield waiting_on
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as error:  # thrown in by the task: a cancellation at shutdown
-            try:
-                waiting_on = coro.throw(error)
-            except StopIteration as stop:
-                thrown_result: SimResponse = stop.value
-                return thrown_result
-        else:
-            try:
-                waiting_on = coro.send(None)
-            except StopIteration as stop:
-                result: SimResponse = stop.value
-                return result
 
 
 # ---- the lane ----------------------------------------------------------------------------------------------
@@ -445,7 +422,7 @@ class LaneConnection(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         try:
-            response = await _resume(coro, waiting_on)
+            response = await resume(coro, waiting_on)
         except asyncio.CancelledError:
             transport.abort()
             return
