@@ -1,4 +1,4 @@
-"""Fixtures for the ops suite: a running simulator and a key registered in it."""
+"""Fixtures for the ops suite: a running simulator, and a real redis-server (from tests.scaleout)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,22 @@ from dataclasses import dataclass
 import pytest
 
 from engine.sim import SimConfig, Simulator
+from tests.scaleout.conftest import redis_server
+
+__all__ = ["RunningSim", "redis_server"]
 
 
 @dataclass
 class RunningSim:
     sim: Simulator
     base_url: str
+
+    def ledger(self) -> dict[str, list[str]]:
+        """Every order the simulator accepted: client_order_id -> the status of each order under it."""
+        by_coid: dict[str, list[str]] = {}
+        for order in self.sim.ledger:
+            by_coid.setdefault(order.client_order_id, []).append(order.status)
+        return by_coid
 
 
 @pytest.fixture

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from engine.ops.config import parse_config
 from engine.scaleout.redis_limiter import RedisRateLimiter
@@ -22,16 +20,6 @@ from tests.ops.conftest import RunningSim
 from tests.ops.worker_process import eventually, metric, post_signal, resting_buy
 from tests.scaleout.redis_server import RedisServer
 from tests.support.keys import SECRETS, new_es256_key
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _config(running_sim: RunningSim, redis_url: str, tmp_path: Path, name: str) -> Any:
@@ -119,7 +107,5 @@ async def test_two_workers_share_the_stream_and_the_redis_limiter(
         await asyncio.gather(*(worker.stop() for worker in workers))
     assert sum(w.stats.cancelled_on_exit for w in workers) == len(signal_ids)
 
-    by_coid: dict[str, list[str]] = {}
-    for order in sim.ledger:
-        by_coid.setdefault(order.client_order_id, []).append(order.status)
-    assert by_coid == {signal_client_order_id(s): ["CANCELLED"] for s in signal_ids}  # one order per signal
+    # one order per signal
+    assert running_sim.ledger() == {signal_client_order_id(s): ["CANCELLED"] for s in signal_ids}

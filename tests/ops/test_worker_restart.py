@@ -27,13 +27,6 @@ from tests.ops.worker_process import (
 from tests.support.keys import SECRETS, new_es256_key
 
 
-def _ledger(running_sim: RunningSim) -> dict[str, list[str]]:
-    by_coid: dict[str, list[str]] = {}
-    for order in running_sim.sim.ledger:
-        by_coid.setdefault(order.client_order_id, []).append(order.status)
-    return by_coid
-
-
 async def test_restart_after_sigkill_reconciles_and_places_nothing_twice(
     running_sim: RunningSim, tmp_path: Path
 ) -> None:
@@ -62,7 +55,7 @@ async def test_restart_after_sigkill_reconciles_and_places_nothing_twice(
                 )
 
             async def on_the_exchange() -> bool:
-                return all(coid in _ledger(running_sim) for coid in coids)
+                return set(coids) <= running_sim.ledger().keys()
 
             await eventually(on_the_exchange)
     finally:
@@ -99,7 +92,7 @@ async def test_restart_after_sigkill_reconciles_and_places_nothing_twice(
     assert any(m.startswith("reconciled the journal") for m in messages), messages
     assert "cancelled 4 open orders on exit" in messages  # the reconciled three and the new one
 
-    ledger = _ledger(running_sim)
+    ledger = running_sim.ledger()
     for coid in [*coids, signal_client_order_id("after")]:
         assert ledger.get(coid) == ["CANCELLED"], coid  # exactly one order each
     assert len(ledger) == 4
@@ -158,7 +151,7 @@ async def test_an_intent_journalled_but_never_sent_is_not_sent_after_a_restart(
     finally:
         await worker.stop()
     assert worker.stats.duplicates == 1
-    ledger = _ledger(running_sim)
+    ledger = running_sim.ledger()
     assert coid not in ledger
     assert ledger == {signal_client_order_id("fresh"): ["CANCELLED"]}
     with OrderJournal(journal_path) as journal:

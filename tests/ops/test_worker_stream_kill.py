@@ -5,27 +5,15 @@ finds it on the exchange and places nothing; every signal is one order on the ex
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from engine.signals.model import signal_client_order_id
 from tests.ops.conftest import RunningSim
 from tests.ops.worker_process import WorkerProcess, eventually, metric, post_signal, resting_buy
 from tests.scaleout.redis_server import RedisServer
 from tests.support.keys import SECRETS, new_es256_key
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def stream_worker_toml(base_url: str, redis_url: str, consumer: str) -> str:
@@ -52,13 +40,6 @@ path = "{consumer}.sqlite"
 [worker]
 cancel_open_orders_on_exit = true
 """
-
-
-def _ledger(running_sim: RunningSim) -> dict[str, list[str]]:
-    by_coid: dict[str, list[str]] = {}
-    for order in running_sim.sim.ledger:
-        by_coid.setdefault(order.client_order_id, []).append(order.status)
-    return by_coid
 
 
 async def test_a_peer_takes_over_a_killed_workers_signals_and_places_nothing_twice(
@@ -88,7 +69,7 @@ async def test_a_peer_takes_over_a_killed_workers_signals_and_places_nothing_twi
                 assert await post_signal(session, first.webhook_url, webhook_secret, body) == 202
 
             async def on_the_exchange() -> bool:
-                return all(coid in _ledger(running_sim) for coid in coids)
+                return set(coids) <= running_sim.ledger().keys()
 
             await eventually(on_the_exchange)
     finally:
@@ -119,7 +100,7 @@ async def test_a_peer_takes_over_a_killed_workers_signals_and_places_nothing_twi
     found = [m for m in second.logs.messages() if "was already placed as order" in m]
     assert sorted(m.split()[1] for m in found) == sorted(in_flight)  # each looked up, and found
 
-    ledger = _ledger(running_sim)
+    ledger = running_sim.ledger()
     assert sorted(ledger) == sorted([*coids, signal_client_order_id("after")])
     for coid in coids:
         assert len(ledger[coid]) == 1, coid  # found and left alone by the peer, never placed again
