@@ -11,35 +11,18 @@ import aiohttp
 
 from engine.signals.model import signal_client_order_id
 from tests.ops.conftest import RunningSim
-from tests.ops.worker_process import WorkerProcess, eventually, metric, post_signal, resting_buy
+from tests.ops.worker_process import WorkerProcess, eventually, metric, post_signal, resting_buy, worker_toml
 from tests.scaleout.redis_server import RedisServer
 from tests.support.keys import SECRETS, new_es256_key
 
 
 def stream_worker_toml(base_url: str, redis_url: str, consumer: str) -> str:
-    """A worker taking signals from the shared stream; its own journal; the key file beside the config."""
-    return f"""
-[exchange]
-base_url = "{base_url}"
-[credentials]
-source = "file"
-file = "cdp_api_key.json"
-[risk]
-products = ["BTC-USD"]
-max_order_size = "1"
-[signals]
-port = 0
-redis_url = "{redis_url}"
+    """A worker taking signals from the shared stream, with a journal of its own."""
+    signals = f"""redis_url = "{redis_url}"
 redis_namespace = "kill"
 consumer = "{consumer}"
-reclaim_idle_s = 1.0
-[metrics]
-port = 0
-[journal]
-path = "{consumer}.sqlite"
-[worker]
-cancel_open_orders_on_exit = true
-"""
+reclaim_idle_s = 1.0"""
+    return worker_toml(base_url, signals=signals, journal=f"{consumer}.sqlite")
 
 
 async def test_a_peer_takes_over_a_killed_workers_signals_and_places_nothing_twice(

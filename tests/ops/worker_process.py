@@ -21,8 +21,9 @@ from tests.support.leaks import observe
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def worker_toml(base_url: str, extra: str = "") -> str:
-    """A worker config for the simulator: key file beside it, ephemeral ports, journal beside it."""
+def worker_toml(base_url: str, extra: str = "", *, signals: str = "", journal: str = "journal.sqlite") -> str:
+    """A worker config for the simulator: key file beside it, ephemeral ports, journal beside it. `signals`
+    adds lines to the [signals] table (a Redis stream, say); `extra` adds tables."""
     return f"""
 [exchange]
 base_url = "{base_url}"
@@ -34,10 +35,11 @@ products = ["BTC-USD"]
 max_order_size = "1"
 [signals]
 port = 0
+{signals}
 [metrics]
 port = 0
 [journal]
-path = "journal.sqlite"
+path = "{journal}"
 [worker]
 cancel_open_orders_on_exit = true
 {extra}
