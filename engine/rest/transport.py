@@ -4,6 +4,10 @@
 It raises aiohttp/asyncio errors as they come; deciding what they mean (retry, confirm, give up) is the
 pipeline's job. Everything per-request that can be built ahead is: static headers, URLs of hot paths, the
 JWT host, timeout objects.
+
+Requests go out through a `RequestLane` (engine.rest.lane): written straight onto the session's pooled
+connections, without `session.request`'s per-call machinery. A client given aiohttp `TraceConfig`s sends
+through `session.request` instead, since only that path reports to them.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from engine._eager import await_with_eager_tasks
 from engine._signer import CdpKey, ExchangeKey
 from engine.errors import ConfigError
 from engine.ratelimit import EndpointClass, Priority, RateLimiter
+from engine.rest.lane import RequestLane
 
 __all__ = ["ApiKey", "PoolConfig", "RawResponse", "Timeouts", "Transport"]
 
@@ -103,6 +108,7 @@ class Transport:
         self._pool = pool or PoolConfig()
         self._ssl = ssl_context
         self._session: aiohttp.ClientSession | None = None
+        self._lane: RequestLane | None = None
         self._urls: dict[str, URL] = {}
         self._default_timeout = self.timeouts.client_timeout()
         self._timeout_cache: dict[float, aiohttp.ClientTimeout] = {}
@@ -160,9 +166,12 @@ class Transport:
             trust_env=False,
             raise_for_status=False,
         )
+        if self._trace_configs is None:
+            self._lane = RequestLane(self._session, URL(self.base_url), self._session_headers)
 
     async def close(self) -> None:
         session, self._session = self._session, None
+        self._lane = None
         if session is not None:
             await session.close()
 
@@ -224,6 +233,16 @@ class Transport:
             waited = await limiter.acquire(self.key_id, endpoint, weight, priority)
         # Sign after the limiter: a token minted before a long wait could be stale on arrival.
         headers = self.sign(method, path, query, body) if signed else self.public_headers(body)
+        lane = self._lane
+        if lane is not None:
+            status, payload, response_headers = await lane.request(
+                method,
+                f"{path}?{query}" if query else path,
+                headers,
+                body,
+                timeout_s if timeout_s is not None else self.timeouts.total,
+            )
+            return RawResponse(status, payload, response_headers, waited)
         session = self._session
         if session is None:
             raise RuntimeError("the client is not open: use `async with Client(...)`")

@@ -13,7 +13,10 @@ from engine.auth import CdpKey, ExchangeKey
 from engine.ratelimit import BucketLimit, RateLimits
 from engine.rest.retry import RetryPolicy
 from engine.sim import SimConfig, Simulator
+from tests.sim.conftest import tls
 from tests.support.keys import TestExchangeKey, TestKey, new_ed25519_key, new_es256_key, new_exchange_key
+
+__all__ = ["FAST_RETRY", "SimEnv", "tls"]  # tls: the test CA and server certificate (tests.sim's fixture)
 
 # Quick retries so fault tests finish fast; still exponential, jittered and bounded.
 FAST_RETRY = RetryPolicy(max_attempts=6, base_delay_s=0.005, max_delay_s=0.05, budget_s=8.0)
