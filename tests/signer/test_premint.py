@@ -204,6 +204,18 @@ def test_refill_thread_stops_on_close_and_on_garbage_collection() -> None:
     assert premint_threads() == baseline
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="scheduling classes are Linux's")
+def test_refill_thread_mints_on_spare_cpu_only(cdp_key: CdpKey) -> None:
+    """The refill thread is in the idle class: waking it can never preempt the thread placing an order."""
+    cdp_key.premint([ORDERS], depth=4)
+    wait_for(lambda: cdp_key.pooled(*ORDERS) == 4)
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    refill = [int(t.name) for t in tasks.iterdir() if (t / "comm").read_text().strip() == "cdp-premint"]
+    assert refill
+    assert {os.sched_getscheduler(tid) for tid in refill} == {os.SCHED_IDLE}
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the caller's own thread is left as it was
+
+
 def test_refill_thread_stops_at_interpreter_exit() -> None:
     """A process that never closes its key exits promptly and cleanly; the thread is stopped by atexit."""
     test_key = new_es256_key()
