@@ -440,7 +440,8 @@ class OrderRequest:
         if with_client_order_id:
             body["client_order_id"] = self.client_order_id
         body["product_id"] = self.product_id
-        body["side"] = Side(self.side).value
+        side = self.side
+        body["side"] = side if side.__class__ is Side else Side(side)  # a StrEnum member is its JSON string
         body["order_configuration"] = self.configuration.payload()
         if self.leverage is not None:
             body["leverage"] = decimal_str(self.leverage, "leverage")
