@@ -212,11 +212,13 @@ def test_engine_create_order_cpu(
     sim.assert_placed_once(placed)
 
 
-# --- a bare aiohttp POST loop: the floor ---------------------------------------------------------------
+# --- a bare aiohttp POST loop: what a hand-rolled client costs --------------------------------------------
 
 
 class BareAiohttp:
-    """What any client must do at least: one keep-alive session, a fresh token, the body, read the reply."""
+    """The least a client built on `session.post` does: one keep-alive session, a fresh token, the body, read
+    the reply. (The engine writes its requests through engine.rest.lane, without `session.post`, so it can
+    spend less CPU than this; see BENCHMARKS.md.)"""
 
     def __init__(self, sim: SimProcess) -> None:
         self.sim = sim

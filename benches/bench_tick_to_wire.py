@@ -1,16 +1,17 @@
 """Tick to wire: from a ticker message arriving on the engine's WebSocket to its order request written to
 the REST connection, through the whole embedded engine: feed -> strategy callback -> `Engine.place` -> risk
-gate -> journal intent (durability `os`, on) -> `Client.submit_order` (limiter, Rust-signed token) -> aiohttp.
+gate -> journal intent (durability `os`, on) -> `Client.submit_order` (limiter, Rust-signed token) -> the
+request lane (engine.rest.lane) onto a pooled aiohttp connection.
 
 The simulator runs in its own process (plain HTTP/WS on loopback, rate limits lifted) and ticks every 5 ms;
 the strategy places one resting order per BTC-USD ticker. Each sample is measured inside the engine process:
 the start is `Ticker.received_ns` (taken as the frame is read off the socket), the end is the return of the
-connection transport's `write` that carries the order (aiohttp writes a small request, headers and body, in
-one call). The end is seen through `WireTap`, a stand-in for the connection's transport that notes the time
-of each write, rather than an aiohttp `TraceConfig`: tracing makes aiohttp await a signal at each stage of
-every request, which would add its own cost to the very path being measured. The engine runs undisturbed
-for the whole stream; the samples are then handed to pytest-benchmark through a clock that advances by
-exactly one sample per round, so the report's median and p99 are the tick-to-wire figures.
+connection transport's `write` that carries the order (the lane writes head and body in one call). The end is
+seen through `WireTap`, a stand-in for the connection's transport that notes the time of each write, not an
+aiohttp `TraceConfig`: a client given one sends through `session.request` (only that path reports to it),
+which is not the path being measured. The engine runs undisturbed for the whole stream; the samples are then
+handed to pytest-benchmark through a clock that advances by exactly one sample per round, so the report's
+median and p99 are the tick-to-wire figures.
 
 Two runs: the engine's default (the loop sleeps in epoll between events) and `busy_poll=True` (it polls
 without sleeping, one core at 100%), which mostly shortens the tail.

@@ -101,8 +101,9 @@ class Client:
         retry: backoff policy for retryable failures.
         sync_clock: measure the clock offset at start (it is re-measured after any 401 that looks like skew).
         premint_depth: tokens kept minted ahead for order create/cancel (0 disables).
-        trace_configs: aiohttp `TraceConfig`s to observe every request (e.g. when its body was written);
-            none by default, and then aiohttp skips its tracing work.
+        trace_configs: aiohttp `TraceConfig`s to observe every request (e.g. when its body was written).
+            Requests then go through `session.request`, the only path that reports to them, instead of the
+            faster request lane (engine.rest.lane); none by default.
     """
 
     def __init__(

@@ -11,6 +11,10 @@ C response parser, and does the rest itself: the request head is formatted exact
 What it raises matches `session.request`: aiohttp's connection and payload errors, `ConnectionTimeoutError`
 when no connection came in time, `TimeoutError` when the response did not. An idempotent request that finds
 its pooled connection dead is sent once more, as aiohttp does; anything else is the caller's to retry.
+
+It uses aiohttp below the session: `BaseConnector.connect`, `Connection.release`/`close` and the response
+protocol's `set_response_params`/`read`, unchanged since 3.10. tests/client/test_lane.py is where a change
+there shows first.
 """
 
 from __future__ import annotations
