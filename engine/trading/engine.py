@@ -427,7 +427,7 @@ class Engine:
         """
         request = OrderRequest(
             product_id=product_id,
-            side=side if side.__class__ is Side else Side(side),  # Enum's call is Python code: skip it if we can
+            side=side if side.__class__ is Side else Side(side),  # skip Enum.__call__ (Python code) if we can
             configuration=configuration,
             client_order_id=client_order_id or self.ids.next(),
             leverage=leverage,
