@@ -43,7 +43,7 @@ class Ticker:
     best_ask_quantity: Decimal | None
     volume_24_h: Decimal | None
     timestamp: str  # the exchange's envelope timestamp
-    received_ns: int  # perf_counter_ns() as the frame came off the socket
+    received_ns: int  # perf_counter_ns() as the engine got the message (aiohttp has parsed the frame)
 
     @classmethod
     def from_wire(cls, raw: dict[str, Any], timestamp: str, received_ns: int) -> Ticker:

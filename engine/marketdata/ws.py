@@ -8,7 +8,8 @@ its owner (`on_gap`, which invalidates what it built from the lost stream) and r
 need a fresh snapshot; on a reconnect every channel starts over from a snapshot.
 
 Envelopes are handed to `on_envelope(envelope, received_ns)` as parsed dicts, with the `perf_counter_ns()`
-taken as the frame came off the socket: the start of the tick-to-wire clock.
+taken as the reader got the message from aiohttp (after it read and parsed the frame). The tick-to-wire
+benchmark starts its clock earlier, when the bytes reach the connection.
 """
 
 from __future__ import annotations
