@@ -72,7 +72,7 @@ class EngineConfig:
     reconcile: bool = True
     account_refresh_s: float = 30.0
     housekeeping_s: float = 0.5
-    journal_flush_s: float = 0.005  # outcomes are batched at most this long
+    journal_flush_s: float = 0.005  # at most one journal flush per this long: outcomes in between share it
     unknown_grace_s: float = 2.0  # an order with an unknown outcome is looked up after this long
     ws_backoff: Backoff = field(default_factory=Backoff)
     ws_idle_timeout: float = 10.0
@@ -176,7 +176,8 @@ class Engine:
         self._order_listeners: list[Callable[[TrackedOrder], Any]] = []
         self._order_streams: list[Stream[TrackedOrder]] = []
         self._journal_thread: ThreadPoolExecutor | None = None
-        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_handle: asyncio.Handle | None = None
+        self._last_flush = 0.0  # loop time of the last journal flush
         self._sockets: list[CoinbaseSocket] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._housekeeping: asyncio.Task[None] | None = None
@@ -394,12 +395,20 @@ class Engine:
         else:
             self._journal_thread.submit(record)
         if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_later(
-                self.config.journal_flush_s, self._flush_journal
-            )
+            # Flush right behind the outcome (the loop has just handled a response; the next market event is
+            # likely further off than the flush takes), unless the last flush was under `journal_flush_s`
+            # ago: then at that mark, so a burst of outcomes still shares one transaction. A flush a fixed
+            # delay after each outcome lands where a strategy trading on a steady beat sends its next order.
+            loop = asyncio.get_running_loop()
+            due = self._last_flush + self.config.journal_flush_s
+            if loop.time() >= due:
+                self._flush_handle = loop.call_soon(self._flush_journal)
+            else:
+                self._flush_handle = loop.call_at(due, self._flush_journal)
 
     def _flush_journal(self) -> None:
         self._flush_handle = None
+        self._last_flush = asyncio.get_running_loop().time()
         journal = self.journal
         if journal is None:
             return

@@ -325,3 +325,33 @@ async def test_stopping_cancels_a_strategy_mid_order_and_the_next_start_resolves
         assert engine.reconcile_report is not None
         assert engine.reconcile_report.resolved == {client_order_id: OrderState.OPEN}
         assert engine.orders[client_order_id].order_id == venue.ledger(client_order_id)[0]["order_id"]
+
+
+async def test_the_journal_flushes_right_behind_an_outcome_and_batches_a_burst(venue: Venue) -> None:
+    """An outcome after a quiet spell reaches SQLite on the same turn of the loop, behind the response; the
+    outcomes of a burst share one flush, at most one per `journal_flush_s`."""
+    async with venue.engine(journal_flush_s=0.2) as engine:
+        journal = engine.journal
+        assert journal is not None
+        flushes: list[tuple[float, int]] = []  # (loop time, records written)
+        flush = journal.flush
+
+        def counted() -> None:
+            flushes.append((asyncio.get_running_loop().time(), journal.pending))
+            flush()
+
+        journal.flush = counted  # type: ignore[method-assign]
+        bid = LimitGtc(base_size="0.001", limit_price="1000.00")
+        await asyncio.sleep(0.25)  # a quiet spell longer than journal_flush_s
+        flushes.clear()
+        first = await engine.place("BTC-USD", Side.BUY, bid)
+        answered = asyncio.get_running_loop().time()
+        await asyncio.sleep(0)
+        assert len(flushes) == 1
+        assert flushes[0][0] - answered < 0.05  # right behind the answer
+        burst = await asyncio.gather(*(engine.place("BTC-USD", Side.BUY, bid) for _ in range(3)))
+        await eventually(lambda: journal.pending == 0)
+        assert len(flushes) == 2  # the burst's three intents and outcomes in one more flush,
+        assert flushes[1][1] >= 6
+        assert flushes[1][0] - flushes[0][0] >= 0.2 - 0.01  # no sooner than journal_flush_s after the first
+        assert all(order.state is OrderState.OPEN for order in (first, *burst))
