@@ -7,7 +7,9 @@ Durability `os` (survives a killed process): every record (intent, outcome, fill
 log (`engine.trading.intent_log`, a shared memory map beside the database), which is durable against a kill
 the moment the bytes are copied, with no system call; `flush()` writes the batch to SQLite
 (synchronous=NORMAL) in one transaction and rewinds the log, and opening the journal replays what a killed
-process left in it. The order path thus pays ~2 µs for its intent instead of an SQLite commit.
+process left in it. The order path thus pays ~2 µs for its intent instead of an SQLite commit. So that the
+owner's thread (the engine's event loop) never waits on SQLite either, `start_flush()` hands the records to
+`write_queued()`, which another thread runs; the owner then calls `settle()`.
 
 Durability `fsync` (survives a lost machine): an intent is committed to SQLite (synchronous=FULL) before it
 returns, at the price of an fsync, so callers on an event loop run the journal on a worker thread (see
@@ -25,7 +27,9 @@ from __future__ import annotations
 
 import enum
 import sqlite3
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -155,7 +159,10 @@ def _entry(row: tuple[Any, ...]) -> JournalEntry:
 
 
 class OrderJournal:
-    """A durable record of every order this engine placed. Not thread-safe: use it from one thread."""
+    """A durable record of every order this engine placed.
+
+    One thread owns it: it records, reads, flushes and settles. Only `write_queued` may run on another
+    thread (one at a time), and only SQLite is shared with it, under a lock."""
 
     def __init__(
         self,
@@ -190,9 +197,15 @@ class OrderJournal:
         if str(mode).lower() != "wal":
             self._db.close()
             raise ConfigError(f"journal {self.path}: the filesystem does not support SQLite's WAL mode")
-        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []  # recorded, not yet taken for SQLite
+        # Batches `start_flush` took, oldest first, until `write_queued` has committed them.
+        self._queued: deque[list[tuple[str, tuple[Any, ...]]]] = deque()
+        self._queue_lock = threading.Lock()  # held only to look at or change `_queued`
+        self._db_lock = threading.Lock()  # held for every use of the connection after opening
+        # Ids recorded but perhaps not in SQLite yet: kept until every record is (a superset is still right).
         self._pending_intents: set[str] = set()
         self._pending_fills: set[str] = set()
+        self._closed = False
         # The log is opened, and replayed, under SQLite's exclusive lock: it has one writer.
         self._log: IntentLog | None = None
         log_path = intent_log_path(self.path)
@@ -254,25 +267,22 @@ class OrderJournal:
             self._log_record(log, RecordKind.INTENT, _INSERT_INTENT_ONCE, params)
             self._pending_intents.add(client_order_id)
             return
-        if not carry_pending or not self._pending:
-            self._db.execute(_INSERT_INTENT, params)
-            return
-        # Queued outcomes ride in the same commit: one disk write for all of them.
-        self._db.execute("BEGIN")
-        try:
-            self._apply_pending()
-            self._db.execute(_INSERT_INTENT, params)
-        except BaseException:
-            self._db.execute("ROLLBACK")  # the queued outcomes stay queued
-            raise
-        self._db.execute("COMMIT")
+        with self._db_lock:
+            self._write_queued()
+            if not carry_pending or not self._pending:
+                self._db.execute(_INSERT_INTENT, params)
+                return
+            # Queued outcomes ride in the same commit: one disk write for all of them. If it fails, they
+            # stay queued.
+            self._transaction([*self._pending, (_INSERT_INTENT, params)])
         self._committed()
 
     def _known(self, client_order_id: str) -> bool:
         if client_order_id in self._pending_intents:
             return True
-        row = self._db.execute("SELECT 1 FROM orders WHERE client_order_id = ?", (client_order_id,))
-        return row.fetchone() is not None
+        with self._db_lock:
+            row = self._db.execute("SELECT 1 FROM orders WHERE client_order_id = ?", (client_order_id,))
+            return row.fetchone() is not None
 
     def _log_record(self, log: IntentLog, kind: RecordKind, sql: str, params: tuple[Any, ...]) -> None:
         """Durable in the log, then queued for SQLite; a full log is flushed (which rewinds it) first."""
@@ -332,57 +342,105 @@ class OrderJournal:
     @property
     def pending(self) -> int:
         """How many records are not yet in SQLite (with durability `os` they are in the intent log)."""
-        return len(self._pending)
+        with self._queue_lock:
+            return len(self._pending) + sum(len(batch) for batch in self._queued)
 
     def flush(self) -> None:
-        """Write every queued record to SQLite in one transaction (then rewind the intent log)."""
-        if not self._pending:
-            return
-        self._db.execute("BEGIN")
-        try:
-            self._apply_pending()
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        """Write every record to SQLite now, after any batch still queued for `write_queued` (waiting for one
+        being written), then settle."""
+        with self._db_lock:
+            self._write_queued()
+            if self._pending:
+                self._transaction(self._pending)
         self._committed()
 
-    def _committed(self) -> None:
-        """Everything queued is in SQLite now."""
-        self._pending.clear()
+    def start_flush(self) -> bool:
+        """Take what was recorded for `write_queued` to write on another thread; False if nothing was."""
+        if not self._pending:
+            return False
+        batch, self._pending = self._pending, []
+        with self._queue_lock:
+            self._queued.append(batch)
+        return True
+
+    def write_queued(self, checkpoint: bool = False) -> None:
+        """Write the batches `start_flush` took, oldest first, a transaction each (then, with `checkpoint`,
+        fold the WAL into the database). The one method another thread may run; the owner then calls
+        `settle()`. A batch that fails stays queued (its records are in the intent log) and is retried."""
+        with self._db_lock:
+            self._write_queued()
+            if checkpoint:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def settle(self) -> None:
+        """Owner's thread: once every record is in SQLite, forget the ids kept for lookups and rewind the log
+        (a kill before the rewind is harmless: replaying the log again changes nothing)."""
+        if self._pending or self._closed:
+            return
+        with self._queue_lock:
+            if self._queued:
+                return
         self._pending_intents.clear()
         self._pending_fills.clear()
         if self._log is not None:
-            self._log.rewind()  # a kill before this line is harmless: replaying the log again is idempotent
+            self._log.rewind()
+
+    def _write_queued(self) -> None:
+        """With the database lock held: commit the queued batches in order."""
+        while True:
+            with self._queue_lock:
+                if not self._queued:
+                    return
+                batch = self._queued[0]
+            self._transaction(batch)
+            with self._queue_lock:
+                self._queued.popleft()
+
+    def _transaction(self, records: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """With the database lock held: `records` in one transaction, or none of them."""
+        execute = self._db.execute
+        execute("BEGIN")
+        try:
+            for sql, params in records:
+                execute(sql, params)
+        except BaseException:
+            execute("ROLLBACK")
+            raise
+        execute("COMMIT")
+
+    def _committed(self) -> None:
+        """Owner's thread: everything recorded is in SQLite."""
+        self._pending.clear()
+        self.settle()
 
     def checkpoint(self) -> None:
         """Fold the WAL back into the database file (call it off the order path, e.g. when idle)."""
         self.flush()
-        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    def _apply_pending(self) -> None:
-        execute = self._db.execute
-        for sql, params in self._pending:
-            execute(sql, params)
+        with self._db_lock:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     # -- reading (reconciliation, start-up) -------------------------------------------------------------
 
     def get(self, client_order_id: str) -> JournalEntry | None:
         self.flush()
-        row = self._db.execute(_SELECT_ORDERS + " WHERE client_order_id = ?", (client_order_id,)).fetchone()
+        with self._db_lock:
+            row = self._db.execute(
+                _SELECT_ORDERS + " WHERE client_order_id = ?", (client_order_id,)
+            ).fetchone()
         return None if row is None else _entry(row)
 
     def entries(self, states: Iterable[OrderState] | None = None) -> list[JournalEntry]:
         """Journalled orders, oldest first, optionally only those in `states`."""
         self.flush()
-        if states is None:
-            rows = self._db.execute(_SELECT_ORDERS + " ORDER BY created_ns").fetchall()
-        else:
-            values = [state.value for state in states]
-            marks = ",".join("?" * len(values))
-            rows = self._db.execute(
-                _SELECT_ORDERS + f" WHERE state IN ({marks}) ORDER BY created_ns", values
-            ).fetchall()
+        with self._db_lock:
+            if states is None:
+                rows = self._db.execute(_SELECT_ORDERS + " ORDER BY created_ns").fetchall()
+            else:
+                values = [state.value for state in states]
+                marks = ",".join("?" * len(values))
+                rows = self._db.execute(
+                    _SELECT_ORDERS + f" WHERE state IN ({marks}) ORDER BY created_ns", values
+                ).fetchall()
         return [_entry(row) for row in rows]
 
     def unresolved(self) -> list[JournalEntry]:
@@ -395,10 +453,11 @@ class OrderJournal:
 
     def fills(self) -> list[JournalFill]:
         self.flush()
-        rows = self._db.execute(
-            "SELECT entry_id, trade_id, order_id, client_order_id, product_id, side, price, size, "
-            "commission, trade_time FROM fills ORDER BY trade_time, entry_id"
-        ).fetchall()
+        with self._db_lock:
+            rows = self._db.execute(
+                "SELECT entry_id, trade_id, order_id, client_order_id, product_id, side, price, size, "
+                "commission, trade_time FROM fills ORDER BY trade_time, entry_id"
+            ).fetchall()
         return [
             JournalFill(r[0], r[1], r[2], r[3], r[4], r[5], Decimal(r[6]), Decimal(r[7]), Decimal(r[8]), r[9])
             for r in rows
@@ -407,12 +466,15 @@ class OrderJournal:
     def has_fill(self, entry_id: str) -> bool:
         if entry_id in self._pending_fills:  # no flush: reconciliation asks this between recording fills
             return True
-        return self._db.execute("SELECT 1 FROM fills WHERE entry_id = ?", (entry_id,)).fetchone() is not None
+        with self._db_lock:
+            row = self._db.execute("SELECT 1 FROM fills WHERE entry_id = ?", (entry_id,)).fetchone()
+        return row is not None
 
     def last_fill_time(self) -> str | None:
         """The latest trade_time journalled (ISO 8601, so it sorts as text), or None."""
         self.flush()
-        row = self._db.execute("SELECT max(trade_time) FROM fills").fetchone()
+        with self._db_lock:
+            row = self._db.execute("SELECT max(trade_time) FROM fills").fetchone()
         return None if row is None else row[0]
 
     def close(self) -> None:
@@ -421,9 +483,11 @@ class OrderJournal:
             self.flush()
         except sqlite3.ProgrammingError:  # already closed
             return
+        self._closed = True
         if self._log is not None:
             self._log.close()
-        self._db.close()
+        with self._db_lock:
+            self._db.close()
 
     def __enter__(self) -> OrderJournal:
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from decimal import Decimal
 
@@ -328,24 +329,28 @@ async def test_stopping_cancels_a_strategy_mid_order_and_the_next_start_resolves
 
 
 async def test_the_journal_flushes_right_behind_an_outcome_and_batches_a_burst(venue: Venue) -> None:
-    """An outcome after a quiet spell reaches SQLite on the same turn of the loop, behind the response; the
-    outcomes of a burst share one flush, at most one per `journal_flush_s`."""
+    """An outcome after a quiet spell is handed to SQLite on the same turn of the loop, behind the response;
+    the outcomes of a burst share one flush, at most one per `journal_flush_s`."""
     async with venue.engine(journal_flush_s=0.2) as engine:
         journal = engine.journal
         assert journal is not None
-        flushes: list[tuple[float, int]] = []  # (loop time, records written)
-        flush = journal.flush
+        loop = asyncio.get_running_loop()
+        flushes: list[tuple[float, int]] = []  # (loop time, records handed over)
+        start_flush = journal.start_flush
 
-        def counted() -> None:
-            flushes.append((asyncio.get_running_loop().time(), journal.pending))
-            flush()
+        def counted() -> bool:
+            records = journal.pending
+            taken = start_flush()
+            if taken:
+                flushes.append((loop.time(), records))
+            return taken
 
-        journal.flush = counted  # type: ignore[method-assign]
+        journal.start_flush = counted  # type: ignore[method-assign]
         bid = LimitGtc(base_size="0.001", limit_price="1000.00")
         await asyncio.sleep(0.25)  # a quiet spell longer than journal_flush_s
         flushes.clear()
         first = await engine.place("BTC-USD", Side.BUY, bid)
-        answered = asyncio.get_running_loop().time()
+        answered = loop.time()
         await asyncio.sleep(0)
         assert len(flushes) == 1
         assert flushes[0][0] - answered < 0.05  # right behind the answer
@@ -355,3 +360,21 @@ async def test_the_journal_flushes_right_behind_an_outcome_and_batches_a_burst(v
         assert flushes[1][1] >= 6
         assert flushes[1][0] - flushes[0][0] >= 0.2 - 0.01  # no sooner than journal_flush_s after the first
         assert all(order.state is OrderState.OPEN for order in (first, *burst))
+
+
+async def test_with_durability_os_the_event_loop_runs_no_sqlite_while_trading(venue: Venue) -> None:
+    """Intents, outcomes and flushes on the order path: the loop appends to the intent log, and every SQLite
+    statement runs on the journal's writer thread."""
+    async with venue.engine() as engine:
+        journal = engine.journal
+        assert journal is not None
+        statements: list[tuple[str, str]] = []  # (thread name, SQL)
+        journal._db.set_trace_callback(lambda sql: statements.append((threading.current_thread().name, sql)))
+        bid = LimitGtc(base_size="0.001", limit_price="1000.00")
+        orders = [await engine.place("BTC-USD", Side.BUY, bid) for _ in range(5)]
+        await eventually(lambda: journal.pending == 0)
+        journal._db.set_trace_callback(None)
+        assert any("INSERT OR IGNORE INTO orders" in sql for _, sql in statements)
+        assert {thread.rsplit("_", 1)[0] for thread, _ in statements} == {"journal-writer"}
+        entries = {e.client_order_id: e for e in journal.entries()}
+        assert all(entries[o.client_order_id].state is OrderState.OPEN for o in orders)

@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -87,6 +88,57 @@ def test_os_records_go_to_the_intent_log_and_reach_sqlite_on_flush(tmp_path: Pat
         assert [(e.client_order_id, e.state) for e in reopened.entries()] == [
             ("w-1-1", OrderState.OPEN),
             ("w-1-2", OrderState.PENDING_NEW),
+        ]
+
+
+def test_os_flushes_written_on_another_thread_keep_the_order_of_records(tmp_path: Path) -> None:
+    """`start_flush` hands a batch over; records made meanwhile, and a read that flushes them, land after it:
+    the newest outcome wins, and the log is rewound only once every record in it is in SQLite."""
+    path = tmp_path / "j.db"
+    journal = OrderJournal(path)
+    journal.record_intent("w-1-1", "BTC-USD", "BUY", REQUEST)
+    journal.record_outcome("w-1-1", OrderState.OPEN, order_id="ord-1")
+    assert journal.start_flush()
+    assert not journal.start_flush()  # nothing new since
+    journal.record_outcome("w-1-1", OrderState.CANCELLED)  # recorded while the batch waits for its writer
+    assert journal.pending == 3
+    assert on_disk(journal, "w-1-1") is None
+    entry = journal.get("w-1-1")  # writes the older batch first, then the newer record
+    assert entry is not None
+    assert entry.state is OrderState.CANCELLED
+    assert journal.pending == 0
+
+    journal.record_intent("w-1-2", "BTC-USD", "BUY", REQUEST)
+    assert journal.start_flush()
+    journal.record_outcome("w-1-2", OrderState.OPEN, order_id="ord-2")
+    writer = threading.Thread(target=journal.write_queued)
+    writer.start()
+    writer.join()
+    assert on_disk(journal, "w-1-2") == "PENDING_NEW"  # the batch, not the outcome recorded after it
+    used = intent_log_path(path).read_bytes()
+    journal.settle()  # one record is still only in the log: it must stay there
+    assert intent_log_path(path).read_bytes() == used
+    journal.close()
+    with OrderJournal(path) as reopened:
+        assert [(e.client_order_id, e.state) for e in reopened.entries()] == [
+            ("w-1-1", OrderState.CANCELLED),
+            ("w-1-2", OrderState.OPEN),
+        ]
+
+
+def test_os_a_kill_with_a_batch_handed_over_but_not_written_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = OrderJournal(path)
+    journal.record_intent("w-1-1", "BTC-USD", "BUY", REQUEST)
+    assert journal.start_flush()  # handed to a writer that never ran: the process is killed now
+    journal.record_outcome("w-1-1", OrderState.OPEN, order_id="ord-1")
+    left_by_a_kill = intent_log_path(path).read_bytes()
+    journal._log.close()  # type: ignore[union-attr]  # what a kill leaves: the log, no flush, no rewind
+    journal._db.close()
+    intent_log_path(path).write_bytes(left_by_a_kill)
+    with OrderJournal(path) as reopened:
+        assert [(e.client_order_id, e.state, e.order_id) for e in reopened.entries()] == [
+            ("w-1-1", OrderState.OPEN, "ord-1")
         ]
 
 
