@@ -263,11 +263,9 @@ class Engine:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        if self._journal_writer is not None:
+        if self._journal_writer is not None:  # let a write in progress, and any queued, finish
             writer, self._journal_writer = self._journal_writer, None
-            await asyncio.get_running_loop().run_in_executor(
-                None, writer.shutdown
-            )  # a write in progress ends
+            await asyncio.get_running_loop().run_in_executor(None, writer.shutdown)
         if self.journal is not None:
             await self._in_journal_thread(self.journal.close)
         self.risk.audit.close()
