@@ -138,9 +138,29 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
 
 @dataclass
 class Stream:
+    """One run's samples, and the stopwatch the connection taps drive (`on_read`, `on_write`)."""
+
     latencies: list[int] = field(default_factory=list)  # socket read -> order written, ns
     to_reader: list[int] = field(default_factory=list)  # socket read -> the engine's reader has the message
     sent: list[str] = field(default_factory=list)  # client_order_ids
+    last_ticker_read_ns: int = 0
+    tick_started_ns: int = 0  # non-zero while an order is on its way to the wire
+
+    def on_read(self, data: bytes) -> None:
+        if TICKER_FRAME in data:
+            self.last_ticker_read_ns = time.perf_counter_ns()
+
+    def on_write(self, data: bytes) -> None:
+        if self.tick_started_ns and data.startswith(ORDER_REQUEST_LINE):
+            self.latencies.append(time.perf_counter_ns() - self.tick_started_ns)
+            self.tick_started_ns = 0
+
+    def start(self, received_ns: int) -> None:
+        """A ticker the reader got at `received_ns` starts a sample at its bytes' arrival."""
+        read_ns = self.last_ticker_read_ns
+        assert 0 < read_ns <= received_ns
+        self.tick_started_ns = read_ns
+        self.to_reader.append(received_ns - read_ns)
 
 
 async def stream_ticks(base_url: str, key_file: Path, journal: Path, samples: int, busy_poll: bool) -> Stream:
@@ -148,19 +168,7 @@ async def stream_ticks(base_url: str, key_file: Path, journal: Path, samples: in
     key = CdpKey.from_json_file(key_file)
     stream = Stream()
     placed: list[Any] = []
-    last_ticker_read = {"ns": 0}
-    tick_started = {"ns": 0}
     done = asyncio.Event()
-
-    def on_read(data: bytes) -> None:
-        if TICKER_FRAME in data:
-            last_ticker_read["ns"] = time.perf_counter_ns()
-
-    def on_write(data: bytes) -> None:
-        if tick_started["ns"] and data.startswith(ORDER_REQUEST_LINE):
-            stream.latencies.append(time.perf_counter_ns() - tick_started["ns"])
-            tick_started["ns"] = 0
-
     client = Client(key, base_url, rate_limits=LIFTED)
     config = EngineConfig(
         journal_path=journal,
@@ -170,17 +178,14 @@ async def stream_ticks(base_url: str, key_file: Path, journal: Path, samples: in
         market_channels=("ticker",),
         busy_poll=busy_poll,
     )
-    with tapped_connections(on_read, on_write):
+    with tapped_connections(stream.on_read, stream.on_write):
         async with client, Engine(key, config, client=client, base_url=base_url) as engine:
             await engine.wait_ready()
 
             async def on_ticker(ticker: Ticker) -> None:
-                if done.is_set() or tick_started["ns"]:  # one order in flight at a time: a clean sample each
+                if done.is_set() or stream.tick_started_ns:  # one order in flight at a time: a clean sample
                     return
-                read_ns = last_ticker_read["ns"]
-                assert 0 < read_ns <= ticker.received_ns
-                tick_started["ns"] = read_ns
-                stream.to_reader.append(ticker.received_ns - read_ns)
+                stream.start(ticker.received_ns)
                 order = await engine.place("BTC-USD", Side.BUY, RESTING_BID)
                 placed.append(order)
                 stream.sent.append(order.client_order_id)
@@ -203,20 +208,9 @@ async def bare_bot_ticks(base_url: str, key_file: Path, samples: int) -> Stream:
     host = f"{origin.raw_host}:{origin.port}"
     key.premint([("POST", ORDERS_PATH)], host=host)
     stream = Stream()
-    last_ticker_read = {"ns": 0}
-    tick_started = {"ns": 0}
     numbers = itertools.count()
 
-    def on_read(data: bytes) -> None:
-        if TICKER_FRAME in data:
-            last_ticker_read["ns"] = time.perf_counter_ns()
-
-    def on_write(data: bytes) -> None:
-        if tick_started["ns"] and data.startswith(ORDER_REQUEST_LINE):
-            stream.latencies.append(time.perf_counter_ns() - tick_started["ns"])
-            tick_started["ns"] = 0
-
-    async def place(read_ns: int, received_ns: int) -> None:
+    async def place(received_ns: int) -> None:
         client_order_id = f"bare-{next(numbers)}"
         body = orjson.dumps(
             {
@@ -230,15 +224,14 @@ async def bare_bot_ticks(base_url: str, key_file: Path, samples: int) -> Stream:
             "Authorization": "Bearer " + key.rest_jwt("POST", ORDERS_PATH, host=host),
             "Content-Type": "application/json",
         }
-        tick_started["ns"] = read_ns
-        stream.to_reader.append(received_ns - read_ns)
+        stream.start(received_ns)
         async with session.post(f"{base_url}{ORDERS_PATH}", data=body, headers=headers) as response:
             reply = await response.read()
         assert response.status == 200, reply[:200]
         assert orjson.loads(reply)["success"]
         stream.sent.append(client_order_id)
 
-    with tapped_connections(on_read, on_write):
+    with tapped_connections(stream.on_read, stream.on_write):
         async with (
             aiohttp.ClientSession() as session,
             session.ws_connect(str(origin.with_scheme("ws").with_path("/ws"))) as ws,
@@ -250,9 +243,7 @@ async def bare_bot_ticks(base_url: str, key_file: Path, samples: int) -> Stream:
                 envelope = orjson.loads(message.data)
                 if envelope.get("channel") != "ticker" or envelope["events"][0]["type"] != "update":
                     continue
-                await place(
-                    last_ticker_read["ns"], received_ns
-                )  # one order in flight at a time, as the engine's
+                await place(received_ns)  # one order in flight at a time, as in the engine's run
                 if len(stream.latencies) >= samples:
                     break
     key.close()
