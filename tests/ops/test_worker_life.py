@@ -5,7 +5,6 @@ were cancelled on exit."""
 
 from __future__ import annotations
 
-import secrets
 import signal
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from tests.ops.worker_process import (
     resting_buy,
     worker_toml,
 )
-from tests.support.keys import SECRETS, new_ed25519_key, new_es256_key
+from tests.support.keys import new_ed25519_key, new_es256_key, new_webhook_secret
 
 
 async def test_worker_life_start_rotate_drain(running_sim: RunningSim, tmp_path: Path) -> None:
@@ -32,8 +31,7 @@ async def test_worker_life_start_rotate_drain(running_sim: RunningSim, tmp_path:
     sim.register_cdp_key(first.name, first.public_key_pem, {"view", "trade"})
     key_file = tmp_path / "cdp_api_key.json"
     first.write_portal_file(key_file)
-    webhook_secret = secrets.token_urlsafe(24)
-    SECRETS.add(webhook_secret)
+    webhook_secret = new_webhook_secret()
     config = tmp_path / "worker.toml"
     config.write_text(worker_toml(running_sim.base_url))
     worker = await WorkerProcess.start(config, webhook_secret)
@@ -133,8 +131,7 @@ async def test_dry_run_places_nothing(running_sim: RunningSim, tmp_path: Path) -
     sim = running_sim.sim
     key = new_es256_key()
     sim.register_cdp_key(key.name, key.public_key_pem, {"view"})  # a view-only key is enough for a dry run
-    webhook_secret = secrets.token_urlsafe(24)
-    SECRETS.add(webhook_secret)
+    webhook_secret = new_webhook_secret()
     config = parse_config(
         {
             "exchange": {"base_url": running_sim.base_url},

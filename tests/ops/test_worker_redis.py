@@ -5,7 +5,6 @@ limiter's; when Redis goes away the limiter's fallback shows in /metrics and /he
 from __future__ import annotations
 
 import asyncio
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from engine.worker import Worker
 from tests.ops.conftest import RunningSim
 from tests.ops.worker_process import eventually, metric, post_signal, resting_buy
 from tests.scaleout.redis_server import RedisServer
-from tests.support.keys import SECRETS, new_es256_key
+from tests.support.keys import new_es256_key, new_webhook_secret
 
 
 def _config(running_sim: RunningSim, redis_url: str, tmp_path: Path, name: str) -> Any:
@@ -47,8 +46,7 @@ async def test_two_workers_share_the_stream_and_the_redis_limiter(
     sim = running_sim.sim
     key = new_es256_key()
     sim.register_cdp_key(key.name, key.public_key_pem, {"view", "trade"})
-    webhook_secret = secrets.token_urlsafe(24)
-    SECRETS.add(webhook_secret)
+    webhook_secret = new_webhook_secret()
     env = {
         "COINBASE_API_KEY": key.name,
         "COINBASE_API_SECRET": key.private_key,

@@ -4,7 +4,6 @@ even when the platform sends it again to the new process (whose webhook has neve
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import aiohttp
@@ -24,7 +23,7 @@ from tests.ops.worker_process import (
     resting_buy,
     worker_toml,
 )
-from tests.support.keys import SECRETS, new_es256_key
+from tests.support.keys import new_es256_key, new_webhook_secret
 
 
 async def test_restart_after_sigkill_reconciles_and_places_nothing_twice(
@@ -34,8 +33,7 @@ async def test_restart_after_sigkill_reconciles_and_places_nothing_twice(
     key = new_es256_key()
     sim.register_cdp_key(key.name, key.public_key_pem, {"view", "trade"})
     key.write_portal_file(tmp_path / "cdp_api_key.json")
-    webhook_secret = secrets.token_urlsafe(24)
-    SECRETS.add(webhook_secret)
+    webhook_secret = new_webhook_secret()
     config = tmp_path / "worker.toml"
     config.write_text(worker_toml(running_sim.base_url))
     mid = sim.markets["BTC-USD"].mid
@@ -110,8 +108,7 @@ async def test_an_intent_journalled_but_never_sent_is_not_sent_after_a_restart(
     coid = signal_client_order_id("never-sent")
     with OrderJournal(journal_path) as journal:  # what a process killed right after the intent leaves
         journal.record_intent(coid, "BTC-USD", "BUY", orjson.dumps({"client_order_id": coid}).decode())
-    webhook_secret = secrets.token_urlsafe(24)
-    SECRETS.add(webhook_secret)
+    webhook_secret = new_webhook_secret()
     config = parse_config(
         {
             "exchange": {"base_url": running_sim.base_url},

@@ -4,7 +4,6 @@ finds it on the exchange and places nothing; every signal is one order on the ex
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import aiohttp
@@ -13,7 +12,7 @@ from engine.signals.model import signal_client_order_id
 from tests.ops.conftest import RunningSim
 from tests.ops.worker_process import WorkerProcess, eventually, metric, post_signal, resting_buy, worker_toml
 from tests.scaleout.redis_server import RedisServer
-from tests.support.keys import SECRETS, new_es256_key
+from tests.support.keys import new_es256_key, new_webhook_secret
 
 
 def stream_worker_toml(base_url: str, redis_url: str, consumer: str) -> str:
@@ -32,8 +31,7 @@ async def test_a_peer_takes_over_a_killed_workers_signals_and_places_nothing_twi
     key = new_es256_key()
     sim.register_cdp_key(key.name, key.public_key_pem, {"view", "trade"})
     key.write_portal_file(tmp_path / "cdp_api_key.json")
-    webhook_secret = secrets.token_urlsafe(24)
-    SECRETS.add(webhook_secret)
+    webhook_secret = new_webhook_secret()
     configs: dict[str, Path] = {}
     for name in ("a", "b"):
         configs[name] = tmp_path / f"{name}.toml"

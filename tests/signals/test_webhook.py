@@ -3,7 +3,6 @@ stale or future signature, replay, malformed, oversize, queue full — answers i
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -19,14 +18,8 @@ from engine.signals.model import parse_signal
 from engine.signals.replay import LocalReplayGuard, RedisReplayGuard, ReplayGuard
 from engine.signals.stream import SignalStream, stream_keys
 from engine.signals.webhook import SignalWebhook
-from tests.support.keys import SECRETS
+from tests.support.keys import new_webhook_secret
 from tests.support.leaks import observe
-
-
-def new_secret() -> str:
-    secret = secrets.token_urlsafe(32)
-    SECRETS.add(secret)
-    return secret
 
 
 def signal_body(signal_id: str = "tv-1", **fields: object) -> bytes:
@@ -63,7 +56,7 @@ class Hook:
 async def serve_hook(
     sink: SignalSink | None = None, guard: ReplayGuard | None = None, secret: str | None = None, **kwargs: int
 ) -> AsyncIterator[Hook]:
-    auth = SignalAuthenticator([secret or new_secret()])
+    auth = SignalAuthenticator([secret or new_webhook_secret()])
     queue = SignalQueue(maxsize=4)
     webhook = SignalWebhook(auth, guard or LocalReplayGuard(), sink or queue, **kwargs)
     async with webhook.serve() as url, aiohttp.ClientSession() as http:
@@ -157,7 +150,7 @@ async def test_publishes_to_the_stream_and_replicas_share_the_replay_guard(
 ) -> None:
     stream = SignalStream(redis_client, namespace="t")
     guard = RedisReplayGuard(redis_client, namespace="t")
-    secret = new_secret()
+    secret = new_webhook_secret()
     async for first in serve_hook(stream, guard, secret):
         async for second in serve_hook(stream, RedisReplayGuard(redis_client, namespace="t"), secret):
             status, body, _ = await first.post(signal_body("shared-1"))
@@ -169,7 +162,7 @@ async def test_publishes_to_the_stream_and_replicas_share_the_replay_guard(
 
 
 async def test_secret_stays_out_of_reprs_and_errors() -> None:
-    secret = new_secret()
+    secret = new_webhook_secret()
     auth = SignalAuthenticator([secret])
     assert secret not in repr(auth)
     with pytest.raises(SignalAuthError) as caught:
@@ -179,8 +172,8 @@ async def test_secret_stays_out_of_reprs_and_errors() -> None:
         SignalAuthenticator(["short"])
 
 
-async def test_rotation_accepts_old_and_new_secret() -> None:
-    old, new = new_secret(), new_secret()
+async def test_rotation_accepts_old_and_new_webhook_secret() -> None:
+    old, new = new_webhook_secret(), new_webhook_secret()
     verifier = SignalAuthenticator([new, old])
     body = signal_body()
     for sender in (SignalAuthenticator([old]), SignalAuthenticator([new])):
@@ -193,7 +186,7 @@ async def test_the_documented_recipe() -> None:
     import hashlib
     import hmac
 
-    secret = new_secret()
+    secret = new_webhook_secret()
     body = signal_body()
     timestamp = str(int(time.time()))
     signature = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()

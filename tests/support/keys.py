@@ -25,6 +25,11 @@ def _remember(secret: str) -> str:
     return secret
 
 
+def new_webhook_secret() -> str:
+    """A signal webhook's shared secret, remembered for the leak scan like every key here."""
+    return _remember(secrets.token_urlsafe(32))
+
+
 @dataclass(frozen=True)
 class TestKey:
     """A CDP key as the portal hands it out, plus its other encodings and its public key."""
