@@ -416,8 +416,7 @@ class OrderJournal:
     def checkpoint(self) -> None:
         """Fold the WAL back into the database file (call it off the order path, e.g. when idle)."""
         self.flush()
-        with self._db_lock:
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self.write_queued(checkpoint=True)
 
     # -- reading (reconciliation, start-up) -------------------------------------------------------------
 
