@@ -14,7 +14,9 @@ class CdpKey:
     """A Coinbase CDP API key, parsed once and held only in Rust memory (wiped on drop).
 
     Raises `engine.errors.KeyFormatError` for any key that is not P-256 (SEC1/PKCS#8 PEM) or Ed25519
-    (base64 of 64 or 32 bytes, or PKCS#8 PEM); the message says what was wrong, never any part of the input.
+    (base64 of 64 or 32 bytes, or PKCS#8 PEM), and for a name or key that is not a string, not valid text
+    (a lone surrogate), holds a non-ASCII or control character, or is longer than any key; the message says
+    what was wrong, never any part of the input.
     """
 
     def __new__(cls, name: str, private_key: str) -> Self: ...
@@ -50,7 +52,11 @@ class CdpKey:
 
 @final
 class ExchangeKey:
-    """Coinbase Exchange HMAC credentials: key id, base64 secret, passphrase; the secret stays in Rust."""
+    """Coinbase Exchange HMAC credentials: key id, base64 secret, passphrase; the secret stays in Rust.
+
+    Raises `engine.errors.KeyFormatError`, naming the field and never quoting it, for a value that is empty,
+    not a string, not valid text, holds a non-ASCII or control character, or is longer than any credential.
+    """
 
     def __new__(cls, key: str, secret: str, passphrase: str) -> Self: ...
     @property
@@ -65,7 +71,10 @@ class ExchangeKey:
         """The `CB-ACCESS-KEY`, `-SIGN`, `-TIMESTAMP` and `-PASSPHRASE` headers for one request.
 
         `path` includes any query string, `body` is the exact bytes sent; `timestamp` defaults to the
-        exchange's current second; a `str` timestamp is signed verbatim.
+        exchange's current second. A timestamp must be a finite, non-negative number of seconds (a `str` of
+        ASCII digits with an optional fraction, as `CB-ACCESS-TIMESTAMP` is), the method an HTTP method and
+        the path printable ASCII from "/" (no CR, LF, NUL or space); anything else raises
+        `engine.errors.InvalidRequest`.
         """
 
 @final

@@ -122,3 +122,8 @@ class OutcomeUnknown(EngineError):
     def __init__(self, message: str, *, client_order_id: str) -> None:
         super().__init__(message)
         self.client_order_id = client_order_id
+
+
+class InvalidRequest(EngineError, ValueError):
+    """A request the engine was asked to sign is malformed: a method or path with CR, LF, NUL or spaces
+    (which could split one request into two), or a timestamp that is not a number of seconds."""

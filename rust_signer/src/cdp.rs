@@ -4,10 +4,19 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::clock::Clock;
+use crate::encoding::{text_rule, TextRule};
 use crate::error::Result;
 use crate::jwt::{OwnedRequestUri, RequestUri, TokenMinter};
 use crate::keys::{Algorithm, PrivateKey};
 use crate::pool::{Premint, PremintConfig};
+
+/// A key name: `organizations/{org_id}/apiKeys/{key_id}`, or the id of an Ed25519 key, about 100 characters.
+pub const NAME_TEXT: TextRule = text_rule!(
+    "the CDP key name",
+    max_len = 1024,
+    multiline = false,
+    fix = "pass the name (organizations/…/apiKeys/…) or id from the CDP API key file unchanged"
+);
 
 #[derive(Debug)]
 pub struct CdpKey {
@@ -18,6 +27,7 @@ pub struct CdpKey {
 
 impl CdpKey {
     pub fn new(name: &str, private_key: &str) -> Result<Self> {
+        NAME_TEXT.check(name)?;
         let minter = TokenMinter::new(name, PrivateKey::parse(private_key)?)?;
         Ok(Self {
             minter: Arc::new(minter),

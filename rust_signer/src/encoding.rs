@@ -1,10 +1,13 @@
-//! Byte encodings shared by the token and HMAC paths: base64 engines, hex, and JSON string escaping.
+//! Byte encodings shared by the token and HMAC paths: base64 engines, hex, JSON string escaping, and the
+//! rules key text must meet before any parser sees it.
 
 use base64::alphabet;
 use base64::engine::general_purpose::{
     GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD,
 };
 use base64::engine::DecodePaddingMode;
+
+use crate::error::{Result, SignerError};
 
 /// JOSE base64url: no padding, and canonical on decode (stray trailing bits are an error).
 pub const B64URL: GeneralPurpose = URL_SAFE_NO_PAD;
@@ -28,6 +31,81 @@ pub const fn b64url_decoded_len(n: usize) -> Option<usize> {
         2 => Some(n / 4 * 3 + 1),
         3 => Some(n / 4 * 3 + 2),
         _ => None,
+    }
+}
+
+/// What one piece of key text (a key name, a private key, a passphrase...) may contain.
+///
+/// Every credential Coinbase issues is plain ASCII; anything else is damage (a byte the terminal or an
+/// editor re-encoded, a NUL from a binary file) and is refused before parsing, with a fixed message that
+/// names the field and never quotes it.
+#[derive(Debug, Clone, Copy)]
+pub struct TextRule {
+    /// At most this many characters: far above any real key, low enough that no input is parsed at length.
+    pub max_len: usize,
+    /// Tab, CR and LF allowed (PEM blocks, wrapped base64); otherwise only printable ASCII and space.
+    pub multiline: bool,
+    pub messages: &'static TextMessages,
+}
+
+/// The fixed rejection messages of one field, one per way its text can be impossible.
+#[derive(Debug)]
+pub struct TextMessages {
+    /// Not valid Unicode (a lone surrogate: what Python makes of an undecodable byte).
+    pub undecodable: &'static str,
+    /// A non-ASCII, NUL or other control character.
+    pub bad_char: &'static str,
+    pub too_long: &'static str,
+    /// Not a string at all (e.g. a number or a list in a JSON key file).
+    pub not_text: &'static str,
+}
+
+/// A `TextRule` whose messages are built, at compile time, from the field's name and its fix.
+macro_rules! text_rule {
+    ($what:literal, max_len = $max:literal, multiline = $multiline:literal, fix = $fix:literal) => {
+        $crate::encoding::TextRule {
+            max_len: $max,
+            multiline: $multiline,
+            messages: &$crate::encoding::TextMessages {
+                undecodable: concat!(
+                    $what,
+                    " holds bytes that are not text (an undecodable byte, as from an environment variable \
+                    or a file in another encoding): ",
+                    $fix
+                ),
+                bad_char: concat!(
+                    $what,
+                    " contains a character no Coinbase credential has (non-ASCII, NUL or another control \
+                    character): ",
+                    $fix
+                ),
+                too_long: concat!(
+                    $what,
+                    " is longer than any Coinbase credential (at most ",
+                    stringify!($max),
+                    " characters): ",
+                    $fix
+                ),
+                not_text: concat!($what, " must be a string: ", $fix),
+            },
+        }
+    };
+}
+pub(crate) use text_rule;
+
+impl TextRule {
+    /// `Ok` when `text` is within the length and holds only the characters the field allows.
+    pub fn check(&self, text: &str) -> Result<()> {
+        let allowed = |b: u8| {
+            (0x20..0x7f).contains(&b) || (self.multiline && matches!(b, b'\t' | b'\n' | b'\r'))
+        };
+        if !text.bytes().all(allowed) {
+            return Err(SignerError::KeyFormat(self.messages.bad_char));
+        }
+        if text.len() > self.max_len {
+            return Err(SignerError::KeyFormat(self.messages.too_long));
+        }
+        Ok(())
     }
 }
 
@@ -89,5 +167,49 @@ mod tests {
         let mut out = String::new();
         push_hex(&mut out, &[0x00, 0x9f, 0xff]);
         assert_eq!(out, "009fff");
+    }
+
+    const ONE_LINE: TextRule =
+        text_rule!("the field", max_len = 8, multiline = false, fix = "fix it");
+    const BLOCK: TextRule = text_rule!("the block", max_len = 64, multiline = true, fix = "fix it");
+
+    #[test]
+    fn text_rules_refuse_impossible_characters_with_fixed_messages() {
+        assert!(ONE_LINE.check("ab cd~!").is_ok());
+        assert!(BLOCK.check("line\r\nline\tx").is_ok());
+        for bad in [
+            "a\0",
+            "a\n",
+            "a\r",
+            "a\t",
+            "\u{7f}",
+            "\u{80}",
+            "é",
+            "\u{feff}x",
+            "\u{2028}",
+            "\u{1b}[",
+        ] {
+            assert_eq!(
+                ONE_LINE.check(bad).unwrap_err(),
+                SignerError::KeyFormat(ONE_LINE.messages.bad_char),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            BLOCK.check("a\0b").unwrap_err(),
+            SignerError::KeyFormat(BLOCK.messages.bad_char)
+        );
+        assert_eq!(
+            ONE_LINE.check("123456789").unwrap_err(),
+            SignerError::KeyFormat(ONE_LINE.messages.too_long)
+        );
+        assert_eq!(
+            ONE_LINE.messages.too_long,
+            "the field is longer than any Coinbase credential (at most 8 characters): fix it"
+        );
+        assert!(ONE_LINE
+            .messages
+            .undecodable
+            .starts_with("the field holds bytes that are not text"));
     }
 }

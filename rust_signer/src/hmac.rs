@@ -6,7 +6,7 @@ use base64::Engine;
 use ring::hmac;
 use zeroize::Zeroizing;
 
-use crate::encoding::{B64, B64_LENIENT};
+use crate::encoding::{text_rule, TextRule, B64, B64_LENIENT};
 use crate::error::{Result, SignerError};
 use crate::wipe::Wiped;
 
@@ -16,7 +16,39 @@ pub fn hmac_sha256_base64(secret: &[u8], message: &[u8]) -> String {
     B64.encode(hmac::sign(&key, message))
 }
 
+/// The key id: 32 hex digits as the Exchange portal shows it.
+pub const KEY_ID_TEXT: TextRule = text_rule!(
+    "the Exchange API key",
+    max_len = 256,
+    multiline = false,
+    fix = "pass the key id from the Coinbase Exchange portal unchanged"
+);
+/// The secret: base64 of 64 bytes (88 characters), perhaps wrapped by whoever pasted it.
+pub const SECRET_TEXT: TextRule = text_rule!(
+    "the Exchange API secret",
+    max_len = 1024,
+    multiline = true,
+    fix = "pass the secret exactly as the Coinbase Exchange portal showed it (88 characters ending in '=')"
+);
+/// The passphrase is sent as a header (`CB-ACCESS-PASSPHRASE`): one line of printable ASCII.
+pub const PASSPHRASE_TEXT: TextRule = text_rule!(
+    "the Exchange API passphrase",
+    max_len = 256,
+    multiline = false,
+    fix = "pass the passphrase chosen when the key was created, exactly as typed then"
+);
+
+/// The longest `CB-ACCESS-TIMESTAMP` accepted: 20 integer digits (any i64), a point and 11 fraction digits.
+const MAX_TIMESTAMP_LEN: usize = 32;
+
 pub mod msg {
+    pub const BAD_TIMESTAMP: &str =
+        "timestamp must be a finite, non-negative number of seconds since the epoch, \
+        written as ASCII digits with an optional fraction (e.g. 1700000000 or 1700000000.25)";
+    pub const BAD_METHOD: &str = "method must be an HTTP method such as GET or POST";
+    pub const BAD_REQUEST_PATH: &str =
+        "request path must start with '/' and hold only printable ASCII without spaces \
+        (percent-encode the rest); CR, LF and NUL would let a request be split or smuggled";
     pub const SECRET_NOT_BASE64: &str =
         "the Exchange API secret is not base64: pass the secret exactly as the \
         Coinbase Exchange portal showed it (88 characters ending in '=')";
@@ -47,6 +79,9 @@ impl std::fmt::Debug for ExchangeSigner {
 
 impl ExchangeSigner {
     pub fn new(key: &str, secret_b64: &str, passphrase: &str) -> Result<Self> {
+        KEY_ID_TEXT.check(key)?;
+        SECRET_TEXT.check(secret_b64)?;
+        PASSPHRASE_TEXT.check(passphrase)?;
         let key = key.trim();
         if key.is_empty() {
             return Err(SignerError::KeyFormat(msg::KEY_EMPTY));
@@ -80,7 +115,19 @@ impl ExchangeSigner {
     }
 
     /// `CB-ACCESS-SIGN` for one request; `method` is upper-cased, `request_path` includes any query string.
-    pub fn sign(&self, timestamp: &str, method: &str, request_path: &str, body: &[u8]) -> String {
+    ///
+    /// Every part that becomes a header or the request line is checked first: what is signed is what can be
+    /// sent, and nothing signed can carry a second header or request.
+    pub fn sign(
+        &self,
+        timestamp: &str,
+        method: &str,
+        request_path: &str,
+        body: &[u8],
+    ) -> Result<String> {
+        check_timestamp(timestamp)?;
+        check_method(method)?;
+        check_request_path(request_path)?;
         let mut ctx = hmac::Context::with_key(&self.hmac);
         ctx.update(timestamp.as_bytes());
         if method.bytes().any(|b| b.is_ascii_lowercase()) {
@@ -90,8 +137,39 @@ impl ExchangeSigner {
         }
         ctx.update(request_path.as_bytes());
         ctx.update(body);
-        B64.encode(ctx.sign())
+        Ok(B64.encode(ctx.sign()))
     }
+}
+
+/// `CB-ACCESS-TIMESTAMP` as Coinbase reads it: seconds, ASCII digits, an optional fraction.
+pub fn check_timestamp(timestamp: &str) -> Result<()> {
+    let bad = || SignerError::InvalidArgument(msg::BAD_TIMESTAMP);
+    if timestamp.len() > MAX_TIMESTAMP_LEN {
+        return Err(bad());
+    }
+    let (whole, fraction) = match timestamp.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (timestamp, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || fraction.is_some_and(|f| !digits(f)) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+fn check_method(method: &str) -> Result<()> {
+    if method.is_empty() || method.len() > 16 || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(SignerError::InvalidArgument(msg::BAD_METHOD));
+    }
+    Ok(())
+}
+
+fn check_request_path(path: &str) -> Result<()> {
+    if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(SignerError::InvalidArgument(msg::BAD_REQUEST_PATH));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -144,7 +222,9 @@ mod tests {
     fn exchange_signature_is_hmac_of_the_documented_prehash() {
         let secret = B64.encode([0x42u8; 64]);
         let signer = ExchangeSigner::new("key-id", &secret, "phrase").expect("signer");
-        let sig = signer.sign("1700000000", "post", "/orders?x=1", br#"{"size":"1"}"#);
+        let sig = signer
+            .sign("1700000000", "post", "/orders?x=1", br#"{"size":"1"}"#)
+            .expect("sign");
         let expected = hmac_sha256_base64(&[0x42; 64], br#"1700000000POST/orders?x=1{"size":"1"}"#);
         assert_eq!(sig, expected);
     }
@@ -168,5 +248,105 @@ mod tests {
             ExchangeSigner::new("k", &secret, "").unwrap_err(),
             SignerError::KeyFormat(msg::PASSPHRASE_EMPTY)
         );
+    }
+
+    #[test]
+    fn exchange_refuses_impossible_credential_text() {
+        let secret = B64.encode([1u8; 64]);
+        let cases: [(&str, &str, &str, &str); 8] = [
+            ("k\0", &secret, "p", KEY_ID_TEXT.messages.bad_char),
+            ("k\u{e9}", &secret, "p", KEY_ID_TEXT.messages.bad_char),
+            ("k", "AAAA\0", "p", SECRET_TEXT.messages.bad_char),
+            ("k", "AAAA\u{2028}", "p", SECRET_TEXT.messages.bad_char),
+            (
+                "k",
+                &secret,
+                "pass\r\nX-Evil: 1",
+                PASSPHRASE_TEXT.messages.bad_char,
+            ),
+            ("k", &secret, "p\u{0}", PASSPHRASE_TEXT.messages.bad_char),
+            ("k", &secret, "\u{ff}", PASSPHRASE_TEXT.messages.bad_char),
+            ("k", &"A".repeat(2000), "p", SECRET_TEXT.messages.too_long),
+        ];
+        for (key, secret, passphrase, expected) in cases {
+            assert_eq!(
+                ExchangeSigner::new(key, secret, passphrase).unwrap_err(),
+                SignerError::KeyFormat(expected)
+            );
+        }
+    }
+
+    #[test]
+    fn timestamps_are_seconds_in_ascii_digits() {
+        for good in [
+            "0",
+            "1700000000",
+            "1700000000.5",
+            "1700000000.123456",
+            "9223372036854775807",
+        ] {
+            assert!(check_timestamp(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "nan",
+            "NaN",
+            "inf",
+            "-1",
+            "+1",
+            "1e9",
+            "1700000000.",
+            ".5",
+            "1.2.3",
+            " 1",
+            "1\r\n",
+            "1\0",
+            "１２",
+            "0x10",
+            "1_000",
+            &"9".repeat(33),
+        ] {
+            assert_eq!(
+                check_timestamp(bad).unwrap_err(),
+                SignerError::InvalidArgument(msg::BAD_TIMESTAMP),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sign_refuses_header_injection_in_method_and_path() {
+        let signer = ExchangeSigner::new("k", &B64.encode([7u8; 64]), "p").expect("signer");
+        for method in [
+            "",
+            "GET\r\n",
+            "G ET",
+            "GET\0",
+            "P\u{d3}ST",
+            "GETGETGETGETGETGET",
+        ] {
+            assert_eq!(
+                signer.sign("1", method, "/x", b"").unwrap_err(),
+                SignerError::InvalidArgument(msg::BAD_METHOD)
+            );
+        }
+        for path in [
+            "",
+            "x",
+            "/a\r\nHost: evil",
+            "/a\nb",
+            "/a\0",
+            "/a b",
+            "/\u{e9}",
+            "/a\tb",
+            "/a\x7f",
+            "http://host/a",
+        ] {
+            assert_eq!(
+                signer.sign("1", "GET", path, b"").unwrap_err(),
+                SignerError::InvalidArgument(msg::BAD_REQUEST_PATH),
+                "{path:?}"
+            );
+        }
     }
 }

@@ -18,7 +18,7 @@ use ring::signature::{
 };
 use zeroize::Zeroizing;
 
-use crate::encoding::B64_LENIENT;
+use crate::encoding::{text_rule, TextRule, B64_LENIENT};
 use crate::error::{Result, SignerError};
 use crate::wipe::Wiped;
 
@@ -106,6 +106,21 @@ pub mod msg {
         (65 bytes), an Ed25519 key 32 bytes";
 }
 
+/// A private key as text: a PEM block (one to a few hundred characters) or base64.
+pub const PRIVATE_KEY_TEXT: TextRule = text_rule!(
+    "the private key",
+    max_len = 16384,
+    multiline = true,
+    fix = "copy the privateKey value of the CDP API key file again, or download the key file again"
+);
+/// A public key as SubjectPublicKeyInfo PEM.
+pub const PUBLIC_KEY_TEXT: TextRule = text_rule!(
+    "the public key",
+    max_len = 16384,
+    multiline = true,
+    fix = "pass the SubjectPublicKeyInfo PEM (-----BEGIN PUBLIC KEY-----) unchanged"
+);
+
 fn key_err(m: &'static str) -> SignerError {
     SignerError::KeyFormat(m)
 }
@@ -148,6 +163,7 @@ impl std::fmt::Debug for PrivateKey {
 impl PrivateKey {
     /// Parse any accepted form of a CDP private key.
     pub fn parse(input: &str) -> Result<Self> {
+        PRIVATE_KEY_TEXT.check(input)?;
         let text = unescape(input);
         if text.trim().is_empty() {
             return Err(key_err(msg::EMPTY));
@@ -439,6 +455,7 @@ enum Verifying {
 impl PublicKey {
     /// Parse a SubjectPublicKeyInfo PEM of a P-256 or Ed25519 key.
     pub fn parse_pem(input: &str) -> Result<Self> {
+        PUBLIC_KEY_TEXT.check(input)?;
         let text = unescape(input);
         if !text.contains("-----BEGIN") {
             return Err(key_err(msg::PUBLIC_NOT_SPKI));
@@ -635,6 +652,38 @@ mod tests {
             PrivateKey::parse("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----")
                 .unwrap_err(),
             key_err(msg::PUBLIC_KEY)
+        );
+    }
+
+    #[test]
+    fn impossible_text_is_refused_before_parsing() {
+        let pem = pem_rfc7468::encode_string(
+            "PRIVATE KEY",
+            pem_rfc7468::LineEnding::LF,
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .expect("generate")
+                .as_ref(),
+        )
+        .expect("pem");
+        for damaged in [
+            format!("{pem}\0"),
+            pem.replacen('M', "\u{feff}", 1),
+            pem.replacen('\n', "\u{a0}", 1),
+            pem.replacen('A', "\u{1}", 1),
+            format!("\u{2028}{pem}"),
+        ] {
+            assert_eq!(
+                PrivateKey::parse(&damaged).unwrap_err(),
+                key_err(PRIVATE_KEY_TEXT.messages.bad_char)
+            );
+        }
+        assert_eq!(
+            PrivateKey::parse(&"A".repeat(16385)).unwrap_err(),
+            key_err(PRIVATE_KEY_TEXT.messages.too_long)
+        );
+        assert_eq!(
+            PublicKey::parse_pem("-----BEGIN PUBLIC KEY-----\0").unwrap_err(),
+            key_err(PUBLIC_KEY_TEXT.messages.bad_char)
         );
     }
 }

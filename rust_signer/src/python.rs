@@ -2,20 +2,23 @@
 
 use std::borrow::Cow;
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple};
 
 use crate::cdp;
 use crate::clock::Clock;
+use crate::encoding::TextRule;
 use crate::error::SignerError;
-use crate::hmac::ExchangeSigner;
+use crate::hmac::{self, ExchangeSigner};
+use crate::keys::PUBLIC_KEY_TEXT;
 use crate::pool;
 use crate::verify::{Verdict, Verifier, Window};
 
 pyo3::import_exception!(engine.errors, KeyFormatError);
 pyo3::import_exception!(engine.errors, TokenInvalid);
+pyo3::import_exception!(engine.errors, InvalidRequest);
 
 const DEFAULT_HOST: &str = "api.coinbase.com";
 
@@ -24,10 +27,40 @@ impl From<SignerError> for PyErr {
         match err {
             SignerError::KeyFormat(m) => KeyFormatError::new_err(m),
             SignerError::TokenInvalid(fault, m) => TokenInvalid::new_err((m, fault.reason())),
-            SignerError::InvalidArgument(m) => PyValueError::new_err(m),
+            SignerError::InvalidArgument(m) => InvalidRequest::new_err(m),
             SignerError::Crypto(m) | SignerError::Runtime(m) => PyRuntimeError::new_err(m),
         }
     }
+}
+
+/// Key text from Python, as UTF-8, or `KeyFormatError` naming the field.
+///
+/// The one door for credentials: PyO3's own `&str` conversion would raise `UnicodeEncodeError`, whose
+/// `args` carry the whole string (a lone surrogate is what Python makes of an undecodable byte in an
+/// environment variable), and a `TypeError` for a non-string. Here the length is checked before any copy,
+/// the conversion's error is dropped unraised, and the field's rule runs before any parser sees the text.
+fn key_text<'a>(value: &'a Bound<'_, PyAny>, rule: &TextRule) -> PyResult<&'a str> {
+    let messages = rule.messages;
+    let text = value
+        .cast::<PyString>()
+        .map_err(|_| KeyFormatError::new_err(messages.not_text))?;
+    if text.len()? > rule.max_len {
+        return Err(KeyFormatError::new_err(messages.too_long));
+    }
+    let utf8 = text
+        .to_str()
+        .map_err(|_| KeyFormatError::new_err(messages.undecodable))?;
+    rule.check(utf8)?;
+    Ok(utf8)
+}
+
+/// Request text that is signed and sent (method, path, host) as UTF-8; an undecodable string is an
+/// `InvalidRequest`, never a `UnicodeEncodeError` repeating it.
+fn request_text<'a>(value: &'a Bound<'_, PyAny>, what: &'static str) -> PyResult<&'a str> {
+    let text = value
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(what))?;
+    text.to_str().map_err(|_| InvalidRequest::new_err(what))
 }
 
 /// A Coinbase CDP API key, parsed once; mints ES256/EdDSA JWTs, optionally from a pre-minted pool.
@@ -39,7 +72,9 @@ struct PyCdpKey {
 #[pymethods]
 impl PyCdpKey {
     #[new]
-    fn new(name: &str, private_key: &str) -> PyResult<Self> {
+    fn new(name: &Bound<'_, PyAny>, private_key: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let name = key_text(name, &cdp::NAME_TEXT)?;
+        let private_key = key_text(private_key, &crate::keys::PRIVATE_KEY_TEXT)?;
         Ok(Self {
             inner: cdp::CdpKey::new(name, private_key)?,
         })
@@ -130,8 +165,17 @@ struct PyExchangeKey {
 #[pymethods]
 impl PyExchangeKey {
     #[new]
-    fn new(py: Python<'_>, key: &str, secret: &str, passphrase: &str) -> PyResult<Self> {
-        let signer = ExchangeSigner::new(key, secret, passphrase)?;
+    fn new(
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        secret: &Bound<'_, PyAny>,
+        passphrase: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let signer = ExchangeSigner::new(
+            key_text(key, &hmac::KEY_ID_TEXT)?,
+            key_text(secret, &hmac::SECRET_TEXT)?,
+            key_text(passphrase, &hmac::PASSPHRASE_TEXT)?,
+        )?;
         let key_id = PyString::new(py, signer.key()).unbind();
         Ok(Self {
             signer,
@@ -156,28 +200,37 @@ impl PyExchangeKey {
     }
 
     /// The four `CB-ACCESS-*` headers. `path` includes the query string; `body` is the exact bytes sent;
-    /// `timestamp` (seconds) defaults to now on the exchange's clock, and a `str` is signed verbatim.
+    /// `timestamp` (seconds) defaults to now on the exchange's clock. Whatever the form, the timestamp sent
+    /// is ASCII digits with an optional fraction, and method and path hold no CR, LF, NUL or space.
     #[pyo3(signature = (method, path, body = b"".as_slice(), timestamp = None))]
     fn headers<'py>(
         &self,
         py: Python<'py>,
-        method: &str,
-        path: &str,
+        method: &Bound<'py, PyAny>,
+        path: &Bound<'py, PyAny>,
         body: &[u8],
         timestamp: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let method = request_text(method, hmac::msg::BAD_METHOD)?;
+        let path = request_text(path, hmac::msg::BAD_REQUEST_PATH)?;
         let mut digits = [0u8; 20];
+        let bad_timestamp = || InvalidRequest::new_err(hmac::msg::BAD_TIMESTAMP);
         let timestamp: Cow<'_, str> = match timestamp {
             None => Cow::Borrowed(format_int(&mut digits, self.clock.now_secs())),
-            Some(t) if t.is_instance_of::<PyString>() => Cow::Owned(t.extract::<String>()?),
-            Some(t) if t.is_instance_of::<PyInt>() => Cow::Owned(t.extract::<i64>()?.to_string()),
+            Some(t) if t.is_instance_of::<PyString>() => {
+                Cow::Borrowed(request_text(t, hmac::msg::BAD_TIMESTAMP)?)
+            }
+            Some(t) if t.is_instance_of::<PyBool>() => return Err(bad_timestamp()),
+            Some(t) if t.is_instance_of::<PyInt>() => {
+                let seconds = t.extract::<u64>().map_err(|_| bad_timestamp())?;
+                Cow::Owned(seconds.to_string())
+            }
             Some(t) if t.is_instance_of::<PyFloat>() => {
                 let seconds = t.extract::<f64>()?;
-                if !seconds.is_finite() {
-                    return Err(PyValueError::new_err(
-                        "timestamp must be a finite number of seconds",
-                    ));
+                if !seconds.is_finite() || seconds < 0.0 {
+                    return Err(bad_timestamp());
                 }
+                // Rust writes an f64 in positional notation (never `1e9`), which `sign` then checks.
                 Cow::Owned(seconds.to_string())
             }
             Some(_) => {
@@ -186,7 +239,7 @@ impl PyExchangeKey {
                 ))
             }
         };
-        let signature = self.signer.sign(&timestamp, method, path, body);
+        let signature = self.signer.sign(&timestamp, method, path, body)?;
         let headers = PyDict::new(py);
         headers.set_item(intern!(py, "CB-ACCESS-KEY"), self.key_id.bind(py))?;
         headers.set_item(intern!(py, "CB-ACCESS-SIGN"), signature)?;
@@ -232,8 +285,14 @@ impl JwtVerifier {
     }
 
     /// Register a SubjectPublicKeyInfo PEM under `kid`; returns `"ES256"` or `"EdDSA"`.
-    fn register(&self, kid: &str, public_key_pem: &str) -> PyResult<&'static str> {
-        Ok(self.inner.register(kid, public_key_pem)?.jose_name())
+    fn register(
+        &self,
+        kid: &Bound<'_, PyAny>,
+        public_key_pem: &Bound<'_, PyAny>,
+    ) -> PyResult<&'static str> {
+        let kid = key_text(kid, &cdp::NAME_TEXT)?;
+        let pem = key_text(public_key_pem, &PUBLIC_KEY_TEXT)?;
+        Ok(self.inner.register(kid, pem)?.jose_name())
     }
 
     fn unregister(&self, kid: &str) {

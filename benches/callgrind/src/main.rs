@@ -250,7 +250,9 @@ fn run(operation: &str, iterations: u64) -> Result<(), String> {
                 ExchangeSigner::new("bench-key", &STANDARD.encode(secret), "bench-passphrase")
                     .map_err(err)?;
             let sign = || signer.sign("1700000000", "POST", "/orders", ORDER_BODY);
-            let signature = measured_region(iterations, sign).unwrap_or_else(sign);
+            let signature = measured_region(iterations, sign)
+                .unwrap_or_else(sign)
+                .map_err(err)?;
             let mut message = b"1700000000POST/orders".to_vec();
             message.extend_from_slice(ORDER_BODY);
             let expected = ring::hmac::sign(
