@@ -11,13 +11,13 @@ Keys are parsed once by the Rust core (`engine._signer`) and held only in Rust m
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from typing import Self
 
 from engine import _signer
 from engine.errors import KeyFormatError
+from engine.keyfile import parse_key_document, read_capped
 
 __all__ = ["CdpKey", "ExchangeKey", "JwtVerifier"]
 
@@ -36,32 +36,21 @@ class CdpKey(_signer.CdpKey):
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike[str]) -> Self:
-        """Load the key file the CDP portal downloads: `name` (or `id`) and `privateKey`."""
-        where = repr(os.fspath(path))
+        """Load the key file the CDP portal downloads: `name` (or `id`) and `privateKey`.
+
+        Every way the file can be wrong (unreadable, over 64 KiB, not UTF-8 JSON, nested, fields of the wrong
+        type, a key that does not parse) is a `KeyFormatError` naming the file, never quoting it.
+        """
+        where = f"the CDP key file {os.fspath(path)!r}"
         try:
-            with open(path, "rb") as key_file:
-                raw = key_file.read()
-        except OSError as exc:
+            raw = read_capped(path, where)
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise KeyFormatError(
-                f"could not read the CDP key file {where} ({exc.strerror or type(exc).__name__}): "
-                "check the path and its permissions"
+                f"could not read {where} ({reason}): check the path and its permissions"
             ) from None
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            # `from None`: a JSONDecodeError carries the whole document, secret included.
-            raise KeyFormatError(
-                f"the CDP key file {where} is not valid JSON: download it again from the CDP portal"
-            ) from None
-        if not isinstance(data, dict):
-            raise KeyFormatError(f"the CDP key file {where} is not a JSON object with name and privateKey")
-        name = data.get("name") or data.get("id")
-        private_key = data.get("privateKey")
-        if not isinstance(name, str) or not name:
-            raise KeyFormatError(f"the CDP key file {where} has no string 'name' or 'id' field")
-        if not isinstance(private_key, str) or not private_key:
-            raise KeyFormatError(f"the CDP key file {where} has no string 'privateKey' field")
-        return cls(name, private_key)
+        document = parse_key_document(raw, where)
+        return cls(document.name, document.private_key)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

@@ -82,6 +82,19 @@ FIX_LEAST_TRADE = (
     f"this config never trades ([worker].dry_run = true): use a View-only key ({PORTAL}), so a leak cannot "
     "place orders."
 )
+FIX_NOT_TEXT = (
+    "the key holds characters no Coinbase key has (an undecodable byte, non-ASCII, NUL or another control "
+    "character), as a terminal, an editor or a shell's quoting leaves behind. Do not paste the key: download "
+    f"its JSON again from {PORTAL} and point COINBASE_API_KEY_FILE (or [credentials].file) at the file."
+)
+FIX_KEY_FILE = (
+    "point [credentials].file (or COINBASE_API_KEY_FILE) at the JSON file the CDP portal downloaded "
+    f"({PORTAL}), unchanged: re-download it if it was edited or re-saved."
+)
+FIX_SOURCE = (
+    "set COINBASE_API_KEY and COINBASE_API_SECRET, or COINBASE_API_KEY_FILE to the portal's JSON key file, "
+    'or choose another [credentials].source ("env", "file" or "keyring") in the config.'
+)
 FIX_UNREACHABLE = "check [exchange].base_url (https://api.coinbase.com for Coinbase), DNS and outbound HTTPS."
 
 _AUTH_FIXES: dict[AuthDiagnosis, str] = {
@@ -111,8 +124,15 @@ class Check:
     fix: str = ""
 
 
+_KEY_LOADS = ("credentials", "key format")
+
+
 def doctor_exit_code(checks: list[Check]) -> int:
-    return 1 if any(c.status is Status.FAIL for c in checks) else 0
+    """2 when no key could be loaded (as `engine worker` exits then), 1 when a later check failed, else 0."""
+    failed = {c.name for c in checks if c.status is Status.FAIL}
+    if failed & set(_KEY_LOADS):
+        return 2
+    return 1 if failed else 0
 
 
 async def run_doctor(
@@ -123,7 +143,8 @@ async def run_doctor(
     try:
         credentials = await asyncio.to_thread(read_credentials, config.credentials, environ)
     except (ConfigError, KeyFormatError) as exc:
-        checks.append(Check("credentials", Status.FAIL, str(exc), _format_fix(None, exc)))
+        fix = FIX_KEY_FILE if isinstance(exc, KeyFormatError) else FIX_SOURCE
+        checks.append(Check("credentials", Status.FAIL, str(exc), fix))
         return _skip_rest(checks, "credentials")
     checks.append(
         Check("credentials", Status.OK, f"key {key_label(credentials.name)} from {credentials.origin}")
@@ -154,11 +175,16 @@ def _skip_rest(checks: list[Check], failed: str) -> list[Check]:
     return checks
 
 
-def _format_fix(credentials: Credentials | None, exc: Exception) -> str:
+def _is_key_text(text: str) -> bool:
+    """Printable ASCII, and the line breaks of a PEM block: all a Coinbase key is ever written in."""
+    return text.isascii() and all(c.isprintable() or c in "\t\r\n" for c in text)
+
+
+def _format_fix(credentials: Credentials) -> str:
     """The concrete change for a key that did not load, from what the input looks like (never echoing it)."""
-    if credentials is None:
-        return ""
     name, secret = credentials.name, credentials.private_key.strip()
+    if not _is_key_text(name) or not _is_key_text(secret):
+        return FIX_NOT_TEXT
     if _HEX32.fullmatch(name) or (not _CDP_NAME.fullmatch(name) and not _UUID.fullmatch(name)):
         return FIX_WRONG_TYPE
     if "BEGIN RSA PRIVATE KEY" in secret or "BEGIN PUBLIC KEY" in secret or "BEGIN OPENSSH" in secret:
@@ -174,7 +200,7 @@ def _check_format(credentials: Credentials) -> tuple[Check, CdpKey | None]:
     try:
         key = credentials.signing_key()
     except KeyFormatError as exc:
-        return Check("key format", Status.FAIL, str(exc), _format_fix(credentials, exc)), None
+        return Check("key format", Status.FAIL, str(exc), _format_fix(credentials)), None
     algorithm = getattr(key, "algorithm", "")
     summary = f"{algorithm} key {key_label(credentials.name)} loads".replace("  ", " ").strip()
     if not _CDP_NAME.fullmatch(credentials.name) and not _UUID.fullmatch(credentials.name):

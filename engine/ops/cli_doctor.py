@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
             "clock offset against the exchange's /time, a read-only call (accounts), then its permissions "
             "via "
             "/key_permissions, warning when transfer is enabled or trade is enabled where the config never "
-            "trades. Prints a concrete fix for each failure; exits 1 when a check fails."
+            "trades. Prints a concrete fix for each failure; exits 2 when the key cannot be loaded, 1 when "
+            "another check fails."
         ),
     )
     parser.add_argument(

@@ -41,9 +41,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         _run_loop(worker.run())
     except (ConfigError, KeyFormatError) as exc:
+        # The message names what was wrong and never the key; one line, as a supervisor's log shows it.
         logging.getLogger("engine.worker").error("cannot start: %s", exc)
         print(
-            f"engine worker: {exc}\n(run `engine doctor --config {args.config}` for a full check)",
+            f"engine worker: cannot start: {exc} "
+            f"(run `engine doctor --config {args.config}` for a full check)",
             file=sys.stderr,
         )
         return 2

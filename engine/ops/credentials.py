@@ -16,11 +16,10 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError, KeyFormatError
+from engine.keyfile import parse_key_document, read_capped
 from engine.ops.config import CredentialsConfig, KeySource
 from engine.ops.logs import register_secret
 
@@ -40,7 +39,6 @@ __all__ = [
 ENV_KEY_NAME = "COINBASE_API_KEY"
 ENV_KEY_SECRET = "COINBASE_API_SECRET"  # noqa: S105 - the variable's name, not a secret
 ENV_KEY_FILE = "COINBASE_API_KEY_FILE"
-_MAX_KEY_FILE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +68,9 @@ class Credentials:
 def key_label(name: str) -> str:
     """A short, non-secret label for logs: the end of the key id, never the org or the key text."""
     tail = name.rsplit("/", 1)[-1]
-    return f"…{tail[-6:]}" if len(tail) > 6 else tail
+    label = f"…{tail[-6:]}" if len(tail) > 6 else tail
+    # a name that will not load may hold anything: keep a log line one printable line
+    return "".join(c if (c.isascii() and c.isprintable()) or c == "…" else "?" for c in label)
 
 
 def read_credentials(config: CredentialsConfig, environ: Mapping[str, str] | None = None) -> Credentials:
@@ -111,50 +111,31 @@ def _from_environment(env: Mapping[str, str]) -> Credentials:
 
 def read_key_file(path: Path) -> Credentials:
     """The JSON key file the CDP portal downloads: `{"name" | "id": ..., "privateKey": ...}`."""
+    shown = repr(str(path))  # repr: a path from the environment may hold an undecodable byte
+    where = f"key file {shown}"
     try:
         info = path.stat()
-        if info.st_size > _MAX_KEY_FILE_BYTES:
-            raise KeyFormatError(f"key file {path}: too large to be a CDP key file")
-        raw = path.read_bytes()
+        raw = read_capped(path, where)
     except FileNotFoundError:
-        raise ConfigError(f"key file {path}: not found") from None
+        raise ConfigError(f"{where}: not found") from None
     except PermissionError:
-        raise ConfigError(
-            f"key file {path}: permission denied; the worker's user must be able to read it"
-        ) from None
+        raise ConfigError(f"{where}: permission denied; the worker's user must be able to read it") from None
     except IsADirectoryError:
-        raise ConfigError(f"key file {path}: is a directory, expected the portal's JSON key file") from None
+        raise ConfigError(f"{where}: is a directory, expected the portal's JSON key file") from None
+    except KeyFormatError:  # too large to be a key file
+        raise
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise ConfigError(f"{where}: cannot be read ({type(exc).__name__})") from None
     warnings: list[str] = []
     if os.name == "posix" and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        warnings.append(f"key file {path} is readable by other users: chmod 600 {path}")
-    return _from_json(raw, f"key file {path}", tuple(warnings))
+        warnings.append(f"{where} is readable by other users: chmod 600 {shown}")
+    return _from_json(raw, where, tuple(warnings))
 
 
 def _from_json(raw: bytes | str, origin: str, warnings: tuple[str, ...] = ()) -> Credentials:
-    try:
-        document: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        # never echo the content: it may be the private key itself, pasted where the JSON file was expected
-        raise KeyFormatError(
-            f"{origin}: not JSON. Expected the file the CDP portal downloads, "
-            '{"name": "organizations/…/apiKeys/…", "privateKey": "…"}'
-        ) from None
-    if not isinstance(document, dict):
-        raise KeyFormatError(f"{origin}: expected a JSON object with name and privateKey")
-    private_key = document.get("privateKey")
-    if isinstance(private_key, str):
-        register_secret(private_key)
-    name = document.get("name") or document.get("id")
-    if not isinstance(name, str) or not name.strip():
-        if "passphrase" in document or "secret" in document:
-            raise KeyFormatError(
-                f"{origin}: this looks like a Coinbase Exchange (HMAC) key; the worker trades Advanced Trade "
-                "with a CDP key: create one at https://portal.cdp.coinbase.com/access/api"
-            )
-        raise KeyFormatError(f'{origin}: no "name" (or "id") field naming the key')
-    if not isinstance(private_key, str) or not private_key.strip():
-        raise KeyFormatError(f'{origin}: no "privateKey" field')
-    return Credentials(name.strip(), private_key, origin, warnings)
+    document = parse_key_document(raw, origin)
+    register_secret(document.private_key)
+    return Credentials(document.name.strip(), document.private_key, origin, warnings)
 
 
 def _from_keyring(service: str, username: str) -> Credentials:

@@ -70,7 +70,7 @@ async def test_bad_format_fails_before_any_request(running_sim: RunningSim) -> N
     assert by_name["key format"].status is Status.FAIL
     assert by_name["read-only call"].status is Status.SKIP
     assert running_sim.sim.request_count(key.name) == 0
-    assert doctor_exit_code(checks) == 1
+    assert doctor_exit_code(checks) == 2  # no key loaded: as `engine worker` exits then
 
 
 async def test_exchange_key_given_as_cdp_key_is_the_wrong_key_type(running_sim: RunningSim) -> None:

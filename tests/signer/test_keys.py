@@ -53,10 +53,11 @@ def test_from_json_file_errors_never_echo_the_file(tmp_path: Path) -> None:
     test_key = new_es256_key()
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps(test_key.portal_json())[:-10])
-    with pytest.raises(KeyFormatError, match="not valid JSON") as caught:
+    with pytest.raises(KeyFormatError, match="not JSON") as caught:
         CdpKey.from_json_file(broken)
+    # raised after the decoder's error was dropped: nothing in the chain holds the document
     assert caught.value.__cause__ is None
-    assert caught.value.__suppress_context__
+    assert caught.value.__context__ is None
     no_key = tmp_path / "no_key.json"
     no_key.write_text(json.dumps({"name": test_key.name}))
     with pytest.raises(KeyFormatError, match="privateKey"):
