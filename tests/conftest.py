@@ -24,10 +24,9 @@ class _RecordingRaises:
         return self._inner.__enter__()
 
     def __exit__(self, *exc_info: Any) -> Any:
-        result = self._inner.__exit__(*exc_info)
-        if exc_info[1] is not None:
+        if exc_info[1] is not None:  # before the inner check, which raises when the type or match is wrong
             leaks.observe_exception(exc_info[1], "pytest.raises")
-        return result
+        return self._inner.__exit__(*exc_info)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

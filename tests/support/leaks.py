@@ -1,5 +1,8 @@
 """Secret-leak scanning: everything the suite logged, printed or raised is searched for generated secrets.
 
+Exceptions are scanned whole (`observe_exception`): message, `repr`, `args`, attributes, and every exception
+chained to them, for each one a test raised, expected with `pytest.raises`, or that was logged.
+
 Tests that see text outside the logging system (a subprocess's output, an HTTP body, a metrics page) pass it
 to `observe()` so it is scanned too.
 """
@@ -25,6 +28,9 @@ class CapturingHandler(logging.Handler):
     """Keeps the formatted text of every record, including exception tracebacks and `extra` fields."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            # the formatted traceback shows only str(exc); a reporter would also record args and repr
+            observe_exception(record.exc_info[1], f"log:{record.name} exception")
         try:
             text = self.format(record)
             extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS}
@@ -39,12 +45,41 @@ _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 
 
 def observe_exception(exc: BaseException, where: str = "exception") -> None:
+    """Scan what any error reporter could record of `exc`: message, `repr`, `args`, notes, the text and bytes
+    in its attributes (a `JSONDecodeError` keeps the whole document in `.doc`, a `UnicodeError` the whole
+    string in `.object`), and the same for every exception reachable from it: `__cause__` and `__context__`
+    (also when suppressed by `raise ... from None`: the object still holds it), an exception group's members.
+    """
     seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
         seen.add(id(current))
-        observe(f"{type(current).__name__}: {current!s} {current!r} {current.args!r}", where)
-        current = current.__cause__ or current.__context__
+        observe(_describe(current), where)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+
+
+def _describe(exc: BaseException) -> str:
+    parts = [type(exc).__name__]
+    for show in (str, repr):
+        try:
+            parts.append(show(exc))
+        except Exception as failed:  # a broken __str__ must not hide the rest
+            parts.append(f"<{show.__name__} failed: {type(failed).__name__}>")
+    parts.append(repr(exc.args))
+    parts.extend(repr(note) for note in getattr(exc, "__notes__", ()))
+    attributes = getattr(exc, "__dict__", {})
+    parts.extend(f"{name}={value!r}" for name, value in attributes.items() if isinstance(value, str | bytes))
+    # builtin exceptions keep some fields in slots rather than __dict__
+    for name in ("object", "doc", "filename", "filename2", "msg", "text", "name", "path"):
+        value = getattr(exc, name, None)
+        if isinstance(value, str | bytes) and name not in attributes:
+            parts.append(f"{name}={value!r}")
+    return " ".join(parts)
 
 
 def _fragments(secret: str) -> list[str]:
