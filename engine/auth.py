@@ -42,13 +42,9 @@ class CdpKey(_signer.CdpKey):
         type, a key that does not parse) is a `KeyFormatError` naming the file, never quoting it.
         """
         where = f"the CDP key file {os.fspath(path)!r}"
-        try:
-            raw = read_capped(path, where)
-        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-            reason = getattr(exc, "strerror", None) or type(exc).__name__
-            raise KeyFormatError(
-                f"could not read {where} ({reason}): check the path and its permissions"
-            ) from None
+        raw = _read_or_reason(path, where)
+        if isinstance(raw, str):
+            raise KeyFormatError(f"could not read {where} ({raw}): check the path and its permissions")
         document = parse_key_document(raw, where)
         return cls(document.name, document.private_key)
 
@@ -72,3 +68,13 @@ class CdpKey(_signer.CdpKey):
             f"no CDP API key in the environment: set {ENV_KEY_NAME} and {ENV_KEY_SECRET}, "
             f"or {ENV_KEY_FILE} to the path of the key file downloaded from the CDP portal"
         )
+
+
+def _read_or_reason(path: str | os.PathLike[str], where: str) -> bytes | str:
+    """The file's bytes, or why it could not be read (the `OSError` ends here, so nothing chains to it)."""
+    try:
+        return read_capped(path, where)
+    except KeyFormatError:  # larger than any key file
+        raise
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        return getattr(exc, "strerror", None) or type(exc).__name__

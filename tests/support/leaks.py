@@ -45,22 +45,29 @@ _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 
 
 def observe_exception(exc: BaseException, where: str = "exception") -> None:
-    """Scan what any error reporter could record of `exc`: message, `repr`, `args`, notes, the text and bytes
-    in its attributes (a `JSONDecodeError` keeps the whole document in `.doc`, a `UnicodeError` the whole
-    string in `.object`), and the same for every exception reachable from it: `__cause__` and `__context__`
-    (also when suppressed by `raise ... from None`: the object still holds it), an exception group's members.
+    """Scan what any error reporter could record of `exc` (see `exception_text`)."""
+    observe(exception_text(exc), where)
+
+
+def exception_text(exc: BaseException) -> str:
+    """Everything `exc` holds as text: message, `repr`, `args`, notes, the text and bytes in its attributes (a
+    `JSONDecodeError` keeps the whole document in `.doc`, a `UnicodeError` the whole string in `.object`), and
+    the same for every exception reachable from it: `__cause__` and `__context__` (also when suppressed by
+    `raise ... from None`: the object still holds it), an exception group's members.
     """
     seen: set[int] = set()
     pending: list[BaseException] = [exc]
+    described: list[str] = []
     while pending:
         current = pending.pop()
         if id(current) in seen:
             continue
         seen.add(id(current))
-        observe(_describe(current), where)
+        described.append(_describe(current))
         pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
         if isinstance(current, BaseExceptionGroup):
             pending.extend(current.exceptions)
+    return "\n".join(described)
 
 
 def _describe(exc: BaseException) -> str:
