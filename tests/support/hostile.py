@@ -37,17 +37,25 @@ _PUBLIC = (
 
 def echoes(exc: BaseException, *secrets: str) -> list[str]:
     """The 8-character windows of `secrets` found anywhere in `exc` (empty when nothing is repeated)."""
-    text = exception_text(exc)
-    # the error's text is short and the input may be huge: slide over the text, search the input
+    return echoes_in(exception_text(exc), *secrets)
+
+
+def echoes_in(text: str, *secrets: str) -> list[str]:
+    """The 8-character windows of `secrets` found in `text` (a command's output, say)."""
+    # the text is short and the input may be huge: slide over the text, search the input
     windows = {text[i : i + ECHO_WINDOW] for i in range(len(text) - ECHO_WINDOW + 1)}
     return sorted(
         window
         for window in windows
-        if any(window in secret for secret in secrets) and not any(window in public for public in _PUBLIC)
+        if window.strip()  # padding and alignment carry no secret
+        and any(window in secret for secret in secrets)
+        and not any(window in public for public in _PUBLIC)
     )
 
 
-def attempt(call: Callable[[], T], error: type[Exception]) -> tuple[T | None, Exception | None]:
+def attempt(
+    call: Callable[[], T], error: type[Exception] | tuple[type[Exception], ...]
+) -> tuple[T | None, Exception | None]:
     """`call()`'s value, or the `error` it raised (scanned by the leak scan like any expected error)."""
     try:
         return call(), None
