@@ -166,7 +166,12 @@ fn check_method(method: &str) -> Result<()> {
 }
 
 fn check_request_path(path: &str) -> Result<()> {
-    if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
+    // One pass with no early exit (b - 0x21 < 0x5e is 0x21..=0x7e), which the compiler vectorizes: the check
+    // runs on every request, over query strings of any length.
+    let graphic = path
+        .bytes()
+        .fold(true, |ok, b| ok & (b.wrapping_sub(0x21) < 0x5e));
+    if !path.starts_with('/') || !graphic {
         return Err(SignerError::InvalidArgument(msg::BAD_REQUEST_PATH));
     }
     Ok(())
