@@ -129,6 +129,11 @@ FIELDS = {
     **{f"ES256 {k}": v for k, v in _cdp_fields(ES256).items()},
     **{f"EdDSA {k}": v for k, v in _cdp_fields(ED25519).items()},
     **_exchange_fields(EXCHANGE),
+    # the simulator registers public keys through the same door
+    "JwtVerifier public key": lambda d: (
+        lambda: JwtVerifier().register(ES256.name, d(ES256.public_key_pem)),
+        d(ES256.public_key_pem),
+    ),
 }
 
 
