@@ -244,6 +244,7 @@ class Simulator:
         tasks = [
             asyncio.create_task(self._run_heartbeats()),
             asyncio.create_task(self._close_idle_connections(lane)),
+            asyncio.create_task(self._close_stalled_requests(lane, self.config.request_timeout_s)),
         ]
         if self.config.tick_interval_s > 0:
             tasks.append(asyncio.create_task(self._run_market()))
@@ -266,6 +267,13 @@ class Simulator:
         while True:
             await asyncio.sleep(60)
             lane.close_idle(KEEPALIVE_TIMEOUT_S)
+
+    @staticmethod
+    async def _close_stalled_requests(lane: HttpLane, timeout_s: float) -> None:
+        """One sweep for every connection, not a timer per request: a request arriving whole costs nothing."""
+        while True:
+            await asyncio.sleep(min(1.0, timeout_s / 4))
+            lane.close_stalled(timeout_s)
 
 
 __all__ = ["SCOPES", "Simulator"]

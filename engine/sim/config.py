@@ -158,6 +158,9 @@ class SimConfig:
     jwt_nbf_leeway_s: float = 0.0
     jwt_max_lifetime_s: float = 120.0
     hmac_window_s: float = 30.0
+    # a request (head and body) must arrive whole within this many seconds of its first byte, or the
+    # connection is answered 408 and closed: a client that never finishes its head holds nothing for long
+    request_timeout_s: float = 10.0
     faults: Faults = field(default_factory=Faults)
     # how many request timestamps to keep per key for rate-limit proofs
     timestamps_per_key: int = 100_000
