@@ -117,7 +117,7 @@ class AdminApi:
         body = await read_json(request)
         if "paused" in body:
             self.sim.market_paused = bool(body["paused"])
-        mids = body.get("mid") or {}
+        mids = body.get("mid", {})
         if not isinstance(mids, dict):
             raise BadRequest("mid must be an object")
         ticks = parse_int(body.get("ticks") or 0, "ticks", minimum=0, maximum=10_000)

@@ -161,6 +161,8 @@ class SimConfig:
     # a request (head and body) must arrive whole within this many seconds of its first byte, or the
     # connection is answered 408 and closed: a client that never finishes its head holds nothing for long
     request_timeout_s: float = 10.0
+    # an idle keep-alive connection is closed after this long (aiohttp's default)
+    keepalive_timeout_s: float = 3630.0
     faults: Faults = field(default_factory=Faults)
     # how many request timestamps to keep per key for rate-limit proofs
     timestamps_per_key: int = 100_000

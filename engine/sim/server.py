@@ -42,7 +42,6 @@ _MAX_HEAD = 1 << 16  # a head not complete within this many bytes goes to aiohtt
 _MAX_LINE = 8190
 _MAX_HEADERS = 128
 _MAX_BUFFERED = 4 << 20  # pipelined bytes held while a handler is suspended before reading pauses
-KEEPALIVE_TIMEOUT_S = 3630.0  # aiohttp's default: an idle keep-alive connection is closed after this
 
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _CONTROLS = bytes([*range(0x20), 0x7F])
