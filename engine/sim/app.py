@@ -269,14 +269,14 @@ class Simulator:
     @staticmethod
     async def _close_idle_connections(lane: HttpLane, idle_s: float) -> None:
         while True:
-            await asyncio.sleep(min(60.0, idle_s / 4))
+            await asyncio.sleep(max(min(60.0, idle_s / 4), 0.01))
             lane.close_idle(idle_s)
 
     @staticmethod
     async def _close_stalled_requests(lane: HttpLane, timeout_s: float) -> None:
         """One sweep for every connection, not a timer per request: a request arriving whole costs nothing."""
         while True:
-            await asyncio.sleep(min(1.0, timeout_s / 4))
+            await asyncio.sleep(max(min(1.0, timeout_s / 4), 0.01))
             lane.close_stalled(timeout_s)
 
 
