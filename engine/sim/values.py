@@ -14,14 +14,17 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 
 _MAX_TEXT = 64  # no price, size or time Coinbase takes is longer; checked before any parsing
 MAX_MAGNITUDE = 15  # |value| < 10**15: above any price or size a product trades
 ANY_INT = 10**18 - 1  # the widest integer a query parameter may spell (18 digits)
 MAX_SCALE = 18  # at most 18 significant digits after the point (Coinbase's finest increment is 1e-8)
 
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?", re.ASCII).fullmatch
+_DECIMAL = re.compile(
+    r"[+-]?(?:[0-9]+\.?(?P<fraction>[0-9]*)|\.(?P<point_fraction>[0-9]+))(?:[eE](?P<exponent>[+-]?[0-9]{1,4}))?",
+    re.ASCII,
+).fullmatch
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}", re.ASCII).fullmatch
 _SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?", re.ASCII).fullmatch
 # RFC 3339 as Coinbase writes and reads times: date, "T", time, optional fraction, Z or an offset
@@ -32,6 +35,15 @@ _RFC3339 = re.compile(
 ).fullmatch
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC).timestamp()
 _LATEST = datetime(9999, 1, 1, tzinfo=UTC).timestamp()  # a year short of the calendar's end: room for offsets
+
+
+_EXACT = Context(prec=2 * _MAX_TEXT)  # wide enough that normalizing a value of _MAX_TEXT characters is exact
+
+
+def _exponent(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # the grammar admits finite values only
+    return exponent
 
 
 class BadRequest(Exception):
@@ -47,25 +59,41 @@ class InvalidValue(BadRequest, ValueError):
     """A value that is not what its field takes: the message names the field, never the value."""
 
 
+# texts already parsed, by `positive`: clients send the same few sizes and prices, and a Decimal is immutable
+_PARSED: tuple[dict[str, Decimal], dict[str, Decimal]] = ({}, {})
+_PARSED_MAX = 4096
+
+
 def parse_decimal(raw: object, name: str, *, positive: bool = True) -> Decimal:
     """A decimal string (or JSON integer) as a finite `Decimal` with |value| < 10**15 and at most 18
     significant decimal places; strictly positive unless `positive` is False."""
+    parsed = _PARSED[positive]
+    if type(raw) is str:
+        known = parsed.get(raw)
+        if known is not None:
+            return known
     if isinstance(raw, bool) or not isinstance(raw, str | int):
         raise InvalidValue(f"{name} must be a decimal string")
     if isinstance(raw, int) and not -(10**MAX_MAGNITUDE) < raw < 10**MAX_MAGNITUDE:
         raise InvalidValue(f"{name} is out of range")  # before str(): a huge int has too many digits for it
     text = raw if isinstance(raw, str) else str(raw)
-    if len(text) > _MAX_TEXT or not _DECIMAL(text):
+    match = _DECIMAL(text) if len(text) <= _MAX_TEXT else None
+    if match is None:
         raise InvalidValue(f"{name} must be a decimal string")
     value = Decimal(text)
-    _, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int)  # the grammar admits finite values only
-    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
-    if value.adjusted() >= MAX_MAGNITUDE or -(exponent + trailing_zeros) > MAX_SCALE:
+    fraction, point_fraction, exponent = match.group("fraction", "point_fraction", "exponent")
+    most_places = len(fraction or point_fraction or "") - int(exponent or 0)  # before trailing zeros go
+    if value.adjusted() >= MAX_MAGNITUDE or (
+        most_places > MAX_SCALE and _exponent(_EXACT.normalize(value)) < -MAX_SCALE
+    ):
         raise InvalidValue(f"{name} is out of range")
     if positive and value <= 0:
         raise InvalidValue(f"{name} must be positive")
-    return value + 0 if value.is_zero() else value  # "-0" is 0
+    if value.is_zero():
+        value = value + 0  # "-0" is 0
+    if type(raw) is str and len(parsed) < _PARSED_MAX:
+        parsed[raw] = value
+    return value
 
 
 def parse_int(raw: object, name: str, *, minimum: int, maximum: int) -> int:
