@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal as D
@@ -919,3 +920,27 @@ async def test_a_slowloris_gets_408_and_a_closed_connection(target: tuple[Simula
         writer.close()
     assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
     assert b"Connection: close\r\n" in answer
+
+
+async def test_a_clock_that_is_not_a_number_admits_no_token_and_no_signature(
+    target: tuple[Simulator, Target],
+) -> None:
+    """The last line of defence, behind the fault settings' own check: with the server's clock NaN, every
+    comparison a time window makes is false, and neither the JWT verifier nor the HMAC window may read that
+    as "within"."""
+    sim, served = target
+    sim.faults.clock_offset_s = math.nan  # what POST /sim/faults refuses, set behind its back
+    rows = [
+        Row("a fresh JWT", "GET", _ACCOUNTS, auth="jwt", expect=unauthorized),
+        Row("a fresh HMAC signature", "GET", "/accounts", auth="hmac", expect=unauthorized),
+        Row(
+            "an HMAC signature dated nan",
+            "GET",
+            "/accounts",
+            auth="hmac",
+            timestamp="nan",
+            expect=unauthorized,
+        ),
+    ]
+    assert await served.judge(rows) == []
+    assert sim.auth_failures["expired"] == 2
