@@ -21,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import jwt
+import orjson
 from cryptography.hazmat.primitives import serialization
 
 from tests.support.keys import TestExchangeKey, TestKey
@@ -199,6 +201,51 @@ class Target:
                 failures.append(f"{row.name}: hung (no answer, not closed, after {HANG_S} s)")
             elif answer[0] >= 500 or answer[0] <= 0 or not row.expect(*answer):
                 failures.append(f"{row.name}: {answer[0]} {answer[1][:200]!r}")
+        return failures
+
+
+Frame = str | bytes  # a text frame, or a binary one
+Reply = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WsSurface:
+    """A WebSocket surface: where it is, its hostile frames (built at run time, as a row may need a token),
+    and a probe it must still answer after each of them on the same connection, with what an error reply
+    and the probe's answer look like. A frame must get an error reply (a binary frame may go unanswered),
+    or aiohttp's protocol-level close."""
+
+    path: str
+    rows: Callable[[Target], list[tuple[str, Frame]]]
+    probe: str
+    is_probe_answer: Callable[[Reply], bool]
+    is_error: Callable[[Reply], bool]
+
+    async def judge(self, target: Target) -> list[str]:
+        failures = []
+        async with aiohttp.ClientSession() as http:
+            for name, frame in self.rows(target):
+                async with http.ws_connect(f"http://{target.authority}{self.path}") as ws:
+                    await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
+                    await ws.send_str(self.probe)
+                    replies: list[Reply] = []
+                    try:
+                        async with asyncio.timeout(HANG_S):
+                            while not any(self.is_probe_answer(r) for r in replies):
+                                message = await ws.receive()
+                                if message.type != aiohttp.WSMsgType.TEXT:
+                                    replies.append({"closed": message.type.name})
+                                    break
+                                reply = orjson.loads(message.data)
+                                replies.append(reply if isinstance(reply, dict) else {"reply": reply})
+                    except TimeoutError:
+                        failures.append(f"{name}: hung after {replies!r:.200}")
+                        continue
+                    errors = [r for r in replies if self.is_error(r)]
+                    if not any(self.is_probe_answer(r) for r in replies) or (
+                        not errors and not isinstance(frame, bytes)
+                    ):
+                        failures.append(f"{name}: {replies!r:.300}")
         return failures
 
 

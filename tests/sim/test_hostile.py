@@ -1,9 +1,11 @@
 """Hostile input, surface by surface: every malformed or hostile request gets a 4xx (or Coinbase's refused
 order), never a 5xx, never a hung connection, and never places an order.
 
-One list of rows per surface the simulator serves; `SURFACES` names them. To cover a new surface (or new
-endpoints of one), add a list and register it: REST rows are `Row`s (see `tests/sim/hostile.py`), sent
-signed as their `auth` says. The WebSocket and raw-HTTP tables have their own row shapes below.
+One list of rows per surface the simulator serves. To cover a new surface, or new endpoints of one, add a
+list and register it: HTTP rows (REST, JSON-RPC over HTTP) are `Row`s in `SURFACES`, sent signed as their
+`auth` says; WebSocket surfaces (market data, JSON-RPC over WebSocket) are `WsSurface`s in `WS_SURFACES`,
+each with its hostile frames and a probe it must still answer after each one. Raw HTTP is its own table.
+The machinery is in `tests/sim/hostile.py`.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from tests.sim.conftest import mint, quiet_config
 from tests.sim.hostile import (
     DROP,
     HANG_S,
+    Frame,
     Row,
     Target,
+    WsSurface,
     answered,
     bad_request,
     hmac_headers,
@@ -695,7 +699,7 @@ async def test_a_captured_exchange_request_goes_stale_whatever_its_timestamp_say
 
 
 # ---- the WebSocket: hostile subscribe frames ---------------------------------------------------------------
-def _ws_rows(token: str) -> list[tuple[str, str | bytes]]:
+def _ws_rows(token: str) -> list[tuple[str, Frame]]:
     """(name, frame): text frames as str, binary as bytes."""
     return [
         ("not JSON", "{"),
@@ -728,40 +732,25 @@ def _ws_rows(token: str) -> list[tuple[str, str | bytes]]:
     ]
 
 
-async def test_every_hostile_subscribe_frame_gets_an_error_and_the_session_lives_on(
-    target: tuple[Simulator, Target],
+WS_SURFACES: dict[str, WsSurface] = {
+    "advanced_ws": WsSurface(
+        "/ws",
+        lambda target: _ws_rows(mint(target.cdp_key, None, extra_claims={"nbf": float("nan")})),
+        probe='{"type": "subscribe", "channel": "heartbeats"}',
+        is_probe_answer=lambda reply: reply.get("channel") == "subscriptions",
+        is_error=lambda reply: reply.get("type") == "error",
+    ),
+}
+
+
+@pytest.mark.parametrize("surface", list(WS_SURFACES))
+async def test_every_hostile_frame_gets_an_error_and_the_session_lives_on(
+    surface: str, target: tuple[Simulator, Target]
 ) -> None:
     sim, served = target
-    token = mint(served.cdp_key, None, extra_claims={"nbf": float("nan")})
-    probe = '{"type": "subscribe", "channel": "heartbeats"}'
-    failures = []
-    rows = _ws_rows(token)
-    async with aiohttp.ClientSession() as http:
-        for name, frame in rows:
-            async with http.ws_connect(f"http://{served.authority}/ws") as ws:
-                if isinstance(frame, bytes):
-                    await ws.send_bytes(frame)
-                else:
-                    await ws.send_str(frame)
-                await ws.send_str(probe)
-                replies: list[Any] = []
-                try:
-                    async with asyncio.timeout(HANG_S):
-                        while not any(r.get("channel") == "subscriptions" for r in replies):
-                            message = await ws.receive()
-                            if message.type != aiohttp.WSMsgType.TEXT:
-                                replies.append({"closed": message.type.name})
-                                break
-                            replies.append(orjson.loads(message.data))
-                except TimeoutError:
-                    failures.append(f"{name}: hung after {replies!r:.200}")
-                    continue
-                errors = [r for r in replies if r.get("type") == "error"]
-                lived_on = any(r.get("channel") == "subscriptions" for r in replies)
-                if not lived_on or (not errors and not isinstance(frame, bytes)):
-                    failures.append(f"{name}: {replies!r:.300}")
-    assert not failures, f"{len(failures)} of {len(rows)} frames failed:\n" + "\n".join(failures)
-    assert sim.auth_failures.get("malformed", 0) >= 4
+    failures = await WS_SURFACES[surface].judge(served)
+    assert not failures, f"{len(failures)} frames failed:\n" + "\n".join(failures)
+    assert len(sim.ledger) == 0
 
 
 async def test_a_text_frame_that_is_not_utf8_closes_the_websocket_and_nothing_else(
