@@ -14,6 +14,10 @@ upgrade, a chunked body, an unknown route, a malformed request) hands the connec
 yet served, to aiohttp's request handler for the same application, which answers it exactly as before
 (404, 405, 400, 413, the WebSocket) and keeps the connection from then on. Responses carry the headers
 aiohttp would send, in its order: Content-Type, the handler's own, Content-Length, Date, Server.
+
+A head is handed over as soon as a byte shows it can never be one the lane serves (binary, a bare LF), so
+aiohttp refuses it then rather than both waiting for a CR LF CR LF that will not come; and a request still
+arriving `request_timeout_s` after its first byte (a slowloris) is answered 408 and its connection closed.
 """
 
 from __future__ import annotations
@@ -334,7 +338,7 @@ class LaneConnection(asyncio.Protocol):
         self._write_paused = False
         self._read_paused = False
         self._last_active = time.monotonic()
-        self._incomplete_since: float | None = None  # when the request now arriving in part began to
+        self._incomplete_since: float | None = None  # when the request that has arrived in part began
 
     # ---- asyncio.Protocol --------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
