@@ -199,6 +199,11 @@ ADVANCED_PRIVATE: list[Row] = [
     *_configuration_rows(f"{P}/orders", "create"),
     *_configuration_rows(f"{P}/orders/preview", "preview"),
     *(
+        Row(f"path {template.format(value)}", "GET", P + template.format(value), auth="jwt")
+        for template in ("/orders/historical/{}", "/accounts/{}", "/cfm/positions/{}", "/products/{}/ticker")
+        for value in ("%ff%fe", "..%2F..%2Fsim%2Ffaults", "%00", "\udce9", "x" * 4000, "%25%25", "a%20b")
+    ),
+    *(
         Row(
             f"edit {name}={value!r:.40}",
             "POST",
