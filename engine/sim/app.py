@@ -34,7 +34,7 @@ from engine.sim.orders import Fill, Order
 from engine.sim.ratelimit import RateLimiter
 from engine.sim.rest_advanced import AdvancedTradeApi
 from engine.sim.rest_exchange import ExchangeApi
-from engine.sim.server import MAX_BODY, HttpLane, Router
+from engine.sim.server import AIOHTTP_LOG, MAX_BODY, HttpLane, Router
 from engine.sim.ws import MarketDataHub
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,11 @@ class Simulator:
         keepalive_s = self.config.keepalive_timeout_s
         # aiohttp's keep-alive timer is also what closes a connection it serves whose next head never ends
         runner = web.AppRunner(
-            self.build_app(), access_log=None, handle_signals=False, keepalive_timeout=keepalive_s
+            self.build_app(),
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=keepalive_s,
+            logger=AIOHTTP_LOG,
         )
         await runner.setup()
         assert runner.server is not None

@@ -32,7 +32,7 @@ from http import HTTPStatus
 from typing import Any, cast
 
 from aiohttp import web
-from aiohttp.http import SERVER_SOFTWARE
+from aiohttp.http import SERVER_SOFTWARE, HttpProcessingError
 from multidict import CIMultiDict
 
 from engine._eager import resume
@@ -183,6 +183,24 @@ def _internal_error() -> SimResponse:
 
 def _request_timeout() -> SimResponse:
     return SimResponse(b"408: Request Timeout", 408, "text/plain; charset=utf-8")
+
+
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs each request it cannot parse as an ERROR with a traceback: the client's mistake, not the
+    simulator's, and a way for anyone who can connect to fill the log. Such a record becomes one INFO line
+    naming the peer and the kind of mistake (not its text, which quotes the client's bytes)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = "%s: %s", (record.getMessage(), type(exc).__name__)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+AIOHTTP_LOG = logging.getLogger("engine.sim.aiohttp")  # the logger the simulator gives aiohttp's handler
+AIOHTTP_LOG.addFilter(_MalformedRequests())
 
 
 # ---- the lane ----------------------------------------------------------------------------------------------

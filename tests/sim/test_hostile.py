@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -938,3 +939,27 @@ async def test_a_clock_that_is_not_a_number_admits_no_token_and_no_signature(
     ]
     assert await served.judge(rows) == []
     assert sim.auth_failures["expired"] == 2
+
+
+async def test_a_malformed_request_or_a_client_gone_is_not_logged_as_an_error(
+    target: tuple[Simulator, Target], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Unauthenticated clients must not be able to fill the simulator's log with tracebacks: a malformed
+    head is one INFO line, a client gone mid-body none."""
+    _, served = target
+    for _, data, _ in RAW_HTTP:
+        await served.send_raw(data)
+    for _ in range(10):
+        _, writer = await asyncio.open_connection(served.host, served.port)
+        writer.write(b"POST /sim/faults HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{}")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+    assert (
+        await served.send_raw(b"GET /sim/stats HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n") is not None
+    )
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert errors == [], [r.getMessage() for r in errors]
+    refused = [r.getMessage() for r in caplog.records if r.name == "engine.sim.aiohttp"]
+    assert refused, "aiohttp refused the malformed heads, and said so in a line each"
+    assert all(len(line) < 200 for line in refused), refused
