@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from engine.sim.config import SimConfig
 from engine.sim.faults import Faults
 from engine.sim.values import (
     InvalidValue,
@@ -213,3 +214,20 @@ def test_faults_refuse_what_would_stop_the_clock_or_every_request(changes: dict[
     if "unknown" not in changes:
         with pytest.raises(ValueError, match="fault"):
             Faults(**changes)  # the command line builds them directly
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"hmac_window_s": math.nan},
+        {"jwt_max_lifetime_s": math.inf},
+        {"jwt_nbf_leeway_s": -1.0},
+        {"request_timeout_s": math.nan},
+        {"tick_interval_s": -0.5},
+        {"clock_offset": math.nan},
+        {"clock_offset": 1e12},
+    ],
+)
+def test_a_simulator_config_takes_only_finite_times_in_range(setting: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        SimConfig(**setting)  # type: ignore[arg-type]
