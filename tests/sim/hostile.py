@@ -163,34 +163,35 @@ class Target:
         return head + b"\r\n" + body
 
     async def send_raw(self, data: bytes) -> tuple[int, bytes] | None:
-        """(status, body) of the answer, (0, b"") if the server closed without one, None if it hung."""
+        """(status, body) of the answer, (0, b"") if the server closed without one, None if it hung.
+
+        A server that refuses a request before reading all of it closes with bytes unread, which resets the
+        connection; what arrived before the reset is the answer.
+        """
         reader, writer = await asyncio.open_connection(self.host, self.port)
+        received = b""
         try:
             writer.write(data)
-            received = b""
-            try:
-                async with asyncio.timeout(HANG_S):
-                    while b"\r\n\r\n" not in received:
-                        chunk = await reader.read(65536)
-                        if not chunk:
-                            break
-                        received += chunk
-                    head, _, rest = received.partition(b"\r\n\r\n")
-                    length = _content_length(head)
-                    while len(rest) < length:
-                        chunk = await reader.read(65536)
-                        if not chunk:
-                            break
-                        rest += chunk
-            except TimeoutError:
-                return None
-            if not received:
-                return 0, b""
-            status_line = head.split(b"\r\n", 1)[0].split(b" ")
-            status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else -1
-            return status, rest
+            async with asyncio.timeout(HANG_S):
+                while b"\r\n\r\n" not in received and (chunk := await reader.read(65536)):
+                    received += chunk
+                length = _content_length(received.partition(b"\r\n\r\n")[0])
+                while len(received.partition(b"\r\n\r\n")[2]) < length and (
+                    chunk := await reader.read(65536)
+                ):
+                    received += chunk
+        except TimeoutError:
+            return None
+        except ConnectionResetError:
+            pass
         finally:
             writer.close()
+        if not received:
+            return 0, b""
+        head, _, body = received.partition(b"\r\n\r\n")
+        status_line = head.split(b"\r\n", 1)[0].split(b" ")
+        status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else -1
+        return status, body
 
     async def judge(self, rows: list[Row]) -> list[str]:
         """Send every row; return one line per row that was hung, a 5xx, or not what it expected."""

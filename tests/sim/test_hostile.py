@@ -11,6 +11,7 @@ The machinery is in `tests/sim/hostile.py`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -879,7 +880,13 @@ async def test_every_malformed_head_is_refused_or_closed_and_never_held(
         answer = await served.send_raw(data)
         if answer is None:
             failures.append(f"{name}: hung")
-        elif answer[0] != status and not (status == 0 and 0 < answer[0] < 500):
+        elif (
+            answer[0] != status
+            and not (status == 0 and 0 < answer[0] < 500)
+            and not (
+                status == 400 and answer[0] == 0  # refused before it was all read: closed, at worst reset
+            )
+        ):
             failures.append(f"{name}: {answer[0]} (wanted {status or 'an answer'}) {answer[1][:100]!r}")
     assert not failures, "\n".join(failures)
 
@@ -905,11 +912,12 @@ async def test_a_slowloris_gets_408_and_a_closed_connection(target: tuple[Simula
     _, served = target
     reader, writer = await asyncio.open_connection(served.host, served.port)
     try:
-        for byte in b"GET /api/v3/brokerage/time HTTP/1.1\r\nHost: h\r\nX-Slow: ":
-            writer.write(bytes([byte]))
-            await writer.drain()
-            if reader.at_eof():
-                break
+        with contextlib.suppress(ConnectionError):  # the server may cut it off while it is still sending
+            for byte in b"GET /api/v3/brokerage/time HTTP/1.1\r\nHost: h\r\nX-Slow: ":
+                writer.write(bytes([byte]))
+                await writer.drain()
+                if reader.at_eof():
+                    break
         answer = await asyncio.wait_for(reader.read(), HANG_S)
     finally:
         writer.close()
