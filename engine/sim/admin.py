@@ -10,12 +10,12 @@ POST /sim/market                 {"paused": bool, "mid": {"BTC-USD": "61000"}, "
 from __future__ import annotations
 
 import ipaddress
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from engine.sim.clock import fmt
 from engine.sim.messages import Handler, SimRequest, SimResponse
 from engine.sim.responses import json_response, read_json
+from engine.sim.values import BadRequest, parse_decimal, parse_int
 
 if TYPE_CHECKING:
     from engine.sim.app import Simulator
@@ -46,7 +46,10 @@ class AdminApi:
         async def loopback_only(request: SimRequest) -> SimResponse:
             if not _loopback(request):
                 return json_response({"error": "PERMISSION_DENIED", "message": "admin is loopback only"}, 403)
-            return await handler(request)
+            try:
+                return await handler(request)
+            except BadRequest as bad:
+                return json_response({"error": bad.error, "message": str(bad)}, bad.status)
 
         return loopback_only
 
@@ -62,12 +65,11 @@ class AdminApi:
 
     async def set_faults(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
-        if body.pop("clear", False):
+        clear = body.pop("clear", False)
+        changes = self.sim.faults.checked(body)  # all or nothing: a bad value changes no fault
+        if clear:
             self.sim.faults.clear()
-        try:
-            self.sim.faults.update(body)
-        except ValueError as exc:
-            return json_response({"error": "INVALID_ARGUMENT", "message": str(exc)}, 400)
+        self.sim.faults.apply(changes)
         return json_response(self.sim.faults.to_dict())
 
     async def stats(self, request: SimRequest) -> SimResponse:
@@ -115,20 +117,18 @@ class AdminApi:
         body = await read_json(request)
         if "paused" in body:
             self.sim.market_paused = bool(body["paused"])
-        mids = body.get("mid") or {}
+        mids = body.get("mid", {})
         if not isinstance(mids, dict):
-            return json_response({"error": "INVALID_ARGUMENT", "message": "mid must be an object"}, 400)
-        for product_id, price in mids.items():
+            raise BadRequest("mid must be an object")
+        ticks = parse_int(body.get("ticks") or 0, "ticks", minimum=0, maximum=10_000)
+        prices = {}
+        for product_id, price in mids.items():  # every price checked before the market moves
             if product_id not in self.sim.markets:
-                return json_response({"error": "NOT_FOUND", "message": f"unknown product {product_id}"}, 404)
-            try:
-                self.sim.set_mid(product_id, Decimal(str(price)))
-            except InvalidOperation:
-                return json_response(
-                    {"error": "INVALID_ARGUMENT", "message": "mid must be decimal strings"}, 400
-                )
-        ticks = int(body.get("ticks", 0) or 0)
-        for _ in range(min(ticks, 10_000)):
+                raise BadRequest("unknown product in mid", 404, "NOT_FOUND")
+            prices[product_id] = parse_decimal(price if isinstance(price, str) else str(price), "mid")
+        for product_id, mid in prices.items():
+            self.sim.set_mid(product_id, mid)
+        for _ in range(ticks):
             self.sim.tick()
         return json_response(
             {

@@ -34,7 +34,7 @@ from engine.sim.orders import Fill, Order
 from engine.sim.ratelimit import RateLimiter
 from engine.sim.rest_advanced import AdvancedTradeApi
 from engine.sim.rest_exchange import ExchangeApi
-from engine.sim.server import KEEPALIVE_TIMEOUT_S, MAX_BODY, HttpLane, Router
+from engine.sim.server import AIOHTTP_LOG, MAX_BODY, HttpLane, Router
 from engine.sim.ws import MarketDataHub
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ class Simulator:
         app = web.Application(client_max_size=MAX_BODY)
         router = app.router
         for method, path, handler in self.routes():
-            router.add_route(method, path, aiohttp_handler(handler))
+            router.add_route(method, path, aiohttp_handler(handler, self.config.request_timeout_s))
         router.add_get("/ws", self.hub.handle)
         router.add_get("/ws/user", self.hub.handle)
         app.on_shutdown.append(self._on_shutdown)
@@ -234,7 +234,15 @@ class Simulator:
         self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
     ) -> AsyncIterator[str]:
         """Serve until the block exits; yields the base URL ("http(s)://HOST:PORT")."""
-        runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
+        keepalive_s = self.config.keepalive_timeout_s
+        # aiohttp's keep-alive timer is also what closes a connection it serves whose next head never ends
+        runner = web.AppRunner(
+            self.build_app(),
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=keepalive_s,
+            logger=AIOHTTP_LOG,
+        )
         await runner.setup()
         assert runner.server is not None
         lane = HttpLane(self.build_router(), runner.server)
@@ -243,7 +251,8 @@ class Simulator:
         )
         tasks = [
             asyncio.create_task(self._run_heartbeats()),
-            asyncio.create_task(self._close_idle_connections(lane)),
+            asyncio.create_task(self._close_idle_connections(lane, keepalive_s)),
+            asyncio.create_task(self._close_stalled_requests(lane, self.config.request_timeout_s)),
         ]
         if self.config.tick_interval_s > 0:
             tasks.append(asyncio.create_task(self._run_market()))
@@ -262,10 +271,17 @@ class Simulator:
             await runner.cleanup()
 
     @staticmethod
-    async def _close_idle_connections(lane: HttpLane) -> None:
+    async def _close_idle_connections(lane: HttpLane, idle_s: float) -> None:
         while True:
-            await asyncio.sleep(60)
-            lane.close_idle(KEEPALIVE_TIMEOUT_S)
+            await asyncio.sleep(max(min(60.0, idle_s / 4), 0.01))
+            lane.close_idle(idle_s)
+
+    @staticmethod
+    async def _close_stalled_requests(lane: HttpLane, timeout_s: float) -> None:
+        """One sweep for every connection, not a timer per request: a request arriving whole costs nothing."""
+        while True:
+            await asyncio.sleep(max(min(1.0, timeout_s / 4), 0.01))
+            lane.close_stalled(timeout_s)
 
 
 __all__ = ["SCOPES", "Simulator"]

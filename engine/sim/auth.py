@@ -22,6 +22,7 @@ import orjson
 from engine import _signer
 from engine.errors import TokenInvalid
 from engine.sim.clock import SimClock
+from engine.sim.values import InvalidValue, parse_seconds
 
 VIEW = "view"
 TRADE = "trade"
@@ -146,6 +147,8 @@ class KeyRing:
             secret = base64.b64decode(secret_b64, validate=True)
         except (binascii.Error, ValueError):
             raise ValueError("the Exchange API secret must be base64") from None
+        if not (key.isascii() and passphrase.isascii()):
+            raise ValueError("an Exchange API key and passphrase are ASCII, as Coinbase issues them")
         record = ExchangeKey(key, secret, passphrase, _permissions(permissions), _networks(allowed_ips))
         self._exchange[key] = record
         return record
@@ -160,6 +163,10 @@ class KeyRing:
         One call into the extension checks the signature and every claim rule against the simulator's clock;
         what is left here is the key's record and the nonce replay check.
         """
+        if not token.isascii() or (expected_uri is not None and not expected_uri.isascii()):
+            # a JWT is base64url and dots, and a request's method, host and path are ASCII: latin-1 bytes
+            # in a header (which arrive as surrogates) cannot be a token Coinbase signed for this request
+            raise _unauthorized("malformed")
         now = self._clock.now()
         try:
             kid, nonce, exp = self._verifier.verify_request(
@@ -202,19 +209,20 @@ class KeyRing:
                 orjson.dumps({"message": "CB-ACCESS-PASSPHRASE header is required"}),
                 "missing_passphrase",
             )
-        key = self._exchange.get(key_id)
+        # Each header is ASCII on the wire; latin-1 bytes arrive as surrogates, which match nothing we hold.
+        key = self._exchange.get(key_id) if key_id.isascii() else None
         if key is None:
             raise _exchange_401("Invalid API Key", "unknown_key")
         try:
-            ts = float(timestamp)
-        except ValueError:
+            ts = parse_seconds(timestamp, "CB-ACCESS-TIMESTAMP")
+        except InvalidValue:
             raise _exchange_401("invalid timestamp", "malformed") from None
-        if abs(self._clock.now() - ts) > self.hmac_window_s:
+        if not abs(self._clock.now() - ts) <= self.hmac_window_s:  # written so that NaN on either side fails
             raise _exchange_401("request timestamp expired", "expired")
-        if not hmac.compare_digest(passphrase, key.passphrase):
+        if not (passphrase.isascii() and hmac.compare_digest(passphrase, key.passphrase)):
             raise _exchange_401("Invalid Passphrase", "bad_passphrase")
         expected = _signer.hmac_sha256_base64(key.secret, timestamp.encode() + prehash_tail)
-        if not hmac.compare_digest(expected, sign):
+        if not (sign.isascii() and hmac.compare_digest(expected, sign)):
             raise _exchange_401("invalid signature", "bad_signature")
         return key
 

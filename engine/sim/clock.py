@@ -6,6 +6,7 @@ from `/time` and apply it. Shifting this clock is how the simulator makes that m
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 
@@ -16,6 +17,8 @@ class SimClock:
     __slots__ = ("_faults", "base_offset_s")
 
     def __init__(self, base_offset_s: float, faults: Faults) -> None:
+        if not math.isfinite(base_offset_s):  # NaN would make every time check pass
+            raise ValueError("the clock offset must be a finite number of seconds")
         self.base_offset_s = base_offset_s
         self._faults = faults
 
@@ -27,14 +30,6 @@ def iso(ts: float) -> str:
     """RFC 3339 with microseconds and a Z, as Coinbase writes times (isoformat: several times faster than
     strftime, and this runs on every response)."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def parse_iso(text: str) -> float:
-    """Parse an RFC 3339 time (Z or offset, optional fraction). Raises ValueError."""
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
 def fmt(value: object) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from engine.sim.faults import Faults
+from engine.sim.values import parse_number
 
 D = Decimal
 # immutable Decimal defaults, named once (a call in a dataclass default would be re-read as shared state)
@@ -158,6 +159,30 @@ class SimConfig:
     jwt_nbf_leeway_s: float = 0.0
     jwt_max_lifetime_s: float = 120.0
     hmac_window_s: float = 30.0
+    # a request (head and body) must arrive whole within this many seconds of its first byte, or the
+    # connection is answered 408 and closed: a client that never finishes its head holds nothing for long
+    request_timeout_s: float = 10.0
+    # an idle keep-alive connection is closed after this long (aiohttp's default)
+    keepalive_timeout_s: float = 3630.0
     faults: Faults = field(default_factory=Faults)
     # how many request timestamps to keep per key for rate-limit proofs
     timestamps_per_key: int = 100_000
+
+    def __post_init__(self) -> None:
+        """Each time setting is a finite number of seconds in range: a NaN window passes every check made
+        against it, and a NaN interval stops a timer."""
+        for name in _DURATIONS:
+            parse_number(getattr(self, name), name, minimum=0.0, maximum=_YEAR_S)
+        parse_number(self.clock_offset, "clock_offset", minimum=-10 * _YEAR_S, maximum=10 * _YEAR_S)
+
+
+_YEAR_S = 366 * 86400.0
+_DURATIONS = (
+    "tick_interval_s",
+    "heartbeat_interval_s",
+    "jwt_nbf_leeway_s",
+    "jwt_max_lifetime_s",
+    "hmac_window_s",
+    "request_timeout_s",
+    "keepalive_timeout_s",
+)

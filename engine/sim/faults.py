@@ -11,6 +11,8 @@ import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from engine.sim.values import InvalidValue, parse_number
+
 
 @dataclass(slots=True)
 class Faults:
@@ -31,27 +33,50 @@ class Faults:
     ws_drop_rate: float = 0.0
     ws_gap_rate: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.checked(self.to_dict())
+
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
-    def update(self, changes: dict[str, Any]) -> None:
-        """Apply a partial update; unknown names or non-numbers raise ValueError (nothing is applied)."""
-        known = {f.name for f in fields(self)}
+    @staticmethod
+    def checked(changes: dict[str, Any]) -> dict[str, float]:
+        """`changes` as fault values, each a finite number in its range; InvalidValue (a ValueError) names
+        the first one that is not. A NaN or infinite offset or delay would stop the clock or every request."""
         parsed: dict[str, float] = {}
         for name, value in changes.items():
-            if name not in known:
-                raise ValueError(f"unknown fault {name!r}; known: {sorted(known)}")
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"fault {name!r} must be a number")
-            if name.endswith("_rate") and not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"fault {name!r} is a probability in [0, 1]")
-            parsed[name] = float(value)
-        for name, value in parsed.items():
+            bounds = _RANGES.get(name)
+            if bounds is None:
+                raise InvalidValue(f"unknown fault {name!r}; known: {sorted(_RANGES)}")
+            parsed[name] = parse_number(value, f"fault {name!r}", minimum=bounds[0], maximum=bounds[1])
+        return parsed
+
+    def apply(self, checked: dict[str, float]) -> None:
+        for name, value in checked.items():
             setattr(self, name, value)
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply a partial update; unknown names or bad values raise ValueError (nothing is applied)."""
+        self.apply(self.checked(changes))
 
     def clear(self) -> None:
         for f in fields(self):
             setattr(self, f.name, 0.0)
+
+
+_HOUR_MS, _HOUR_S = 3_600_000.0, 3600.0
+_YEAR_S = 366 * 86400.0
+# each fault's range: rates are probabilities, delays at most an hour, the clock within ten years of the host
+_RANGES: dict[str, tuple[float, float]] = {
+    f.name: (0.0, 1.0)
+    if f.name.endswith("_rate")
+    else (0.0, _HOUR_MS)
+    if f.name.endswith("_ms")
+    else (0.0, _HOUR_S)
+    for f in fields(Faults)
+}
+_RANGES["clock_offset_s"] = (-10 * _YEAR_S, 10 * _YEAR_S)
+_RANGES["storm_429_until"] = (0.0, 253402300799.0)  # a wall-clock time, at most the last second of year 9999
 
 
 class FaultDice:

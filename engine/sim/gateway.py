@@ -83,7 +83,9 @@ def guard(sim: Simulator, handler: Handler, access: str, api: str) -> Handler:
         else:
             try:
                 if exchange:
-                    prehash = request.method.encode() + request.raw_path.encode() + request.body
+                    # the path's bytes as sent: a non-UTF-8 byte arrives as a surrogate and goes back as such
+                    target = request.raw_path.encode("utf-8", "surrogateescape")
+                    prehash = request.method.encode() + target + request.body
                     headers = request.headers
                     exchange_key = keys.verify_hmac(
                         headers.get("CB-ACCESS-KEY"),

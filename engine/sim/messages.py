@@ -105,9 +105,20 @@ class SimResponse:
 Handler = Callable[[SimRequest], Coroutine[Any, Any, SimResponse]]
 
 
-async def from_aiohttp(request: web.Request) -> SimRequest:
-    """The same request as aiohttp parsed it (for connections handed to aiohttp: upgrades, odd framing)."""
-    body = await request.read()
+async def from_aiohttp(request: web.Request, read_timeout_s: float | None = None) -> SimRequest:
+    """The same request as aiohttp parsed it (for connections handed to aiohttp: upgrades, odd framing).
+
+    A body that has not arrived within `read_timeout_s` (a chunked body that never ends) is answered 408
+    and the connection closed, as the simulator's own lane answers a request that stops arriving; a client
+    that goes away mid-body is no error of the simulator's, and is not logged as one.
+    """
+    try:
+        async with asyncio.timeout(read_timeout_s):
+            body = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(headers={"Connection": "close"}) from None
+    except ConnectionResetError:  # the client went away mid-body: nobody to answer, nothing of ours failed
+        raise web.HTTPBadRequest(headers={"Connection": "close"}) from None
     sim_request = SimRequest(
         request.method,
         request.raw_path,
@@ -132,10 +143,12 @@ def to_aiohttp(response: SimResponse) -> web.Response:
     return out
 
 
-def aiohttp_handler(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def aiohttp_handler(
+    handler: Handler, read_timeout_s: float | None = None
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """`handler` as an aiohttp route handler."""
 
     async def adapted(request: web.Request) -> web.StreamResponse:
-        return to_aiohttp(await handler(await from_aiohttp(request)))
+        return to_aiohttp(await handler(await from_aiohttp(request, read_timeout_s)))
 
     return adapted

@@ -10,11 +10,12 @@ range.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from engine.sim.book import ZERO
-from engine.sim.clock import fmt, iso, parse_iso
+from engine.sim.clock import fmt, iso
+from engine.sim.values import InvalidValue, parse_decimal, parse_time
 
 MARKET = "MARKET"
 LIMIT = "LIMIT"
@@ -74,22 +75,16 @@ class OrderRefused(Exception):
 
 
 def _decimal(config: dict[str, Any], name: str, required: bool = False) -> Decimal | None:
+    """A positive decimal field of a configuration; a bad one refuses the order, as Coinbase does."""
     raw = config.get(name)
     if raw is None or raw == "":
         if required:
             raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_ARGUMENT", f"{name} is required")
         return None
-    if not isinstance(raw, str | int):  # Coinbase wants decimal strings; a float would lose precision
-        raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_ARGUMENT", f"{name} must be a decimal string")
-    try:
-        value = Decimal(str(raw))
-    except InvalidOperation:
-        raise OrderRefused(
-            "INVALID_ARGUMENT", "PREVIEW_INVALID_ARGUMENT", f"{name} is not a number"
-        ) from None
-    if not value.is_finite() or value <= ZERO:
-        raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_ARGUMENT", f"{name} must be positive")
-    return value
+    try:  # a float is refused too: Coinbase wants decimal strings, and a float would lose precision
+        return parse_decimal(raw, name)
+    except InvalidValue as invalid:
+        raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_ARGUMENT", str(invalid)) from None
 
 
 @dataclass(slots=True)
@@ -136,6 +131,10 @@ class OrderSpec:
             low, high = _decimal(config, "min_price"), _decimal(config, "max_price")
             orders = config.get("orders")
             if isinstance(orders, list) and orders:
+                if not all(isinstance(o, dict) for o in orders):
+                    raise OrderRefused(
+                        "INVALID_ARGUMENT", "PREVIEW_INVALID_ARGUMENT", "orders must be a list of objects"
+                    )
                 children = [
                     (_decimal(o, "base_size", True), _decimal(o, "limit_price", True)) for o in orders
                 ]
@@ -164,13 +163,10 @@ class OrderSpec:
         elif order_type == BRACKET:
             spec.stop_price = _decimal(config, "stop_trigger_price", required=True)
         if tif == GTD:
-            end_time = config.get("end_time")
             try:
-                spec.end_time = parse_iso(str(end_time))
-            except ValueError:
-                raise OrderRefused(
-                    "INVALID_ARGUMENT", "PREVIEW_INVALID_END_TIME", "end_time is required"
-                ) from None
+                spec.end_time = parse_time(config.get("end_time"), "end_time")
+            except InvalidValue as invalid:
+                raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_END_TIME", str(invalid)) from None
         return spec
 
 

@@ -9,17 +9,12 @@ import orjson
 
 from engine.sim.clock import fmt
 from engine.sim.messages import SimRequest, SimResponse
+from engine.sim.values import ANY_INT, query_int
+from engine.sim.values import BadRequest as BadRequest  # the handlers' refusal, raised from here as before
 
 
 class DropConnection(Exception):
     """Raised by a handler to have the connection closed with no response (the drop_after_accept fault)."""
-
-
-class BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400, error: str = "INVALID_ARGUMENT") -> None:
-        super().__init__(message)
-        self.status = status
-        self.error = error
 
 
 def json_response(payload: Any, status: int = 200) -> SimResponse:
@@ -69,11 +64,10 @@ def page(
     items: list[Any], request: SimRequest, default_limit: int, max_limit: int
 ) -> tuple[list[Any], str, bool]:
     """Offset pagination behind an opaque cursor: (page, next cursor or "", has_next)."""
-    try:
-        limit = min(max(int(request.query.get("limit", default_limit)), 1), max_limit)
-        start = int(request.query.get("cursor") or 0)
-    except ValueError:
-        raise BadRequest("limit and cursor must be integers") from None
+    # Coinbase clamps a limit out of range rather than refusing it; it must still be an integer
+    limit = query_int(request.query, "limit", default_limit, minimum=-ANY_INT, maximum=ANY_INT)
+    start = query_int(request.query, "cursor", 0, minimum=0, maximum=ANY_INT)
+    limit = min(max(limit, 1), max_limit)
     chunk = items[start : start + limit]
     has_next = start + limit < len(items)
     return chunk, str(start + limit) if has_next else "", has_next

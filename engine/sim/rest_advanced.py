@@ -6,13 +6,13 @@ applied around them by the gateway (see `gateway.py`), from the access level eac
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from engine.sim.book import ZERO
-from engine.sim.clock import fmt, iso, parse_iso
+from engine.sim.clock import fmt, iso
 from engine.sim.futures import FuturesPositions
 from engine.sim.messages import SimRequest, SimResponse
 from engine.sim.orders import Order, OrderRefused, OrderSpec
@@ -27,6 +27,7 @@ from engine.sim.responses import (
     query_list,
     read_json,
 )
+from engine.sim.values import ANY_INT, parse_decimal, query_int, query_time
 
 if TYPE_CHECKING:
     from engine.sim.app import Simulator
@@ -127,7 +128,7 @@ class AdvancedTradeApi:
 
     async def product_book(self, request: SimRequest) -> SimResponse:
         product_id = request.query.get("product_id", "")
-        limit = int(request.query.get("limit", 0) or 0) or None
+        limit = query_int(request.query, "limit", 0, minimum=0, maximum=ANY_INT) or None
         book = self._pricebook(product_id, limit)
         market = self.sim.markets[product_id]
         return json_response(
@@ -148,7 +149,7 @@ class AdvancedTradeApi:
 
     async def ticker(self, request: SimRequest) -> SimResponse:
         market = self._market_or_404(request.match_info["product_id"])
-        limit = int(request.query.get("limit", 10) or 10)
+        limit = query_int(request.query, "limit", 10, minimum=0, maximum=ANY_INT) or 10
         trades = [
             {
                 "trade_id": t.trade_id,
@@ -355,11 +356,8 @@ class AdvancedTradeApi:
         order_id = body.get("order_id")
         if not isinstance(order_id, str):
             raise BadRequest("order_id is required")
-        try:
-            size = Decimal(str(body["size"])) if body.get("size") else None
-            price = Decimal(str(body["price"])) if body.get("price") else None
-        except InvalidOperation:
-            raise BadRequest("size and price must be decimal strings") from None
+        size = parse_decimal(body["size"], "size") if body.get("size") else None
+        price = parse_decimal(body["price"], "price") if body.get("price") else None
         return order_id, size, price
 
     async def edit_order(self, request: SimRequest) -> SimResponse:
@@ -402,10 +400,7 @@ class AdvancedTradeApi:
         client_order_id, product_id = body.get("client_order_id", ""), body.get("product_id")
         if not isinstance(client_order_id, str) or not isinstance(product_id, str):
             raise BadRequest("client_order_id and product_id are required")
-        try:
-            size = Decimal(str(body["size"])) if body.get("size") else None
-        except InvalidOperation:
-            raise BadRequest("size must be a decimal string") from None
+        size = parse_decimal(body["size"], "size") if body.get("size") else None
         key = request.cdp_key
         assert key is not None  # the gateway verified it
         try:
@@ -427,8 +422,7 @@ class AdvancedTradeApi:
         order_ids = set(query_list(request, "order_ids"))
         client_ids = set(query_list(request, "client_order_id", "client_order_ids"))
         side = request.query.get("order_side")
-        start = parse_iso(request.query["start_date"]) if request.query.get("start_date") else None
-        end = parse_iso(request.query["end_date"]) if request.query.get("end_date") else None
+        start, end = query_time(request.query, "start_date"), query_time(request.query, "end_date")
         if client_ids:  # the lookup a client makes to confirm an order whose response was lost
             candidates = [o for c in client_ids if (o := self.sim.ledger.by_client_order_id(c)) is not None]
         else:
@@ -553,14 +547,7 @@ class AdvancedTradeApi:
         if self.sim.pending_sweep is not None:
             raise BadRequest("a sweep is already pending: cancel it before scheduling another")
         raw = body.get("usd_amount")
-        amount: Decimal | None = None
-        if raw not in (None, ""):
-            try:
-                amount = Decimal(str(raw))
-            except InvalidOperation:
-                raise BadRequest("usd_amount must be a decimal string") from None
-            if not amount.is_finite() or amount <= ZERO:
-                raise BadRequest("usd_amount must be positive")
+        amount = None if raw is None or raw == "" else parse_decimal(raw, "usd_amount")
         self.sim.pending_sweep = {
             "id": self.sim.engine.new_id(),
             "requested_amount": money(amount if amount is not None else ZERO, "USD"),

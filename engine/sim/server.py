@@ -14,6 +14,10 @@ upgrade, a chunked body, an unknown route, a malformed request) hands the connec
 yet served, to aiohttp's request handler for the same application, which answers it exactly as before
 (404, 405, 400, 413, the WebSocket) and keeps the connection from then on. Responses carry the headers
 aiohttp would send, in its order: Content-Type, the handler's own, Content-Length, Date, Server.
+
+A head is handed over as soon as a byte shows it can never be one the lane serves (binary, a bare LF), so
+aiohttp refuses it then rather than both waiting for a CR LF CR LF that will not come; and a request still
+arriving `request_timeout_s` after its first byte (a slowloris) is answered 408 and its connection closed.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from http import HTTPStatus
 from typing import Any, cast
 
 from aiohttp import web
-from aiohttp.http import SERVER_SOFTWARE
+from aiohttp.http import SERVER_SOFTWARE, HttpProcessingError
 from multidict import CIMultiDict
 
 from engine._eager import resume
@@ -38,8 +42,10 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20  # aiohttp's client_max_size for the application: larger bodies go to aiohttp (413)
 _MAX_HEAD = 1 << 16  # a head not complete within this many bytes goes to aiohttp (which refuses it)
+# aiohttp's max_field_size/max_line_size and max_headers: a head beyond them goes to aiohttp, which refuses it
+_MAX_LINE = 8190
+_MAX_HEADERS = 128
 _MAX_BUFFERED = 4 << 20  # pipelined bytes held while a handler is suspended before reading pauses
-KEEPALIVE_TIMEOUT_S = 3630.0  # aiohttp's default: an idle keep-alive connection is closed after this
 
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _CONTROLS = bytes([*range(0x20), 0x7F])
@@ -175,6 +181,28 @@ def _internal_error() -> SimResponse:
     return SimResponse(_ERROR_500, 500, "text/plain; charset=utf-8")  # as aiohttp answers an error
 
 
+def _request_timeout() -> SimResponse:
+    return SimResponse(b"408: Request Timeout", 408, "text/plain; charset=utf-8")
+
+
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs each request it cannot parse as an ERROR with a traceback: the client's mistake, not the
+    simulator's, and a way for anyone who can connect to fill the log. Such a record becomes one INFO line
+    naming the peer and the kind of mistake (not its text, which quotes the client's bytes)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = "%s: %s", (record.getMessage(), type(exc).__name__)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+AIOHTTP_LOG = logging.getLogger("engine.sim.aiohttp")  # the logger the simulator gives aiohttp's handler
+AIOHTTP_LOG.addFilter(_MalformedRequests())
+
+
 # ---- the lane ----------------------------------------------------------------------------------------------
 class _Head:
     """A request head the lane can serve: request line parts, headers, framing."""
@@ -216,6 +244,20 @@ _header_names = _HeaderNames()
 _ACTED_ON = frozenset({_CONTENT_LENGTH, _CONNECTION, _HOST, *_TO_AIOHTTP})
 
 
+def may_become_head(partial: bytes) -> bool:
+    """Whether the start of a head, not yet complete, could still become one the lane serves.
+
+    A non-ASCII byte, a control character or a bare CR or LF means it cannot: the connection goes to aiohttp
+    at once, which refuses it as soon as it sees the byte, rather than waiting for a blank line that a head
+    ending its lines in bare LFs, or binary, never sends.
+    """
+    if not partial.isascii():
+        return False
+    if partial.endswith(b"\r"):  # the CR of a CR LF split between two reads
+        partial = partial[:-1]
+    return len(partial) - len(partial.translate(None, _CONTROLS)) == 2 * partial.count(b"\r\n")
+
+
 def parse_head(head: bytes) -> _Head | None:
     """The request head (without its blank line), or None if the lane should not serve it."""
     if not head.isascii():
@@ -223,6 +265,8 @@ def parse_head(head: bytes) -> _Head | None:
     lines = head.decode("ascii").split("\r\n")
     if len(head) - len(head.translate(None, _CONTROLS)) != 2 * (len(lines) - 1):
         return None  # a control character other than the CR LF ending each line (a tab, a bare LF)
+    if len(lines) > _MAX_HEADERS + 1 or (len(head) > _MAX_LINE and max(map(len, lines)) > _MAX_LINE):
+        return None
     request_line = lines[0].split(" ")
     if len(request_line) != 3 or request_line[2] != "HTTP/1.1":
         return None
@@ -281,6 +325,14 @@ class HttpLane:
             if connection.idle_since(cutoff):
                 connection.close()
 
+    def close_stalled(self, timeout_s: float) -> None:
+        """Answer 408 and close every connection whose request has been arriving for longer than
+        `timeout_s`: a head or body that never ends (a slowloris) must not hold a connection for ever."""
+        cutoff = time.monotonic() - timeout_s
+        for connection in list(self.connections):
+            if connection.stalled_since(cutoff):
+                connection.time_out()
+
     async def shutdown(self) -> None:
         """Close every connection still on the lane; a handler still running is cancelled."""
         tasks = []
@@ -304,6 +356,7 @@ class LaneConnection(asyncio.Protocol):
         self._write_paused = False
         self._read_paused = False
         self._last_active = time.monotonic()
+        self._incomplete_since: float | None = None  # when the request that has arrived in part began
 
     # ---- asyncio.Protocol --------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -337,6 +390,18 @@ class LaneConnection(asyncio.Protocol):
     def idle_since(self, cutoff: float) -> bool:
         return self._task is None and not self._buffer and self._last_active < cutoff
 
+    def stalled_since(self, cutoff: float) -> bool:
+        since = self._incomplete_since
+        return self._task is None and since is not None and since < cutoff
+
+    def time_out(self) -> None:
+        transport = self._transport
+        self._buffer = b""
+        self._incomplete_since = None
+        if transport is not None and not transport.is_closing():
+            transport.write(render(_request_timeout(), True))
+            transport.close()
+
     def close(self) -> asyncio.Task[None] | None:
         task = self._task
         if task is not None:
@@ -359,10 +424,15 @@ class LaneConnection(asyncio.Protocol):
         while buffer:
             end = buffer.find(b"\r\n\r\n")
             if end < 0:
-                if len(buffer) > _MAX_HEAD:
+                if len(buffer) > _MAX_HEAD or not may_become_head(buffer):
                     self._hand_off(buffer)
                     return
+                if self._incomplete_since is None:
+                    self._incomplete_since = time.monotonic()
                 break
+            if end > _MAX_HEAD:
+                self._hand_off(buffer)
+                return
             head = parse_head(buffer[:end])
             if head is None:
                 self._hand_off(buffer)
@@ -376,7 +446,10 @@ class LaneConnection(asyncio.Protocol):
             start = end + 4
             stop = start + head.length
             if len(buffer) < stop:
+                if self._incomplete_since is None:
+                    self._incomplete_since = time.monotonic()
                 break
+            self._incomplete_since = None
             body = buffer[start:stop]
             buffer = self._buffer = buffer[stop:]
             handler, params = route

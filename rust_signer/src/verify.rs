@@ -45,6 +45,13 @@ pub struct Window {
     pub max_lifetime_s: f64,
 }
 
+impl Window {
+    /// Whether the clock and both bounds are finite numbers: a window that is not judges nothing.
+    pub fn is_finite(&self) -> bool {
+        self.now.is_finite() && self.nbf_leeway_s.is_finite() && self.max_lifetime_s.is_finite()
+    }
+}
+
 /// Why a token whose signature verifies is still refused: one of Coinbase's claim rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimFault {
@@ -268,6 +275,10 @@ fn judge(
     let (Some(nbf), Some(exp)) = (number(claims, "nbf"), number(claims, "exp")) else {
         return Err(ClaimFault::Malformed);
     };
+    if !window.is_finite() {
+        // every comparison with NaN is false: judged against such a clock, any token would pass
+        return Err(ClaimFault::Expired);
+    }
     let now = window.now;
     if nbf > now + window.nbf_leeway_s {
         return Err(ClaimFault::NotYetValid);
@@ -291,9 +302,12 @@ fn judge(
     }
 }
 
-/// A claim that is a JSON number (not a bool, not a string), as f64.
+/// A claim that is a finite JSON number (not a bool, not a string), as f64.
 fn number(claims: &Map<String, Value>, name: &str) -> Option<f64> {
-    claims.get(name).and_then(Value::as_f64)
+    claims
+        .get(name)
+        .and_then(Value::as_f64)
+        .filter(|value| value.is_finite())
 }
 
 fn decode_part(part: &str) -> Result<Vec<u8>> {
@@ -433,6 +447,114 @@ mod tests {
             judge(KID, &claims(good()), None, Some(URI), &window(1000.0)),
             Err(ClaimFault::MissingNonce)
         );
+    }
+
+    #[test]
+    fn the_time_window_takes_only_finite_numbers_within_it() {
+        let with = |nbf: Value, exp: Value| {
+            let mut c = good();
+            c["nbf"] = nbf;
+            c["exp"] = exp;
+            c
+        };
+        let cases = [
+            // floats within the window are numbers like any other (NumericDate allows fractions)
+            (with(json!(1000.5), json!(1110.25)), Ok(())),
+            (with(json!(999.999), json!(1000.001)), Ok(())),
+            // huge, negative and tiny values are outside it
+            (
+                with(json!(1e300), json!(1e300)),
+                Err(ClaimFault::NotYetValid),
+            ),
+            (
+                with(json!(u64::MAX), json!(u64::MAX)),
+                Err(ClaimFault::NotYetValid),
+            ),
+            (with(json!(1000), json!(1e300)), Err(ClaimFault::Expired)),
+            (with(json!(1000), json!(u64::MAX)), Err(ClaimFault::Expired)),
+            (with(json!(-1e300), json!(1120)), Err(ClaimFault::Expired)),
+            (with(json!(i64::MIN), json!(1120)), Err(ClaimFault::Expired)),
+            (with(json!(-1), json!(119)), Err(ClaimFault::Expired)),
+            (with(json!(1000), json!(-1e300)), Err(ClaimFault::Expired)),
+            (with(json!(5e-324), json!(1120)), Err(ClaimFault::Expired)),
+            (with(json!(1120), json!(1000)), Err(ClaimFault::NotYetValid)),
+            // what is not a number is malformed: strings (even of numbers), bool, null, arrays, objects
+            (with(json!("1000"), json!(1120)), Err(ClaimFault::Malformed)),
+            (with(json!(1000), json!("NaN")), Err(ClaimFault::Malformed)),
+            (
+                with(json!("Infinity"), json!(1120)),
+                Err(ClaimFault::Malformed),
+            ),
+            (with(json!(null), json!(1120)), Err(ClaimFault::Malformed)),
+            (with(json!(1000), json!(false)), Err(ClaimFault::Malformed)),
+            (with(json!([1000]), json!(1120)), Err(ClaimFault::Malformed)),
+            (
+                with(json!(1000), json!({"exp": 1120})),
+                Err(ClaimFault::Malformed),
+            ),
+        ];
+        for (c, expected) in cases {
+            let got = judged(c.clone(), json!("n"), Some(URI)).map(|_| ());
+            assert_eq!(got, expected, "{c}");
+        }
+        for name in ["nbf", "exp"] {
+            let mut c = good();
+            c.as_object_mut().unwrap().remove(name);
+            assert_eq!(judged(c, json!("n"), Some(URI)), Err(ClaimFault::Malformed));
+        }
+        // JSON cannot spell a non-finite number, and a literal beyond f64 is no JSON object of claims
+        assert!(serde_json::from_str::<Value>(r#"{"nbf": 1e400}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<Value>(r#"{"nbf": 100000000000000000000000000000}"#).unwrap()
+                ["nbf"]
+                .as_f64(),
+            Some(1e29)
+        );
+    }
+
+    #[test]
+    fn a_clock_that_is_not_a_finite_number_admits_nothing() {
+        for now in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(
+                judge(
+                    KID,
+                    &claims(good()),
+                    Some(json!("n")),
+                    Some(URI),
+                    &window(now)
+                ),
+                Err(ClaimFault::Expired),
+                "{now}"
+            );
+        }
+        for (leeway, lifetime) in [
+            (f64::NAN, 120.0),
+            (5.0, f64::NAN),
+            (f64::INFINITY, f64::INFINITY),
+        ] {
+            let window = Window {
+                now: 1000.0,
+                nbf_leeway_s: leeway,
+                max_lifetime_s: lifetime,
+            };
+            assert_eq!(
+                judge(KID, &claims(good()), Some(json!("n")), Some(URI), &window),
+                Err(ClaimFault::Expired)
+            );
+        }
+        // and a finite clock far from the token's window refuses it as it should
+        assert_eq!(judged_at(f64::MAX), Err(ClaimFault::Expired));
+        assert_eq!(judged_at(-f64::MAX), Err(ClaimFault::NotYetValid));
+    }
+
+    fn judged_at(now: f64) -> std::result::Result<(String, f64), ClaimFault> {
+        judge(
+            KID,
+            &claims(good()),
+            Some(json!("n")),
+            Some(URI),
+            &window(now),
+        )
     }
 
     #[test]
