@@ -25,8 +25,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from redis.exceptions import RedisError
 
+from engine.ops.logs import LogThrottle
 from engine.signals.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignalAuthenticator, SignalAuthError
 from engine.signals.intake import IntakeFull, SignalSink
 from engine.signals.model import InvalidSignal, parse_signal
@@ -64,6 +66,8 @@ class SignalWebhook:
         self.max_body_bytes = max_body_bytes
         self.accepted = 0
         self.refused: Counter[str] = Counter()
+        # Anyone who can reach the port can break a request at will: one throttled line for all of it.
+        self._client_faults = LogThrottle(log, interval_s=60.0)
         # aiohttp enforces the cap itself while reading, even for chunked bodies without a Content-Length.
         self.app = web.Application(client_max_size=max_body_bytes)
         self.app.router.add_post(path, self._handle)
@@ -79,6 +83,11 @@ class SignalWebhook:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return self._too_large()
+        except ConnectionResetError:
+            # The client hung up mid-body: not an error of ours, so no traceback. The answer goes nowhere.
+            self.refused["disconnected"] += 1
+            self._client_faults.log("signal client %s hung up before sending the whole body", request.remote)
+            return web.Response(status=400)
 
         try:
             self._authenticator.verify(
@@ -138,10 +147,15 @@ class SignalWebhook:
             Connection="close",
         )
 
+    def runner(self, **kwargs: Any) -> web.AppRunner:
+        """An `aiohttp.web.AppRunner` for the app (`kwargs` are the runner's), whose server logs a request
+        the client broke (malformed HTTP, a hang-up) as a throttled line, not a traceback each."""
+        return web.AppRunner(self.app, access_log=None, logger=_ServerLog(self._client_faults), **kwargs)
+
     @asynccontextmanager
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
         """Serve until the block exits; yields the base URL (`http://host:port`)."""
-        runner = web.AppRunner(self.app, access_log=None)
+        runner = self.runner()
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
@@ -153,3 +167,23 @@ class SignalWebhook:
             yield f"http://{host}:{bound_port}"
         finally:
             await runner.cleanup()
+
+
+class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger for the webhook. aiohttp logs every request it could not read with a
+    traceback at ERROR; when the client caused it (bytes that are not HTTP, a connection dropped) that is
+    the client's fault, so it becomes one throttled line. Anything else is logged as aiohttp meant."""
+
+    def __init__(self, throttle: LogThrottle) -> None:
+        super().__init__(log, {})
+        self._throttle = throttle
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        error = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+        if isinstance(error, HttpProcessingError | ConnectionError):
+            remote = args[0] if args else "?"
+            kind = type(error).__name__
+            self._throttle.log("signal client %s sent a request we could not read (%s)", remote, kind)
+            return
+        super().log(level, msg, *args, **kwargs)
