@@ -1,0 +1,180 @@
+"""Hostile but valid signals, through the webhook into a worker trading on the simulator: every signal the
+webhook answers 202 for reaches a recorded outcome (placed, refused or rejected with a reason, or failed with
+a reason), no order is placed twice or without a placed outcome, and no log or audit line grows with the
+size of a number."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from engine.ops.config import parse_config
+from engine.signals.execution import OutcomeStatus
+from engine.signals.model import signal_client_order_id
+from engine.worker import Worker
+from engine.worker.intake import QueueIntake
+from tests.ops.conftest import RunningSim
+from tests.ops.worker_process import eventually, post_signal
+from tests.support.hostile import HOSTILE_DECIMALS, OFF_CALENDAR_TIMES
+from tests.support.keys import new_es256_key, new_webhook_secret
+from tests.support.leaks import observe
+
+
+def hostile_signals(mid: Decimal) -> list[dict[str, Any]]:
+    """Each passes validation; what becomes of it is the risk gate's or the exchange's to say."""
+    below = str((mid * Decimal("0.9")).quantize(Decimal("0.01")))
+    above = str((mid * Decimal("1.1")).quantize(Decimal("0.01")))
+    limit = {
+        "product_id": "BTC-USD",
+        "side": "BUY",
+        "order_type": "limit",
+        "size": "0.01",
+        "limit_price": below,
+    }
+    market = {"product_id": "BTC-USD", "order_type": "market"}
+    return [
+        limit | {"id": "huge-size", "size": "999999999999999"},
+        limit | {"id": "tiny-size", "size": "1E-18"},
+        limit | {"id": "tiny-price", "limit_price": "0.000000000000000001"},
+        limit | {"id": "huge-price-sell", "side": "SELL", "limit_price": "999999999999999"},
+        limit | {"id": "most-digits", "size": "0.012345678901234567", "limit_price": "12345.1234567890123"},
+        limit | {"id": "gtd-first-day", "time_in_force": "GTD", "end_time": "0001-01-01T00:00:00-14:00"},
+        limit | {"id": "gtd-last-moment", "time_in_force": "GTD", "end_time": "9999-12-31T23:59:59.999999Z"},
+        limit | {"id": "gtd-last-day-east", "time_in_force": "GTD", "end_time": "9999-12-31T23:59:59+14:00"},
+        limit | {"id": "fok-far-below", "time_in_force": "FOK", "limit_price": "0.01"},
+        limit | {"id": "ioc-exponent", "time_in_force": "IOC", "size": "1E-2", "limit_price": "1E+4"},
+        limit | {"id": "post-only-crossing", "limit_price": above, "post_only": True},
+        limit | {"id": "plus-sign", "size": "+0.01"},
+        limit | {"id": "lower-case", "side": "buy", "time_in_force": "gtc", "order_type": "LIMIT"},
+        limit | {"id": "x" * 128, "tag": "\U0001f4a5" * 16},
+        limit | {"id": "unknown-product", "product_id": "ZZZZ-USDC"},
+        {"id": "stop-down-tiny", "product_id": "BTC-USD", "side": "SELL", "order_type": "stop_limit",
+         "size": "0.01", "limit_price": "1E-18", "stop_price": "1E-18", "stop_direction": "down"},
+        {"id": "stop-gtd-edge", "product_id": "BTC-USD", "side": "BUY", "order_type": "stop_limit",
+         "size": "0.01", "limit_price": above, "stop_price": above, "time_in_force": "GTD",
+         "end_time": "9999-12-31T09:59:59-14:00"},
+        market | {"id": "market-quote-max", "side": "BUY", "quote_size": "12345678901234.12345678901234"},
+        market | {"id": "market-sell-tiny", "side": "SELL", "size": "0.000000000000000001"},
+        market | {"id": "market-fok-float", "side": "BUY", "quote_size": 1e-08, "time_in_force": "FOK"},
+    ]  # fmt: skip
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage() + (record.exc_text or ""))
+
+
+@pytest.fixture
+def worker_log() -> Iterator[_Records]:
+    handler, root = _Records(), logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+async def test_every_accepted_hostile_signal_reaches_a_recorded_outcome(
+    running_sim: RunningSim, tmp_path: Path, worker_log: _Records
+) -> None:
+    sim = running_sim.sim
+    key = new_es256_key()
+    sim.register_cdp_key(key.name, key.public_key_pem, {"view", "trade"})
+    webhook_secret = new_webhook_secret()
+    audit_path = tmp_path / "audit.jsonl"
+    config = parse_config(
+        {
+            "exchange": {"base_url": running_sim.base_url},
+            "risk": {"products": ["BTC-USD"]},
+            "signals": {"port": 0},
+            "metrics": {"enabled": False},
+            "journal": {"path": str(tmp_path / "journal.sqlite"), "audit_log": str(audit_path)},
+            "worker": {"cancel_open_orders_on_exit": True},
+        }
+    )
+    env = {
+        "COINBASE_API_KEY": key.name,
+        "COINBASE_API_SECRET": key.private_key,
+        "ENGINE_WEBHOOK_SECRET": webhook_secret,
+    }
+    signals = hostile_signals(sim.markets["BTC-USD"].mid)
+    assert len(signals) >= 10
+    worker = Worker(config, environ=env)
+    await worker.start()
+    accepted: list[str] = []
+    try:
+        intake = worker.intake
+        assert isinstance(intake, QueueIntake)
+        # and signals that must not get in at all: off-calendar end times, unbounded decimals
+        refused = [
+            {"id": f"off-calendar-{n}", "product_id": "BTC-USD", "side": "BUY", "order_type": "limit",
+             "size": "0.01", "limit_price": "100", "time_in_force": "GTD", "end_time": end_time}
+            for n, end_time in enumerate(OFF_CALENDAR_TIMES)
+        ] + [
+            {"id": f"unbounded-{n}", "product_id": "BTC-USD", "side": "BUY", "order_type": "market",
+             "quote_size": text}
+            for n, (text, _) in enumerate(HOSTILE_DECIMALS)
+        ]  # fmt: skip
+        async with aiohttp.ClientSession() as session:
+            statuses = await asyncio.gather(
+                *(
+                    post_signal(session, worker.webhook_url, webhook_secret, orjson.dumps(s))
+                    for s in signals + refused
+                )
+            )
+        for signal, status in zip(signals + refused, statuses, strict=True):
+            if status == 202:
+                accepted.append(str(signal["id"]))
+            else:
+                assert status == 400, signal["id"]
+        assert sorted(accepted) == sorted(str(s["id"]) for s in signals)  # every valid one, only those
+
+        async def all_settled() -> bool:
+            return all(signal_id in intake.outcomes for signal_id in accepted)
+
+        await eventually(all_settled, timeout=30)
+        outcomes = {signal_id: intake.outcomes[signal_id] for signal_id in accepted}
+    finally:
+        await worker.stop()
+
+    placed_coids = set()
+    for signal_id, outcome in outcomes.items():
+        assert outcome.client_order_id == signal_client_order_id(signal_id)
+        if outcome.status is OutcomeStatus.PLACED:
+            assert outcome.order_id, signal_id
+            placed_coids.add(outcome.client_order_id)
+        else:
+            assert outcome.reason, (signal_id, outcome)
+    ledger = running_sim.ledger()
+    for coid, statuses_of_coid in ledger.items():
+        assert coid in placed_coids, coid  # the exchange holds no order we do not know was placed
+        assert len(statuses_of_coid) == 1, coid  # and none twice
+    assert placed_coids <= set(ledger)
+    by_status = {s: sorted(i for i, o in outcomes.items() if o.status is s) for s in OutcomeStatus}
+    assert by_status[OutcomeStatus.PLACED], by_status  # the table exercises the whole path, not only refusals
+    assert by_status[OutcomeStatus.REFUSED], by_status
+    assert outcomes["unknown-product"].reason == "product"
+    assert outcomes["huge-size"].status is OutcomeStatus.REFUSED
+
+    # no line grows with the size of a number: the largest accepted number has 15 digits before the point
+    assert max(len(m) for m in worker_log.messages) < 2000, max(worker_log.messages, key=len)[:300]
+    assert not any("unexpected error" in m for m in worker_log.messages)
+    audit_lines = audit_path.read_bytes().splitlines()
+    assert audit_lines
+    assert max(len(line) for line in audit_lines) < 1000
+    observe("\n".join(worker_log.messages), "worker log")
