@@ -49,6 +49,7 @@ __all__ = [
     "Signal",
     "StopDirection",
     "TimeInForce",
+    "declared_signal_id",
     "parse_signal",
     "signal_client_order_id",
 ]
@@ -195,6 +196,16 @@ def parse_signal(body: bytes | str) -> Signal:
     except orjson.JSONDecodeError:
         raise InvalidSignal("body", "not valid JSON") from None
     return _build(document)
+
+
+def declared_signal_id(body: bytes | str) -> str | None:
+    """The `id` a signal body that failed validation declares, if it is a usable one (to settle it under)."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    signal_id = document.get("id") if isinstance(document, dict) else None
+    return signal_id if isinstance(signal_id, str) and _SIGNAL_ID.fullmatch(signal_id) else None
 
 
 def _build(document: Any) -> Signal:
