@@ -2,7 +2,7 @@
 
 The recipe a signal platform implements (this is the whole contract):
 
-    timestamp = str(int(time.time()))                       # Unix seconds; decimals are accepted too
+    timestamp = str(int(time.time()))                       # Unix seconds: digits, and a point if need be
     message   = timestamp.encode() + b"." + body            # body: the exact bytes of the POST body
     signature = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
     POST /signals

@@ -6,8 +6,11 @@ operator can fix the sender without reading our logs:
     {"id": "tv-2024-0001", "product_id": "BTC-USD", "side": "BUY", "order_type": "limit",
      "size": "0.01", "limit_price": "60000", "time_in_force": "GTC", "post_only": true}
 
-Sizes and prices are decimal strings (numbers are accepted and read through their shortest decimal form).
-Market orders take exactly one of `size` (base) or `quote_size`; limit and stop-limit orders take `size`.
+Sizes and prices are decimal strings (numbers are accepted and read through their shortest decimal form),
+bounded by value and exponent as `engine.decimals` says. Market orders take exactly one of `size` (base) or
+`quote_size`; limit and stop-limit orders take `size`. Validation ends by building the signal's order
+configuration with the same builders that place it, so a signal that is accepted can always be placed (a
+GTD `end_time` whose UTC time falls off the calendar, say, is refused here, not in the worker).
 
 A signal never becomes two orders: its `client_order_id` is derived from the signal id alone
 (`signal_client_order_id`), so however many times or workers execute it, Coinbase's `client_order_id`

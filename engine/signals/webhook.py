@@ -10,6 +10,9 @@ Answers, in the order they are checked (a refused signal does nothing at all):
   so the platform can retry the same signal;
 - 202 `{"status": "accepted", "id": <signal id>, "receipt": ...}`: the signal is queued (or on the stream).
 
+A client that hangs up before its body is in, or sends bytes that are not HTTP, gets nothing and costs at
+most one log line a minute (counted in `refused["disconnected"]`): anyone who reaches the port can do it.
+
 Authentication comes before parsing, so nothing unauthenticated is ever parsed, and before the replay check,
 so an unauthenticated sender cannot burn ids. It binds to 127.0.0.1 unless told otherwise: put a
 TLS-terminating proxy in front to expose it.

@@ -247,3 +247,19 @@ async def _slow_client(port: int, head: bytes, body: bytes, n: int) -> None:
         writer.close()  # FIN
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
+
+
+def test_a_signal_built_directly_is_checked_like_a_parsed_one() -> None:
+    from datetime import datetime
+
+    from engine.signals.model import OrderType, Side, Signal, TimeInForce
+
+    with pytest.raises(InvalidSignal, match="outside the calendar") as caught:
+        Signal(
+            "direct-1", "BTC-USD", Side.BUY, OrderType.LIMIT, size=Decimal(1), limit_price=Decimal(1),
+            time_in_force=TimeInForce.GTD, end_time=datetime.fromisoformat(OFF_CALENDAR_TIMES[0]),
+        )  # fmt: skip
+    assert caught.value.field == "end_time"
+    with pytest.raises(InvalidSignal, match="too large") as caught:
+        Signal("direct-2", "BTC-USD", Side.BUY, OrderType.MARKET, size=Decimal("1E+999999"))
+    assert caught.value.field == "size"
