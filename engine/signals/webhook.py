@@ -3,6 +3,7 @@
 Answers, in the order they are checked (a refused signal does nothing at all):
 
 - 413 the body is larger than `max_body_bytes`;
+- 408 the body did not arrive within `body_timeout_s` (a client trickling bytes holds no handler for long);
 - 401 a missing, stale, future or wrong signature (`{"error": "unauthenticated", "reason": ...}`);
 - 400 the body is not a valid signal (`{"error": "invalid signal", "field": <the bad field>, ...}`);
 - 409 the signal id was seen before (a replay or a double send);
@@ -20,6 +21,7 @@ TLS-terminating proxy in front to expose it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -42,6 +44,7 @@ __all__ = ["SignalWebhook"]
 log = logging.getLogger("engine.signals.webhook")
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024
+DEFAULT_BODY_TIMEOUT_S = 10.0
 
 
 def _json(status: int, document: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
@@ -61,12 +64,14 @@ class SignalWebhook:
         *,
         path: str = "/signals",
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
     ) -> None:
         self._authenticator = authenticator
         self._replay_guard = replay_guard
         self._sink = sink
         self.path = path
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         self.accepted = 0
         self.refused: Counter[str] = Counter()
         # Anyone who can reach the port can break a request at will: one throttled line for all of it.
@@ -83,9 +88,14 @@ class SignalWebhook:
         if request.content_length is not None and request.content_length > self.max_body_bytes:
             return self._too_large()
         try:
-            body = await request.read()
+            async with asyncio.timeout(self.body_timeout_s):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return self._too_large()
+        except TimeoutError:
+            self._client_faults.log("signal client %s took over %g s to send its body", request.remote,
+                                    self.body_timeout_s)  # fmt: skip
+            return self._refuse("slow", 408, {"error": "body not received in time"}, Connection="close")
         except ConnectionResetError:
             # The client hung up mid-body: not an error of ours, so no traceback. The answer goes nowhere.
             self.refused["disconnected"] += 1

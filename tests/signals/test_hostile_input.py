@@ -263,3 +263,26 @@ def test_a_signal_built_directly_is_checked_like_a_parsed_one() -> None:
     with pytest.raises(InvalidSignal, match="too large") as caught:
         Signal("direct-2", "BTC-USD", Side.BUY, OrderType.MARKET, size=Decimal("1E+999999"))
     assert caught.value.field == "size"
+
+
+async def test_a_client_trickling_its_body_forever_gets_408(every_log_record: _Records) -> None:
+    async for hook in serve_hook(body_timeout_s=0.2):
+        port = int(hook.url.rsplit(":", 1)[1])
+        body = signal_body("trickle-1")
+        timestamp, signature = hook.auth.sign(body)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"POST /signals HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+            f"X-Signal-Timestamp: {timestamp}\r\nX-Signal-Signature: {signature}\r\n\r\n".encode()
+            + body[:10]
+        )
+        await writer.drain()
+        async with asyncio.timeout(20):
+            status_line = await reader.readline()  # the rest never comes; the answer does
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+        assert status_line.startswith(b"HTTP/1.1 408"), status_line
+        assert hook.webhook.refused["slow"] == 1
+        assert hook.queue.depth == 0
+    assert not [r for r in every_log_record.records if r.levelno >= logging.WARNING]
