@@ -89,21 +89,18 @@ def worker_log() -> Iterator[_Records]:
         root.setLevel(level)
 
 
-async def test_every_accepted_hostile_signal_reaches_a_recorded_outcome(
-    running_sim: RunningSim, tmp_path: Path, worker_log: _Records
-) -> None:
-    sim = running_sim.sim
+def _worker(running_sim: RunningSim, tmp_path: Path, **journal: str) -> tuple[Worker, str]:
     key = new_es256_key()
-    sim.register_cdp_key(key.name, key.public_key_pem, {"view", "trade"})
+    running_sim.sim.register_cdp_key(key.name, key.public_key_pem, {"view", "trade"})
     webhook_secret = new_webhook_secret()
-    audit_path = tmp_path / "audit.jsonl"
     config = parse_config(
         {
             "exchange": {"base_url": running_sim.base_url},
+            "limits": {"max_retries": 0},
             "risk": {"products": ["BTC-USD"]},
             "signals": {"port": 0},
             "metrics": {"enabled": False},
-            "journal": {"path": str(tmp_path / "journal.sqlite"), "audit_log": str(audit_path)},
+            "journal": {"path": str(tmp_path / "journal.sqlite"), **journal},
             "worker": {"cancel_open_orders_on_exit": True},
         }
     )
@@ -112,9 +109,17 @@ async def test_every_accepted_hostile_signal_reaches_a_recorded_outcome(
         "COINBASE_API_SECRET": key.private_key,
         "ENGINE_WEBHOOK_SECRET": webhook_secret,
     }
+    return Worker(config, environ=env), webhook_secret
+
+
+async def test_every_accepted_hostile_signal_reaches_a_recorded_outcome(
+    running_sim: RunningSim, tmp_path: Path, worker_log: _Records
+) -> None:
+    sim = running_sim.sim
+    audit_path = tmp_path / "audit.jsonl"
+    worker, webhook_secret = _worker(running_sim, tmp_path, audit_log=str(audit_path))
     signals = hostile_signals(sim.markets["BTC-USD"].mid)
     assert len(signals) >= 10
-    worker = Worker(config, environ=env)
     await worker.start()
     accepted: list[str] = []
     try:
@@ -178,3 +183,32 @@ async def test_every_accepted_hostile_signal_reaches_a_recorded_outcome(
     assert audit_lines
     assert max(len(line) for line in audit_lines) < 1000
     observe("\n".join(worker_log.messages), "worker log")
+
+
+async def test_a_signal_the_exchange_cannot_take_is_recorded_as_failed_with_the_reason(
+    running_sim: RunningSim, tmp_path: Path
+) -> None:
+    sim = running_sim.sim
+    worker, webhook_secret = _worker(running_sim, tmp_path)
+    await worker.start()
+    try:
+        intake = worker.intake
+        assert isinstance(intake, QueueIntake)
+        sim.faults.update({"error_5xx_rate": 1.0})  # the exchange answers every request with a 5xx
+        body = {"id": "into-the-void", "product_id": "BTC-USD", "side": "BUY", "order_type": "limit",
+                "size": "0.01", "limit_price": "1000"}  # fmt: skip
+        async with aiohttp.ClientSession() as session:
+            assert await post_signal(session, worker.webhook_url, webhook_secret, orjson.dumps(body)) == 202
+
+            async def settled() -> bool:
+                return "into-the-void" in intake.outcomes
+
+            await eventually(settled, timeout=30)
+        sim.faults.clear()
+        outcome = intake.outcomes["into-the-void"]
+        assert outcome.status is OutcomeStatus.FAILED
+        assert outcome.reason.startswith("not settled: "), outcome.reason
+        assert outcome.client_order_id == signal_client_order_id("into-the-void")
+    finally:
+        sim.faults.clear()
+        await worker.stop()
