@@ -15,10 +15,12 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+import redis.asyncio as aioredis
 
 from engine.ops.config import parse_config
-from engine.signals.execution import OutcomeStatus
+from engine.signals.execution import OutcomeStatus, SignalOutcome
 from engine.signals.model import signal_client_order_id
+from engine.signals.stream import stream_keys
 from engine.worker import Worker
 from engine.worker.intake import QueueIntake
 from tests.ops.conftest import RunningSim
@@ -26,6 +28,8 @@ from tests.ops.worker_process import eventually, post_signal
 from tests.support.hostile import HOSTILE_DECIMALS, OFF_CALENDAR_TIMES
 from tests.support.keys import new_es256_key, new_webhook_secret
 from tests.support.leaks import observe
+
+NS = "hostile"
 
 
 def hostile_signals(mid: Decimal) -> list[dict[str, Any]]:
@@ -89,7 +93,9 @@ def worker_log() -> Iterator[_Records]:
         root.setLevel(level)
 
 
-def _worker(running_sim: RunningSim, tmp_path: Path, **journal: str) -> tuple[Worker, str]:
+def _worker(
+    running_sim: RunningSim, tmp_path: Path, *, redis_url: str | None = None, **journal: str
+) -> tuple[Worker, str]:
     key = new_es256_key()
     running_sim.sim.register_cdp_key(key.name, key.public_key_pem, {"view", "trade"})
     webhook_secret = new_webhook_secret()
@@ -98,7 +104,7 @@ def _worker(running_sim: RunningSim, tmp_path: Path, **journal: str) -> tuple[Wo
             "exchange": {"base_url": running_sim.base_url},
             "limits": {"max_retries": 0},
             "risk": {"products": ["BTC-USD"]},
-            "signals": {"port": 0},
+            "signals": {"port": 0} | ({"redis_url": redis_url, "redis_namespace": NS} if redis_url else {}),
             "metrics": {"enabled": False},
             "journal": {"path": str(tmp_path / "journal.sqlite"), **journal},
             "worker": {"cancel_open_orders_on_exit": True},
@@ -112,19 +118,41 @@ def _worker(running_sim: RunningSim, tmp_path: Path, **journal: str) -> tuple[Wo
     return Worker(config, environ=env), webhook_secret
 
 
+class _RecordedOutcomes:
+    """Where the worker recorded each signal's outcome: the local queue's record, or the stream's claim
+    hashes in Redis."""
+
+    def __init__(self, worker: Worker, redis_url: str | None) -> None:
+        self._worker = worker
+        self._redis = aioredis.Redis.from_url(redis_url) if redis_url else None
+
+    async def get(self, signal_id: str) -> SignalOutcome | None:
+        if self._redis is None:
+            intake = self._worker.intake
+            assert isinstance(intake, QueueIntake)
+            return intake.outcomes.get(signal_id)
+        raw = await self._redis.hget(stream_keys(NS)[1] + signal_id, "outcome")
+        return None if raw is None else SignalOutcome.from_json(raw)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+@pytest.mark.parametrize("intake", ["queue", "stream"])
 async def test_every_accepted_hostile_signal_reaches_a_recorded_outcome(
-    running_sim: RunningSim, tmp_path: Path, worker_log: _Records
+    running_sim: RunningSim, tmp_path: Path, worker_log: _Records, intake: str, request: pytest.FixtureRequest
 ) -> None:
     sim = running_sim.sim
     audit_path = tmp_path / "audit.jsonl"
-    worker, webhook_secret = _worker(running_sim, tmp_path, audit_log=str(audit_path))
+    redis_url = request.getfixturevalue("redis_server").url if intake == "stream" else None
+    worker, webhook_secret = _worker(running_sim, tmp_path, redis_url=redis_url, audit_log=str(audit_path))
+    recorded = _RecordedOutcomes(worker, redis_url)
     signals = hostile_signals(sim.markets["BTC-USD"].mid)
     assert len(signals) >= 10
     await worker.start()
     accepted: list[str] = []
     try:
-        intake = worker.intake
-        assert isinstance(intake, QueueIntake)
         # and signals that must not get in at all: off-calendar end times, unbounded decimals
         refused = [
             {"id": f"off-calendar-{n}", "product_id": "BTC-USD", "side": "BUY", "order_type": "limit",
@@ -149,13 +177,18 @@ async def test_every_accepted_hostile_signal_reaches_a_recorded_outcome(
                 assert status == 400, signal["id"]
         assert sorted(accepted) == sorted(str(s["id"]) for s in signals)  # every valid one, only those
 
+        outcomes: dict[str, SignalOutcome] = {}
+
         async def all_settled() -> bool:
-            return all(signal_id in intake.outcomes for signal_id in accepted)
+            for signal_id in accepted:
+                if signal_id not in outcomes and (outcome := await recorded.get(signal_id)) is not None:
+                    outcomes[signal_id] = outcome
+            return len(outcomes) == len(accepted)
 
         await eventually(all_settled, timeout=30)
-        outcomes = {signal_id: intake.outcomes[signal_id] for signal_id in accepted}
     finally:
         await worker.stop()
+        await recorded.close()
 
     placed_coids = set()
     for signal_id, outcome in outcomes.items():
