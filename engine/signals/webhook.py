@@ -12,7 +12,8 @@ Answers, in the order they are checked (a refused signal does nothing at all):
 - 202 `{"status": "accepted", "id": <signal id>, "receipt": ...}`: the signal is queued (or on the stream).
 
 A client that hangs up before its body is in, or sends bytes that are not HTTP, gets nothing and costs at
-most one log line a minute (counted in `refused["disconnected"]`): anyone who reaches the port can do it.
+most one log line a minute (counted in `refused["disconnected"]`); unauthenticated requests, too, cost one
+line a minute at most (counted in `refused["unauthenticated"]`): anyone who reaches the port can send them.
 
 Authentication comes before parsing, so nothing unauthenticated is ever parsed, and before the replay check,
 so an unauthenticated sender cannot burn ids. It binds to 127.0.0.1 unless told otherwise: put a
@@ -74,8 +75,10 @@ class SignalWebhook:
         self.body_timeout_s = body_timeout_s
         self.accepted = 0
         self.refused: Counter[str] = Counter()
-        # Anyone who can reach the port can break a request at will: one throttled line for all of it.
+        # Anyone who can reach the port can break a request, or send unsigned ones, at will: a throttled
+        # line for each kind (the first at once, with its reason), never one line per request.
         self._client_faults = LogThrottle(log, interval_s=60.0)
+        self._unauthenticated = LogThrottle(log, level=logging.WARNING, interval_s=60.0)
         # aiohttp enforces the cap itself while reading, even for chunked bodies without a Content-Length.
         self.app = web.Application(client_max_size=max_body_bytes)
         self.app.router.add_post(path, self._handle)
@@ -107,7 +110,8 @@ class SignalWebhook:
                 request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER), body
             )
         except SignalAuthError as exc:
-            log.warning("signal refused: unauthenticated (%s) from %s", exc.reason, request.remote)
+            remote = request.remote
+            self._unauthenticated.log("signal refused: unauthenticated (%s) from %s", exc.reason, remote)
             return self._refuse("unauthenticated", 401, {"error": "unauthenticated", "reason": exc.reason})
 
         try:

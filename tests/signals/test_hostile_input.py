@@ -286,3 +286,16 @@ async def test_a_client_trickling_its_body_forever_gets_408(every_log_record: _R
         assert hook.webhook.refused["slow"] == 1
         assert hook.queue.depth == 0
     assert not [r for r in every_log_record.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_flood_of_unauthenticated_requests_costs_one_log_line(every_log_record: _Records) -> None:
+    async for hook in serve_hook():
+        stale = str(int(time.time()) - 3600)
+        cases = [("nan", None), (stale, None), (None, "00" * 32)] * 20
+        for timestamp, signature in cases:
+            status, _, _ = await hook.post(signal_body(), timestamp=timestamp, signature=signature)
+            assert status == 401
+        assert hook.webhook.refused["unauthenticated"] == len(cases)
+    about = [r for r in every_log_record.records if "unauthenticated" in r.getMessage()]
+    assert len(about) == 1, [r.getMessage() for r in about]
+    assert "(malformed)" in about[0].getMessage()  # the first one is logged at once, with its reason
