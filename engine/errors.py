@@ -22,6 +22,17 @@ class ConfigError(EngineError, ValueError):
     """A configuration value is missing or invalid."""
 
 
+class InvalidValue(EngineError, ValueError):
+    """A value given to the engine is malformed or out of bounds. `field` names it, `reason` says why.
+
+    The message never repeats the value itself: it may be huge, or hostile."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 class TokenInvalid(EngineError, ValueError):
     """A JWT failed verification (raised by the verifier the simulator uses). `reason` is a short code."""
 

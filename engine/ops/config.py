@@ -16,12 +16,13 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from engine.errors import ConfigError
+from engine.decimals import bounded_decimal
+from engine.errors import ConfigError, InvalidValue
 
 __all__ = [
     "Config",
@@ -48,6 +49,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _SECRET_KEYS = frozenset(
     {"secret", "api_secret", "private_key", "privatekey", "passphrase", "password", "token", "webhook_secret"}
 )
+_MAX_NUMBER = 1e9  # seconds (31 years), requests per second, ...: past any meaningful setting
 _E = TypeVar("_E", bound=enum.Enum)
 
 
@@ -292,6 +294,8 @@ class _Table:
             raise ConfigError(f"{self.name(key)}: must be a number")
         if value < minimum or (positive and value <= 0):
             raise ConfigError(f"{self.name(key)}: must be {'> 0' if positive else f'>= {minimum}'}")
+        if value > _MAX_NUMBER:  # a timeout or a rate this large overflows the timers and sockets it sets
+            raise ConfigError(f"{self.name(key)}: must be at most {_MAX_NUMBER:,.0f}")
         return float(value)
 
     def integer(self, key: str, default: int, *, minimum: int = 1, maximum: int = 2**31) -> int:
@@ -316,12 +320,9 @@ class _Table:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ConfigError(f'{self.name(key)}: must be a decimal string such as "0.5"')
         try:
-            number = Decimal(value if isinstance(value, str) else repr(value))
-        except InvalidOperation:
-            raise ConfigError(f'{self.name(key)}: must be a decimal string such as "0.5"') from None
-        if not number.is_finite() or number <= 0:
-            raise ConfigError(f"{self.name(key)}: must be a positive number")
-        return number
+            return bounded_decimal(value if isinstance(value, str | int) else repr(value), self.name(key))
+        except InvalidValue as exc:
+            raise ConfigError(f"{exc.field}: {exc.reason}") from None
 
     def choice(self, key: str, kind: type[_E], default: _E) -> _E:
         value = self._get(key)

@@ -12,11 +12,19 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 import orjson
 
-__all__ = ["JsonFormatter", "RedactingFilter", "configure_logging", "redact", "register_secret"]
+__all__ = [
+    "JsonFormatter",
+    "LogThrottle",
+    "RedactingFilter",
+    "configure_logging",
+    "redact",
+    "register_secret",
+]
 
 REDACTED = "[REDACTED]"
 _PATTERNS = (
@@ -109,3 +117,41 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level)
     return handler
+
+
+class LogThrottle:
+    """One log line per `interval_s` at most for an event anyone can cause at will (a client hanging up
+    mid-request, say): the first occurrence is logged at once, later ones are counted into the next line."""
+
+    __slots__ = ("_clock", "_logger", "_next_at", "_suppressed", "interval_s", "level")
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        level: int = logging.INFO,
+        interval_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self.level = level
+        self.interval_s = interval_s
+        self._clock = clock
+        self._next_at = float("-inf")
+        self._suppressed = 0
+
+    def log(self, message: str, *args: object) -> bool:
+        """Log `message % args` unless a line went out less than `interval_s` ago; True if it did now."""
+        now = self._clock()
+        if now < self._next_at:
+            self._suppressed += 1
+            return False
+        self._next_at = now + self.interval_s
+        suppressed, self._suppressed = self._suppressed, 0
+        if suppressed:
+            self._logger.log(
+                self.level, f"{message} (and {suppressed} more in the last %.0f s)", *args, self.interval_s
+            )
+        else:
+            self._logger.log(self.level, message, *args)
+        return True

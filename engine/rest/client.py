@@ -36,6 +36,7 @@ from engine.rest.orders import (
     decimal_str,
     new_client_order_id,
 )
+from engine.rest.paths import path_segment
 from engine.rest.pipeline import Confirmed, Pipeline
 from engine.rest.retry import Idempotency, RetryPolicy
 from engine.rest.transport import USER_AGENT, ApiKey, PoolConfig, Timeouts, Transport
@@ -253,7 +254,7 @@ class Client:
         return Page.parse(data, "accounts", Account.parse)
 
     async def account(self, account_uuid: str) -> Account:
-        data = await self._get(f"{BROKERAGE}/accounts/{account_uuid}")
+        data = await self._get(f"{BROKERAGE}/accounts/{path_segment(account_uuid, 'account_uuid')}")
         return Account.parse(data.get("account", data))
 
     async def products(
@@ -269,7 +270,8 @@ class Client:
         return [Product.parse(p) for p in data.get("products") or ()]
 
     async def product(self, product_id: str) -> Product:
-        return Product.parse(await self._get(f"{BROKERAGE}/products/{product_id}"))
+        path = f"{BROKERAGE}/products/{path_segment(product_id, 'product_id')}"
+        return Product.parse(await self._get(path))
 
     async def best_bid_ask(self, product_ids: str | Sequence[str]) -> list[BestBidAsk]:
         data = await self._get(f"{BROKERAGE}/best_bid_ask", {"product_ids": _listify(product_ids)})
@@ -419,7 +421,8 @@ class Client:
         return EditResult.parse(data)
 
     async def get_order(self, order_id: str, *, timeout_s: float | None = None) -> Order:
-        data = await self._get(f"{ORDERS}/historical/{order_id}", timeout_s=timeout_s)
+        path = f"{ORDERS}/historical/{path_segment(order_id, 'order_id')}"
+        data = await self._get(path, timeout_s=timeout_s)
         return Order.parse(data.get("order", data))
 
     async def list_orders(

@@ -11,12 +11,14 @@ import enum
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import orjson
 
 from engine.errors import ConfigError, NotFound
 from engine.ratelimit import EndpointClass, Priority
 from engine.rest.orders import Amount, decimal_str, new_client_order_id
+from engine.rest.paths import path_segment
 from engine.rest.pipeline import Confirmed
 from engine.rest.retry import Idempotency
 from engine.rest.types import Json, ServerTime, as_str, dec
@@ -188,6 +190,7 @@ class ExchangeApi:
         if side not in ("buy", "sell"):
             raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
         client_oid = client_oid or new_client_order_id()
+        oid_segment = path_segment(client_oid, "client_oid")  # checked before anything is sent
         body: dict[str, Any] = {
             "client_oid": client_oid,
             "product_id": product_id,
@@ -216,7 +219,7 @@ class ExchangeApi:
         async def confirm() -> Json | None:
             try:
                 found: Json = await self._pipeline.call(
-                    "GET", f"/orders/client:{client_oid}", timeout_s=timeout_s
+                    "GET", f"/orders/client:{oid_segment}", timeout_s=timeout_s
                 )
             except NotFound:
                 return None
@@ -240,8 +243,8 @@ class ExchangeApi:
         self._check()
         data = await self._pipeline.call(
             "DELETE",
-            f"/orders/{order_id}",
-            query=f"product_id={product_id}" if product_id else "",
+            f"/orders/{path_segment(order_id, 'order_id')}",
+            query=urlencode({"product_id": product_id}) if product_id else "",
             priority=Priority.HIGH,
             idempotency=Idempotency.SAFE,
         )
@@ -252,24 +255,26 @@ class ExchangeApi:
         data = await self._pipeline.call(
             "DELETE",
             "/orders",
-            query=f"product_id={product_id}" if product_id else "",
+            query=urlencode({"product_id": product_id}) if product_id else "",
             priority=Priority.HIGH,
         )
         return [as_str(i) for i in data or ()]
 
     async def get_order(self, order_id: str) -> ExchangeOrder:
-        return ExchangeOrder.parse(await self._get(f"/orders/{order_id}"))
+        return ExchangeOrder.parse(await self._get(f"/orders/{path_segment(order_id, 'order_id')}"))
 
     async def get_order_by_client_oid(self, client_oid: str) -> ExchangeOrder:
-        return ExchangeOrder.parse(await self._get(f"/orders/client:{client_oid}"))
+        oid_segment = path_segment(client_oid, "client_oid")
+        return ExchangeOrder.parse(await self._get(f"/orders/client:{oid_segment}"))
 
     async def list_orders(
         self, *, status: str | list[str] = "all", product_id: str | None = None, limit: int = 100
     ) -> list[ExchangeOrder]:
         statuses = [status] if isinstance(status, str) else status
-        query = "&".join([*(f"status={s}" for s in statuses), f"limit={limit}"])
+        pairs = [*(("status", s) for s in statuses), ("limit", str(limit))]
         if product_id:
-            query += f"&product_id={product_id}"
+            pairs.append(("product_id", product_id))
+        query = urlencode(pairs)
         return [ExchangeOrder.parse(o) for o in await self._get("/orders", query)]
 
     async def fills(
@@ -278,5 +283,5 @@ class ExchangeApi:
         """Fills draw from the Exchange's separate `/fills` rate-limit pool."""
         if order_id is None and product_id is None:
             raise ValueError("fills needs order_id or product_id")
-        query = f"order_id={order_id}" if order_id else f"product_id={product_id}"
+        query = urlencode({"order_id": order_id} if order_id else {"product_id": product_id})
         return [ExchangeFill.parse(f) for f in await self._get("/fills", query, EndpointClass.FILLS)]

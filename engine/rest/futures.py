@@ -11,6 +11,7 @@ import orjson
 
 from engine.errors import ConfigError
 from engine.rest.orders import Amount, decimal_str
+from engine.rest.paths import path_segment
 from engine.rest.retry import Idempotency
 from engine.rest.types import Json, Money, as_str, dec
 
@@ -161,7 +162,7 @@ class FuturesApi:
 
     async def position(self, product_id: str) -> FuturesPosition | None:
         """The open position in `product_id`, or None when flat."""
-        data = await self._call("GET", f"/positions/{product_id}")
+        data = await self._call("GET", f"/positions/{path_segment(product_id, 'product_id')}")
         position = data.get("position") or {}
         return FuturesPosition.parse(position) if position.get("product_id") else None
 

@@ -10,14 +10,18 @@ retry.
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import orjson
+
+from engine.decimals import bounded_decimal
+from engine.errors import InvalidValue
 
 __all__ = [
     "Amount",
@@ -48,6 +52,8 @@ Amount = Decimal | str | int
 Timestamp = datetime | str
 
 MAX_CLIENT_ORDER_ID = 128
+_MAX_TIMESTAMP_TEXT = 64
+_DURATION = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?s", re.ASCII)
 
 
 class Side(enum.StrEnum):
@@ -82,39 +88,31 @@ class SizeDistribution(enum.StrEnum):
 
 
 def decimal_str(value: object, name: str, *, positive: bool = True) -> str:
-    """A size or price as Coinbase's decimal string; refuses floats and anything not a finite number."""
-    if isinstance(value, float):
-        raise TypeError(
-            f"{name} must be a Decimal or a decimal string, not float ({value!r}): "
-            f"floats cannot represent most prices exactly; pass Decimal({str(value)!r}) or {str(value)!r}"
-        )
-    if isinstance(value, bool) or not isinstance(value, Decimal | str | int):
-        raise TypeError(f"{name} must be a Decimal, a decimal string or an int, not {type(value).__name__}")
-    try:
-        number = (
-            value
-            if isinstance(value, Decimal)
-            else Decimal(value.strip() if isinstance(value, str) else value)
-        )
-    except InvalidOperation:
-        raise ValueError(f"{name} is not a decimal number: {value!r}") from None
-    if not number.is_finite():
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if positive and number <= 0:
-        raise ValueError(f"{name} must be greater than zero, got {value!r}")
-    return format(number, "f")
+    """A size or price as Coinbase's decimal string, within `engine.decimals`' bounds (`InvalidValue` if
+    not); refuses floats (`TypeError`)."""
+    return format(bounded_decimal(value, name, positive=positive), "f")
 
 
 def timestamp_str(value: object, name: str) -> str:
-    """RFC 3339 in UTC. A naive datetime is refused: its zone would be a guess."""
-    if isinstance(value, datetime):
-        offset = value.utcoffset()
-        if offset is None:
-            raise ValueError(f"{name} must be timezone-aware (e.g. datetime.now(UTC)), got a naive datetime")
-        return (value - offset).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-    if isinstance(value, str) and value:
-        return value
-    raise TypeError(f"{name} must be an aware datetime or an RFC 3339 string, not {type(value).__name__}")
+    """RFC 3339 in UTC, to the millisecond. A naive time is refused (its zone would be a guess), and so is
+    one whose UTC time falls outside the calendar (year 1 to 9999)."""
+    if isinstance(value, str):
+        if not value or len(value) > _MAX_TIMESTAMP_TEXT:
+            raise InvalidValue(name, "must be an RFC 3339 time such as 2030-01-01T00:00:00Z")
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidValue(name, "must be an RFC 3339 time such as 2030-01-01T00:00:00Z") from None
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be an aware datetime or an RFC 3339 string, not {type(value).__name__}")
+    offset = value.utcoffset()
+    if offset is None:
+        raise InvalidValue(name, "must be timezone-aware (e.g. datetime.now(UTC), or Z), got a naive time")
+    try:
+        utc = value - offset
+    except OverflowError:
+        raise InvalidValue(name, "outside the calendar once converted to UTC") from None
+    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _sized(base_size: Amount | None, quote_size: Amount | None, *, kind: str) -> dict[str, Any]:
@@ -321,13 +319,16 @@ class TriggerBracketGtd(_Rendered):
 
 
 def _duration_str(value: object) -> str:
+    """A protobuf duration (`"300s"`): whole seconds with at most nine decimal places."""
     if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-        if seconds <= 0:
-            raise ValueError("bucket_duration must be positive")
-        return f"{seconds:g}s"
-    if isinstance(value, str) and value.endswith("s"):
+        if value <= timedelta(0):
+            raise InvalidValue("bucket_duration", "must be positive")
+        seconds = Decimal(value // timedelta(microseconds=1)).scaleb(-6).normalize()
+        return f"{seconds:f}s"
+    if isinstance(value, str) and _DURATION.fullmatch(value) and value.rstrip("s.0"):
         return value
+    if isinstance(value, str):
+        raise InvalidValue("bucket_duration", "must be a protobuf duration such as '300s' or '0.5s'")
     raise TypeError("bucket_duration must be a timedelta or a protobuf duration string such as '300s'")
 
 

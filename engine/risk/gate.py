@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from engine.decimals import bounded_decimal
 from engine.risk.audit import AuditLog
 from engine.risk.balance import check_balance
 from engine.risk.circuit_breaker import BreakerState, CircuitBreaker
@@ -42,6 +43,12 @@ class RiskConfig:
     daily_loss_limit: Decimal | None = None  # quote currency
     check_balance: bool = True
     fee_rate: Decimal = Decimal("0.006")  # allowance on buys for the balance rule
+
+    def __post_init__(self) -> None:
+        for name in ("price_band", "daily_loss_limit", "fee_rate"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, bounded_decimal(value, name, positive=name != "fee_rate"))
 
     def limits_for(self, product_id: str) -> ProductLimits:
         return self.products.get(product_id, self.default_limits)

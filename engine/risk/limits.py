@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from engine.decimals import bounded_decimal
 from engine.risk.refusal import OrderRefused, RiskRule
 from engine.risk.terms import OrderTerms
 from engine.risk.view import RiskView
@@ -19,6 +20,12 @@ class ProductLimits:
     max_position: Decimal | None = None  # |position| in base units after the order fills
     max_allocation: Decimal | None = None  # |position| x price in quote currency after the order fills
     max_open_orders: int | None = None  # open orders in this product
+
+    def __post_init__(self) -> None:
+        for name in ("max_order_size", "max_order_notional", "max_position", "max_allocation"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, bounded_decimal(value, name))
 
 
 def _refuse(rule: RiskRule, detail: str, order: OrderTerms) -> OrderRefused:

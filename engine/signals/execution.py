@@ -24,21 +24,9 @@ import orjson
 
 from engine.errors import OrderRejected
 from engine.rest import Client
-from engine.rest.orders import (
-    LimitFok,
-    LimitGtc,
-    LimitGtd,
-    MarketFok,
-    MarketIoc,
-    OrderConfiguration,
-    OrderRequest,
-    SorLimitIoc,
-    StopLimitGtc,
-    StopLimitGtd,
-)
+from engine.rest.orders import OrderConfiguration, OrderRequest
 from engine.rest.orders import Side as OrderSide
-from engine.rest.orders import StopDirection as OrderStopDirection
-from engine.signals.model import OrderType, Signal, StopDirection, TimeInForce
+from engine.signals.model import Signal
 
 __all__ = [
     "ClientExecutor",
@@ -97,44 +85,8 @@ Recoverer = Callable[[Signal], Awaitable[SignalOutcome | None]]
 
 
 def order_configuration(signal: Signal) -> OrderConfiguration:
-    """The typed Advanced Trade configuration a signal asks for."""
-    tif = signal.effective_time_in_force
-    if signal.order_type is OrderType.MARKET:
-        market = MarketIoc if tif is TimeInForce.IOC else MarketFok
-        return market(base_size=signal.size, quote_size=signal.quote_size)
-    assert signal.size is not None
-    assert signal.limit_price is not None
-    if signal.order_type is OrderType.STOP_LIMIT:
-        assert signal.stop_price is not None
-        direction = OrderStopDirection((signal.stop_direction or StopDirection.UP).value)
-        if tif is TimeInForce.GTD:
-            assert signal.end_time is not None
-            return StopLimitGtd(
-                base_size=signal.size,
-                limit_price=signal.limit_price,
-                stop_price=signal.stop_price,
-                stop_direction=direction,
-                end_time=signal.end_time,
-            )
-        return StopLimitGtc(
-            base_size=signal.size,
-            limit_price=signal.limit_price,
-            stop_price=signal.stop_price,
-            stop_direction=direction,
-        )
-    if tif is TimeInForce.IOC:
-        return SorLimitIoc(base_size=signal.size, limit_price=signal.limit_price)
-    if tif is TimeInForce.FOK:
-        return LimitFok(base_size=signal.size, limit_price=signal.limit_price)
-    if tif is TimeInForce.GTD:
-        assert signal.end_time is not None
-        return LimitGtd(
-            base_size=signal.size,
-            limit_price=signal.limit_price,
-            end_time=signal.end_time,
-            post_only=signal.post_only,
-        )
-    return LimitGtc(base_size=signal.size, limit_price=signal.limit_price, post_only=signal.post_only)
+    """The typed Advanced Trade configuration a signal asks for, built when the signal was validated."""
+    return signal.configuration
 
 
 def order_request(signal: Signal, prefix: str = "eng") -> OrderRequest:

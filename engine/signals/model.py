@@ -6,8 +6,11 @@ operator can fix the sender without reading our logs:
     {"id": "tv-2024-0001", "product_id": "BTC-USD", "side": "BUY", "order_type": "limit",
      "size": "0.01", "limit_price": "60000", "time_in_force": "GTC", "post_only": true}
 
-Sizes and prices are decimal strings (numbers are accepted and read through their shortest decimal form).
-Market orders take exactly one of `size` (base) or `quote_size`; limit and stop-limit orders take `size`.
+Sizes and prices are decimal strings (numbers are accepted and read through their shortest decimal form),
+bounded by value and exponent as `engine.decimals` says. Market orders take exactly one of `size` (base) or
+`quote_size`; limit and stop-limit orders take `size`. Validation ends by building the signal's order
+configuration with the same builders that place it, so a signal that is accepted can always be placed (a
+GTD `end_time` whose UTC time falls off the calendar, say, is refused here, not in the worker).
 
 A signal never becomes two orders: its `client_order_id` is derived from the signal id alone
 (`signal_client_order_id`), so however many times or workers execute it, Coinbase's `client_order_id`
@@ -19,14 +22,27 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import orjson
 
-from engine.errors import EngineError
+from engine.decimals import bounded_decimal
+from engine.errors import InvalidValue
+from engine.rest.orders import (
+    LimitFok,
+    LimitGtc,
+    LimitGtd,
+    MarketFok,
+    MarketIoc,
+    OrderConfiguration,
+    SorLimitIoc,
+    StopLimitGtc,
+    StopLimitGtd,
+)
+from engine.rest.orders import StopDirection as OrderStopDirection
 
 __all__ = [
     "MAX_SIGNAL_ID_LENGTH",
@@ -36,6 +52,7 @@ __all__ = [
     "Signal",
     "StopDirection",
     "TimeInForce",
+    "declared_signal_id",
     "parse_signal",
     "signal_client_order_id",
 ]
@@ -65,13 +82,8 @@ _MAX_TAG_LENGTH = 64
 _E = TypeVar("_E", bound=enum.Enum)
 
 
-class InvalidSignal(EngineError, ValueError):
+class InvalidSignal(InvalidValue):
     """A signal failed validation. `field` names the offending field (or `"body"` for the whole document)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.reason = message
 
 
 class Side(enum.Enum):
@@ -122,6 +134,16 @@ class Signal:
     end_time: datetime | None = None  # GTD only
     post_only: bool = False
     tag: str | None = None  # free text the platform may use to trace its signals
+    # The Advanced Trade order configuration, built from the fields above when the signal is made: a signal
+    # the order builders cannot build is refused here, at the door, never in the worker.
+    configuration: OrderConfiguration = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            configuration = _configuration(self)
+        except InvalidValue as exc:
+            raise InvalidSignal(_SIGNAL_FIELD.get(exc.field, exc.field), exc.reason) from None
+        object.__setattr__(self, "configuration", configuration)
 
     @classmethod
     def from_mapping(cls, document: Any) -> Signal:
@@ -177,6 +199,16 @@ def parse_signal(body: bytes | str) -> Signal:
     except orjson.JSONDecodeError:
         raise InvalidSignal("body", "not valid JSON") from None
     return _build(document)
+
+
+def declared_signal_id(body: bytes | str) -> str | None:
+    """The `id` a signal body that failed validation declares, if it is a usable one (to settle it under)."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    signal_id = document.get("id") if isinstance(document, dict) else None
+    return signal_id if isinstance(signal_id, str) and _SIGNAL_ID.fullmatch(signal_id) else None
 
 
 def _build(document: Any) -> Signal:
@@ -305,16 +337,10 @@ def _decimal(document: dict[str, Any], name: str) -> Decimal | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise InvalidSignal(name, "must be a decimal string")
-    text = value if isinstance(value, str) else repr(value)
-    if len(text) > 40:
-        raise InvalidSignal(name, "too long for a decimal")
     try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise InvalidSignal(name, "must be a decimal string") from None
-    if not number.is_finite() or number <= 0:
-        raise InvalidSignal(name, "must be a positive finite number")
-    return number
+        return bounded_decimal(value if isinstance(value, str | int) else repr(value), name)
+    except InvalidValue as exc:
+        raise InvalidSignal(name, exc.reason) from None
 
 
 def _end_time(document: dict[str, Any]) -> datetime | None:
@@ -335,3 +361,53 @@ def _end_time(document: dict[str, Any]) -> datetime | None:
 def _iso(moment: datetime | None) -> str:
     assert moment is not None
     return moment.isoformat().replace("+00:00", "Z")
+
+
+# The order builders' parameter names, as the signal calls them.
+_SIGNAL_FIELD = {"base_size": "size"}
+
+
+def _configuration(signal: Signal) -> OrderConfiguration:
+    """The typed Advanced Trade configuration a signal asks for (`InvalidValue` if it cannot be built)."""
+    tif = signal.effective_time_in_force
+    if signal.order_type is OrderType.MARKET:
+        market = MarketIoc if tif is TimeInForce.IOC else MarketFok
+        return market(base_size=signal.size, quote_size=signal.quote_size)
+    if signal.size is None or signal.limit_price is None:
+        raise InvalidValue("size" if signal.size is None else "limit_price", "required for a limit order")
+    if signal.order_type is OrderType.STOP_LIMIT:
+        if signal.stop_price is None:
+            raise InvalidValue("stop_price", "required for a stop_limit order")
+        direction = OrderStopDirection((signal.stop_direction or StopDirection.UP).value)
+        if tif is TimeInForce.GTD:
+            return StopLimitGtd(
+                base_size=signal.size,
+                limit_price=signal.limit_price,
+                stop_price=signal.stop_price,
+                stop_direction=direction,
+                end_time=_required_time(signal.end_time),
+            )
+        return StopLimitGtc(
+            base_size=signal.size,
+            limit_price=signal.limit_price,
+            stop_price=signal.stop_price,
+            stop_direction=direction,
+        )
+    if tif is TimeInForce.IOC:
+        return SorLimitIoc(base_size=signal.size, limit_price=signal.limit_price)
+    if tif is TimeInForce.FOK:
+        return LimitFok(base_size=signal.size, limit_price=signal.limit_price)
+    if tif is TimeInForce.GTD:
+        return LimitGtd(
+            base_size=signal.size,
+            limit_price=signal.limit_price,
+            end_time=_required_time(signal.end_time),
+            post_only=signal.post_only,
+        )
+    return LimitGtc(base_size=signal.size, limit_price=signal.limit_price, post_only=signal.post_only)
+
+
+def _required_time(moment: datetime | None) -> datetime:
+    if moment is None:
+        raise InvalidValue("end_time", "required when time_in_force is GTD")
+    return moment

@@ -34,7 +34,13 @@ from redis.exceptions import RedisError, ResponseError
 from engine.scaleout.redis_conn import ProbeBackoff
 from engine.signals.execution import Executor, OutcomeStatus, Recoverer, SignalOutcome
 from engine.signals.intake import IntakeFull
-from engine.signals.model import InvalidSignal, Signal, parse_signal
+from engine.signals.model import (
+    InvalidSignal,
+    Signal,
+    declared_signal_id,
+    parse_signal,
+    signal_client_order_id,
+)
 
 __all__ = ["SignalStream", "StreamConsumer", "stream_keys"]
 
@@ -287,10 +293,11 @@ class StreamConsumer:
         try:
             signal = parse_signal(fields.get(_FIELD, b""))
         except InvalidSignal as exc:
-            # Only a producer bypassing validation can put this here; it can never run, so drop it loudly.
+            # Only a producer bypassing validation (or an older version's) can put this here; it can never
+            # run, so it is settled as failed under its id when it has one, and dropped loudly otherwise.
             self.invalid += 1
             log.error("signal stream entry %s is not a valid signal (%s): dropped", entry, exc)
-            await self._ack(entry)
+            await self._settle_invalid(entry, declared_signal_id(fields.get(_FIELD, b"")), exc)
             return
         claim_key = self._claim_prefix + signal.id
         try:
@@ -324,6 +331,26 @@ class StreamConsumer:
             )
             return
         await self._record_outcome(claim_key, entry, outcome)
+
+    async def _settle_invalid(self, entry: str, signal_id: str | None, error: InvalidSignal) -> None:
+        """Record an invalid entry as failed under the id it declares, unless that id is settled or claimed
+        already (an invalid entry never overwrites a real signal's outcome)."""
+        if signal_id is None:
+            await self._ack(entry)
+            return
+        claim_key = self._claim_prefix + signal_id
+        try:
+            verdict, _ = await self._claim(keys=[claim_key], args=[self.consumer, self.claim_ttl_ms, 0])
+        except RedisError as exc:
+            self.redis_errors += 1
+            log.warning("could not claim signal %s (%s); it stays pending", signal_id, type(exc).__name__)
+            return
+        if (verdict.decode() if isinstance(verdict, bytes) else str(verdict)) != "new":
+            await self._ack(entry)
+            return
+        coid = signal_client_order_id(signal_id)
+        failed = SignalOutcome(signal_id, OutcomeStatus.FAILED, coid, reason=f"invalid: {error}")
+        await self._record_outcome(claim_key, entry, failed)
 
     async def _run(self, signal: Signal, *, resuming: bool, attempt: int) -> SignalOutcome:
         if resuming:

@@ -30,6 +30,7 @@ import orjson
 from yarl import URL
 
 from engine._signer import CdpKey
+from engine.decimals import bounded_decimal
 from engine.errors import EngineError, NotFound, OrderRejected
 from engine.marketdata.book import OrderBook
 from engine.marketdata.feed import Callback, MarketFeed, Ticker, Trade
@@ -679,8 +680,8 @@ class Engine:
         tracked = self._tracked(order)
         if tracked.order_id is None or not tracked.is_open or tracked.terms is None:
             return False
-        new_size = Decimal(str(size)) if size is not None else tracked.terms.base_size
-        new_price = Decimal(str(price)) if price is not None else tracked.terms.limit_price
+        new_size = bounded_decimal(size, "size") if size is not None else tracked.terms.base_size
+        new_price = bounded_decimal(price, "price") if price is not None else tracked.terms.limit_price
         edited = replace(
             tracked.terms,
             base_size=new_size,

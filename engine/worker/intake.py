@@ -1,8 +1,10 @@
 """Where a worker's signals come from, and how many are worked at once: a local queue or a Redis stream.
 
 - `QueueIntake`: the webhook puts accepted signals on a bounded in-process `SignalQueue`; `concurrency` tasks
-  take them off and execute them. A signal whose outcome is not settled (unknown, exchange unreachable) is
-  logged; its order, if any, is the Engine's to resolve.
+  take them off and execute them. Every signal taken ends with an outcome, logged and kept in `outcomes`:
+  placed, refused or rejected with the reason, or failed with the reason when it could not be settled
+  (outcome unknown, exchange unreachable: the order, if any, is the Engine's to resolve) or the executor
+  raised something unexpected.
 - `StreamIntake`: the webhook (if on) appends to the shared Redis stream, and a `StreamConsumer` reads it
   through the consumer group: any worker can take any signal, an unsettled one is retried, and a dead
   worker's pending signals are reclaimed by a peer, which first looks the order up (`recover`).
@@ -14,14 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from typing import Protocol
 
 import redis.asyncio as aioredis
 
 from engine.errors import EngineError
 from engine.ops.metrics import EngineMetrics
-from engine.signals.execution import Executor, Recoverer
+from engine.signals.execution import Executor, OutcomeStatus, Recoverer, SignalOutcome
 from engine.signals.intake import SignalQueue, SignalSink
+from engine.signals.model import Signal
 from engine.signals.stream import SignalStream, StreamConsumer
 
 __all__ = ["Intake", "QueueIntake", "StreamIntake"]
@@ -54,9 +58,19 @@ class QueueIntake:
     """A bounded local queue worked by `concurrency` tasks."""
 
     def __init__(
-        self, execute: Executor, *, queue_size: int, concurrency: int, metrics: EngineMetrics
+        self,
+        execute: Executor,
+        *,
+        queue_size: int,
+        concurrency: int,
+        metrics: EngineMetrics,
+        prefix: str = "eng",
+        kept_outcomes: int = 10_000,
     ) -> None:
         self._execute = execute
+        self._prefix = prefix
+        self._kept_outcomes = kept_outcomes
+        self.outcomes: OrderedDict[str, SignalOutcome] = OrderedDict()  # signal id -> outcome, newest last
         self._queue = SignalQueue(queue_size)
         self._concurrency = concurrency
         self._metrics = metrics
@@ -85,11 +99,18 @@ class QueueIntake:
             self._busy += 1
             self._metrics.in_flight.set(self._busy)
             try:
-                await self._execute(signal)
-            except (EngineError, OSError, TimeoutError):
-                pass  # logged and counted by the executor; the Engine resolves an unknown outcome
-            except Exception:
-                log.exception("signal %s: unexpected error", signal.id)
+                try:
+                    outcome = await self._execute(signal)
+                except asyncio.CancelledError:  # the drain timed out with this one in flight
+                    self._record(self._failed(signal, "worker stopped before it was settled"))
+                    raise
+                except (EngineError, OSError, TimeoutError) as exc:
+                    # logged and counted by the executor; the Engine resolves an unknown outcome itself
+                    outcome = self._failed(signal, f"not settled: {type(exc).__name__}")
+                except Exception as exc:
+                    log.exception("signal %s: unexpected error", signal.id)
+                    outcome = self._failed(signal, f"unexpected error: {type(exc).__name__}")
+                self._record(outcome)
             finally:
                 self._busy -= 1
                 self._metrics.in_flight.set(self._busy)
@@ -97,6 +118,25 @@ class QueueIntake:
                 self._metrics.queue_depth.set(self._queue.depth)
                 async with self._idle:
                     self._idle.notify_all()
+
+    def _failed(self, signal: Signal, reason: str) -> SignalOutcome:
+        coid = signal.client_order_id(self._prefix)
+        return SignalOutcome(signal.id, OutcomeStatus.FAILED, coid, reason=reason)
+
+    def _record(self, outcome: SignalOutcome) -> None:
+        outcomes = self.outcomes
+        outcomes.pop(outcome.signal_id, None)
+        outcomes[outcome.signal_id] = outcome
+        while len(outcomes) > self._kept_outcomes:
+            outcomes.popitem(last=False)
+        level = logging.INFO if outcome.status is OutcomeStatus.PLACED else logging.WARNING
+        log.log(
+            level,
+            "signal %s outcome: %s%s",
+            outcome.signal_id,
+            outcome.status.value,
+            f" ({outcome.reason})" if outcome.reason else f" as order {outcome.order_id}",
+        )
 
     async def drain(self, timeout_s: float) -> bool:
         drained = True

@@ -184,8 +184,14 @@ class Worker:
         key = self._key = credentials.signing_key()
         try:
             await self._start(key, secret)
-        except BaseException:
+        except BaseException as exc:
             await self.stop()
+            if isinstance(exc, AuthError):  # a deleted, unknown or restricted key: the operator's to fix
+                detail = exc.hint or str(exc)
+                raise ConfigError(
+                    f"credentials: the exchange refused key {key_label(credentials.name)} "
+                    f"({exc.diagnosis.value}, HTTP {exc.status}): {detail}"
+                ) from exc
             raise
         self.status = "ok"
         self.metrics.up.set(1)
@@ -241,7 +247,7 @@ class Worker:
             authenticator = SignalAuthenticator([secret], window_s=config.signals.window_s)
             webhook = SignalWebhook(authenticator, self._replay_guard(), _TimedSink(intake.sink, executor))
             self._webhook_runner, self.webhook_url = await _serve(
-                webhook.app, config.signals.host, config.signals.port
+                webhook.runner(handle_signals=False), config.signals.host, config.signals.port
             )
         if config.metrics.enabled:
             self._ops = OpsServer(
@@ -273,7 +279,11 @@ class Worker:
         signals, worker = self.config.signals, self.config.worker
         if signals.redis_url is None:
             return QueueIntake(
-                executor, queue_size=signals.queue_size, concurrency=worker.concurrency, metrics=self.metrics
+                executor,
+                queue_size=signals.queue_size,
+                concurrency=worker.concurrency,
+                metrics=self.metrics,
+                prefix=worker.client_order_prefix,
             )
         settings = RedisSettings(signals.redis_url, signals.redis_timeout_s, signals.redis_namespace)
         redis = connect(settings, extra_timeout_s=_STREAM_BLOCK_MS / 1000)
@@ -558,8 +568,7 @@ class Worker:
         log.info("cancelled %d open orders on exit", cancelled)
 
 
-async def _serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+async def _serve(runner: web.AppRunner, host: str, port: int) -> tuple[web.AppRunner, str]:
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

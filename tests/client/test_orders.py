@@ -8,6 +8,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from engine.errors import InvalidValue
 from engine.rest.orders import (
     LimitFok,
     LimitGtc,
@@ -28,6 +29,7 @@ from engine.rest.orders import (
     TwapLimitGtd,
     decimal_str,
 )
+from tests.support.hostile_values import EDGE_DECIMALS, EDGE_TIMES, HOSTILE_DECIMALS, OFF_CALENDAR_TIMES
 
 END = datetime(2030, 5, 31, 9, 59, 59, tzinfo=UTC)
 END_S = "2030-05-31T09:59:59.000Z"
@@ -226,3 +228,134 @@ def test_client_order_ids_are_fresh_per_order_and_bounded() -> None:
     assert a.client_order_id != b.client_order_id
     with pytest.raises(ValueError, match="client_order_id"):
         OrderRequest(product_id="BTC-USD", side=Side.BUY, configuration=config, client_order_id="x" * 129)
+
+
+# -- hostile values: the builders bound decimals by value and exponent, and times by the calendar --------
+
+_BUILDERS = [
+    ("base_size", lambda v: MarketIoc(base_size=v)),
+    ("quote_size", lambda v: MarketFok(quote_size=v)),
+    ("limit_price", lambda v: LimitGtc(base_size="1", limit_price=v)),
+    (
+        "stop_price",
+        lambda v: StopLimitGtc(base_size="1", limit_price="1", stop_price=v, stop_direction=StopDirection.UP),
+    ),
+    ("stop_trigger_price", lambda v: TriggerBracketGtc(base_size="1", limit_price="1", stop_trigger_price=v)),
+    (
+        "bucket_size",
+        lambda v: TwapLimitGtd(
+            limit_price="1",
+            start_time=END,
+            end_time=END,
+            number_buckets=2,
+            bucket_size=v,
+            bucket_duration="60s",
+            base_size="1",
+        ),
+    ),
+    ("max_price", lambda v: ScaledLimitGtc(min_price="1", max_price=v, num_orders=2, base_size="1")),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"), HOSTILE_DECIMALS, ids=[t[:24] or "empty" for t, _ in HOSTILE_DECIMALS]
+)
+def test_hostile_decimals_are_refused_by_value_not_by_length(text: str, reason: str) -> None:
+    for field, build in _BUILDERS:
+        with pytest.raises(InvalidValue, match=reason) as caught:
+            build(text)
+        assert caught.value.field == field
+        assert len(str(caught.value)) < 100  # the value is never echoed, however long it is
+    with pytest.raises(InvalidValue, match=reason):
+        OrderRequest(
+            product_id="BTC-USD", side=Side.BUY, configuration=MarketIoc(base_size="1"), leverage=text
+        )
+
+
+@pytest.mark.parametrize(("text", "value"), EDGE_DECIMALS)
+def test_edge_decimals_are_taken_and_render_short(text: str, value: str) -> None:
+    rendered = decimal_str(text, "size")
+    assert Decimal(rendered) == Decimal(value)
+    assert len(rendered) <= 35
+    assert "E" not in rendered.upper()
+
+
+@pytest.mark.parametrize(
+    "value", [Decimal("NaN"), Decimal("sNaN"), Decimal("-Infinity"), Decimal("1E+999999"), 10**40]
+)
+def test_hostile_decimal_objects_and_ints_are_refused(value: object) -> None:
+    with pytest.raises(InvalidValue, match="limit_price"):
+        LimitGtc(base_size="1", limit_price=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("moment", OFF_CALENDAR_TIMES)
+def test_end_times_off_the_calendar_in_utc_are_refused(moment: str) -> None:
+    for value in (moment, datetime.fromisoformat(moment)):
+        with pytest.raises(InvalidValue, match="outside the calendar") as caught:
+            LimitGtd(base_size="1", limit_price="1", end_time=value)
+        assert caught.value.field == "end_time"
+        with pytest.raises(InvalidValue, match="end_time"):
+            StopLimitGtd(
+                base_size="1",
+                limit_price="1",
+                stop_price="1",
+                stop_direction=StopDirection.UP,
+                end_time=value,
+            )
+        with pytest.raises(InvalidValue, match="end_time"):
+            TriggerBracketGtd(base_size="1", limit_price="1", stop_trigger_price="1", end_time=value)
+
+
+@pytest.mark.parametrize("moment", EDGE_TIMES)
+def test_end_times_at_the_edge_of_the_calendar_render(moment: str) -> None:
+    rendered = LimitGtd(base_size="1", limit_price="1", end_time=moment).fragment()["end_time"]
+    assert rendered.endswith("Z")
+    parsed = datetime.fromisoformat(rendered)
+    assert abs(parsed - datetime.fromisoformat(moment)) < timedelta(milliseconds=1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "tomorrow", "2030-13-01T00:00:00Z", "2030-01-01T25:00:00Z", "2030-01-01", "2030-01-01T00:00:00",
+     "2030-01-01T00:00:00+99:00", "nan", "2030-01-01T00:00:00Z" + " " * 60,
+     "\u0662\u0660\u0663\u0660-01-01T00:00:00Z"],
+)  # fmt: skip
+def test_malformed_or_naive_time_strings_are_refused(text: str) -> None:
+    with pytest.raises(InvalidValue, match="end_time"):
+        LimitGtd(base_size="1", limit_price="1", end_time=text)
+
+
+@pytest.mark.parametrize(
+    "duration",
+    [
+        "0s",
+        "0.000s",
+        "-1s",
+        "1E+999999s",
+        "s",
+        "1.5",
+        "nans",
+        "1_000s",
+        " 60s",
+        "60 s",
+        "1.0000000001s",
+        "1" * 13 + "s",
+    ],
+)
+def test_malformed_bucket_durations_are_refused(duration: str) -> None:
+    with pytest.raises(InvalidValue, match="bucket_duration"):
+        TwapLimitGtd(limit_price="1", start_time=END, end_time=END, number_buckets=2, bucket_size="1",
+                     bucket_duration=duration, base_size="1")  # fmt: skip
+
+
+def test_timedelta_durations_render_as_plain_seconds() -> None:
+    def render(delta: timedelta) -> str:
+        twap = TwapLimitGtd(limit_price="1", start_time=END, end_time=END, number_buckets=2, bucket_size="1",
+                            bucket_duration=delta, base_size="1")  # fmt: skip
+        return str(twap.fragment()["bucket_duration"])
+
+    assert render(timedelta(minutes=5)) == "300s"
+    assert render(timedelta(milliseconds=1500)) == "1.5s"
+    assert render(timedelta(days=999_999)) == "86399913600s"  # not "8.64e+10s"
+    with pytest.raises(InvalidValue, match="positive"):
+        render(timedelta(0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from engine.errors import ConfigError
 from engine.ops.config import KeySource, load_config, parse_config
 from engine.worker import engine_config
+from tests.support.hostile_values import EDGE_DECIMALS, HOSTILE_DECIMALS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "worker.toml"
 
@@ -197,3 +199,57 @@ def test_every_setting_is_documented_in_the_sample_config() -> None:
 def test_busy_poll_reaches_the_engine() -> None:
     assert engine_config(parse_config({"worker": {"busy_poll": True}})).busy_poll is True
     assert engine_config(parse_config({})).busy_poll is False
+
+
+# -- hostile numbers: decimals bounded by value and exponent, other numbers so timers can hold them
+
+_DECIMAL_KEYS = [
+    ("risk", "max_order_size"),
+    ("risk", "max_order_notional"),
+    ("risk", "daily_loss_limit"),
+    ("risk.product.BTC-USD", "max_position"),
+    ("risk.product.BTC-USD", "max_allocation"),
+]
+
+
+def _nested(dotted: str, key: str, value: object) -> dict[str, object]:
+    document: dict[str, object] = {key: value}
+    for part in reversed(dotted.split(".", 2)):
+        document = {part: document}
+    return document
+
+
+@pytest.mark.parametrize(("text", "reason"), HOSTILE_DECIMALS, ids=[t[:24] for t, _ in HOSTILE_DECIMALS])
+def test_hostile_decimals_in_the_config_are_refused_naming_the_key(text: str, reason: str) -> None:
+    for table, key in _DECIMAL_KEYS:
+        with pytest.raises(ConfigError, match=reason) as caught:
+            parse_config(_nested(table, key, text))
+        assert str(caught.value).startswith(f"{table}.{key}:"), str(caught.value)
+        assert len(str(caught.value)) < 120
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 1e308, 1e300, 1e-300, 1e16])
+def test_hostile_toml_floats_for_decimals_are_refused(value: float) -> None:
+    with pytest.raises(ConfigError, match=r"risk\.price_band"):
+        parse_config({"risk": {"price_band": value}})
+
+
+@pytest.mark.parametrize(("text", "value"), EDGE_DECIMALS)
+def test_edge_decimals_in_the_config_are_taken(text: str, value: str) -> None:
+    assert parse_config({"risk": {"max_order_notional": text}}).risk.default.max_order_notional == Decimal(
+        value
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [("exchange", "request_timeout_s"), ("limits", "private_rps"), ("limits", "redis_timeout_s"),
+     ("signals", "window_s"), ("signals", "reclaim_idle_s"), ("worker", "drain_timeout_s"),
+     ("risk", "order_window_s"), ("risk", "breaker_pause_s"), ("limits", "burst"),
+     ("risk", "breaker_window_s")],
+)  # fmt: skip
+@pytest.mark.parametrize("value", [1e308, 1e10, math.inf, math.nan])
+def test_numbers_too_large_for_a_timer_are_refused(table: str, key: str, value: float) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({table: {key: value}})
+    assert str(caught.value).startswith(f"{table}.{key}:"), str(caught.value)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.ops.logs import REDACTED, configure_logging, redact, register_secret
+from engine.ops.logs import REDACTED, LogThrottle, configure_logging, redact, register_secret
 from tests.support.leaks import observe
 
 
@@ -79,3 +79,34 @@ def test_the_handler_redacts_messages_extras_and_tracebacks() -> None:
     assert first["msg"] == f"oops {REDACTED}"
     assert first["detail"] == f"x{REDACTED}x"
     assert "ValueError: bad key [REDACTED]" in str(second["exc"])
+
+
+def test_a_throttle_logs_the_first_occurrence_then_one_line_per_interval_with_the_count() -> None:
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("engine.test.throttle")
+    handler = Collect()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    now = [100.0]
+    throttle = LogThrottle(logger, interval_s=60.0, clock=lambda: now[0])
+    try:
+        assert throttle.log("client %s hung up", "a")
+        for n in range(500):  # a flood within the minute: counted, not logged
+            now[0] += 0.1
+            assert not throttle.log("client %s hung up", f"b{n}")
+        now[0] = 161.0
+        assert throttle.log("client %s hung up", "c")
+        now[0] = 500.0
+        assert throttle.log("client %s hung up", "d")  # nothing suppressed since: no count
+    finally:
+        logger.removeHandler(handler)
+    assert records == [
+        "client a hung up",
+        "client c hung up (and 500 more in the last 60 s)",
+        "client d hung up",
+    ]

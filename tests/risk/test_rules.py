@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from engine.errors import InvalidValue
 from engine.rest.orders import (
     LimitGtc,
     MarketIoc,
@@ -27,6 +28,7 @@ from engine.risk import (
     RiskRule,
 )
 from tests.risk.view import AccountView, ManualClock
+from tests.support.hostile_values import HOSTILE_DECIMALS
 
 D = Decimal
 _ids = iter(range(1_000_000))
@@ -276,3 +278,55 @@ def test_terms_are_read_from_every_configuration_shape() -> None:
     gate, view = RiskGate(RiskConfig(price_band=D("0.05"))), AccountView(bid=D("100"), ask=D("101"))
     assert refused_rule(gate, stop, view) is None
     assert refused_rule(gate, ladder, view) is RiskRule.PRICE_BAND  # 90 < 100 x 0.95
+
+
+# -- hostile values: caps are bounded like every decimal, and nothing unbounded reaches the audit log
+
+
+@pytest.mark.parametrize(("text", "reason"), HOSTILE_DECIMALS, ids=[t[:24] for t, _ in HOSTILE_DECIMALS])
+def test_hostile_caps_are_refused_naming_the_cap(text: str, reason: str) -> None:
+    for name in ("max_order_size", "max_order_notional", "max_position", "max_allocation"):
+        with pytest.raises(InvalidValue, match=reason) as caught:
+            ProductLimits(**{name: text})  # type: ignore[arg-type]
+        assert caught.value.field == name
+    for name in ("price_band", "daily_loss_limit"):
+        with pytest.raises(InvalidValue, match=reason) as caught:
+            RiskConfig(**{name: text})  # type: ignore[arg-type]
+        assert caught.value.field == name
+
+
+@pytest.mark.parametrize("value", [D("NaN"), D("sNaN"), D("Infinity"), D("1E+999999"), D("-1")])
+def test_hostile_decimal_objects_as_caps_are_refused(value: Decimal) -> None:
+    with pytest.raises(InvalidValue, match="max_order_size"):
+        ProductLimits(max_order_size=value)
+    if value.is_finite() and value < 0:
+        assert RiskConfig(fee_rate=value).fee_rate == value  # a rebate: allowed
+        return
+    with pytest.raises(InvalidValue, match="fee_rate"):
+        RiskConfig(fee_rate=value)
+
+
+def test_a_zero_fee_rate_is_a_fee_rate() -> None:
+    assert RiskConfig(fee_rate=D(0)).fee_rate == 0
+
+
+@pytest.mark.parametrize(
+    ("size", "price"),
+    [("999999999999999", "999999999999999"), ("1E-18", "999999999999999"), ("999999999999999", "1E-18"),
+     ("123456789012345.1234567890123", "999999999999999.999999999999"), ("1E+14", "1E+14")],
+)  # fmt: skip
+def test_refusals_of_the_largest_orders_stay_short_in_the_audit_log(size: str, price: str) -> None:
+    stream = io.BytesIO()
+    audit = AuditLog(stream)
+    limits = ProductLimits(
+        max_order_size=D("1E-18"), max_order_notional=D("1E-18"), max_allocation=D("1E-18")
+    )
+    gate = RiskGate(RiskConfig(default_limits=limits, price_band=D("0.05")), audit)
+    for order in (limit(size=size, price=price), market(size=size), market(quote=price)):
+        with pytest.raises(OrderRefused) as refused:
+            gate.check(order, AccountView(bid=D(price), ask=D(price)))
+        assert len(str(refused.value)) < 200, str(refused.value)
+    audit.flush()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3
+    assert all(len(line) < 600 for line in lines), max(lines, key=len)[:300]

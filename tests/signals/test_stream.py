@@ -189,16 +189,41 @@ async def test_retry_budget_spent_is_recorded_as_failed(
     assert venue.sim.ledger.entries() == []
 
 
-async def test_an_invalid_entry_is_dropped(redis_client: aioredis.Redis, venue: SimVenue) -> None:
-    worker, _ = consumer(redis_client, venue, "w")
-    await worker.ensure_group()
-    await redis_client.xadd(stream_keys(NS)[0], {b"signal": b'{"id": "x"}'})
+async def test_an_invalid_entry_is_settled_as_failed_under_its_id(
+    redis_client: aioredis.Redis, venue: SimVenue
+) -> None:
+    first_worker, _ = consumer(redis_client, venue, "w1")
+    await first_worker.ensure_group()
+    settled_first = market_signal(1)
+    await SignalStream(redis_client, namespace=NS).submit(settled_first)
+
+    async def first_settled() -> bool:
+        return await outcome_of(redis_client, settled_first) is not None
+
+    await run_until([first_worker], first_settled)
+    key = stream_keys(NS)[0]
+    await redis_client.xadd(key, {b"signal": b'{"id": "x"}'})
+    gtd = {"id": "off-calendar", "product_id": "BTC-USD", "side": "BUY", "order_type": "limit", "size": "1",
+           "limit_price": "1", "time_in_force": "GTD", "end_time": "0001-01-01T00:00:00+14:00"}  # fmt: skip
+    await redis_client.xadd(key, {b"signal": orjson.dumps(gtd)})
+    await redis_client.xadd(key, {b"signal": b"not json"})
+    # an invalid entry under a settled signal's id: acknowledged, the outcome left as it was
+    await redis_client.xadd(key, {b"signal": b'{"id": "sig-1", "size": "1E+999999"}'})
+    worker, _ = consumer(redis_client, venue, "w2")
 
     async def settled() -> bool:
-        return await pending(redis_client) == 0 and worker.invalid == 1
+        return await pending(redis_client) == 0 and worker.invalid == 4
 
     await run_until([worker], settled)
-    assert venue.sim.ledger.entries() == []
+    for signal_id, field in (("x", "product_id"), ("off-calendar", "end_time")):
+        raw = await redis_client.hget(stream_keys(NS)[1] + signal_id, "outcome")
+        assert raw is not None
+        outcome = SignalOutcome.from_json(raw)
+        assert outcome.status is OutcomeStatus.FAILED
+        assert outcome.reason.startswith(f"invalid: {field}:"), outcome.reason
+    first = await outcome_of(redis_client, settled_first)
+    assert first is not None
+    assert first.status is OutcomeStatus.PLACED
 
 
 async def test_survives_a_redis_restart(

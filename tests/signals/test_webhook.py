@@ -54,7 +54,10 @@ class Hook:
 
 
 async def serve_hook(
-    sink: SignalSink | None = None, guard: ReplayGuard | None = None, secret: str | None = None, **kwargs: int
+    sink: SignalSink | None = None,
+    guard: ReplayGuard | None = None,
+    secret: str | None = None,
+    **kwargs: float,
 ) -> AsyncIterator[Hook]:
     auth = SignalAuthenticator([secret or new_webhook_secret()])
     queue = SignalQueue(maxsize=4)
