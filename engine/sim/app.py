@@ -179,6 +179,7 @@ class Simulator:
     def _on_trade(self, trade: Trade) -> None:
         self._recent_trades[trade.product_id].append(trade)
         self.hub.publish_trade(trade)
+        self.exchange.on_trade(trade)
 
     def _on_order(self, order: Order, fill: Fill | None) -> None:
         self.hub.publish_order(order, fill)
@@ -202,8 +203,8 @@ class Simulator:
         routes: list[tuple[str, str, Handler]] = []
         for method, path, handler, access in self.advanced.routes():
             routes.append((method, path, guard(self, handler, access, "advanced")))
-        for method, path, handler, access in self.exchange.routes():
-            routes.append((method, path, guard(self, handler, access, "exchange")))
+        for method, path, handler, access, bucket in self.exchange.routes():
+            routes.append((method, path, guard(self, handler, access, "exchange", bucket)))
         for method, path, handler in self.admin.routes():
             routes.append((method, path, self.admin.wrap(handler)))
         return routes
