@@ -34,6 +34,7 @@ from engine.sim.orders import (
 from engine.sim.ratelimit import EXCHANGE_FILLS, EXCHANGE_PRIVATE, EXCHANGE_PUBLIC
 from engine.sim.responses import BadRequest, DropConnection, json_response, read_json
 from engine.sim.rest_exchange_market import ExchangeMarketApi, message
+from engine.sim.ws_exchange import ExchangeFeed
 
 if TYPE_CHECKING:
     from engine.sim.app import Simulator
@@ -115,15 +116,18 @@ class ExchangeApi:
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
         self.tape = ExchangeTape(sim.markets, sim.accounts)
-        self.market = ExchangeMarketApi(sim, self.tape)
+        self.feed = ExchangeFeed(sim, self.tape)
+        self.market = ExchangeMarketApi(sim, self.tape, self.feed.resting_user_orders)
         # what an Exchange order said that the matching core does not keep: stp, max_floor, stop, expire
         self._terms: dict[str, dict[str, Any]] = {}
         self._conversions: dict[str, dict[str, Any]] = {}
         sim.engine.order_listeners.append(self.tape.on_order)
+        sim.engine.order_listeners.append(self.feed.on_order)
 
     def on_trade(self, trade: Trade) -> None:
         """Every trade on the tape, the market's own and our fills alike (the simulator calls this)."""
         self.tape.on_trade(trade)
+        self.feed.on_trade(trade)
 
     def routes(self) -> list[tuple[str, str, Any, str, str]]:
         """(method, path, handler, access, rate-limit pool)."""

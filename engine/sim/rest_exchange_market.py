@@ -17,8 +17,11 @@ from engine.sim.products import CRYPTO_NAMES, FIAT
 from engine.sim.responses import BadRequest, json_response
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from engine.sim.app import Simulator
     from engine.sim.market import Market
+    from engine.sim.orders import Order
 
 PUBLIC = "exchange_public"
 _STABLECOINS = {"USDC": "USD"}  # converts 1:1 with its fiat at /conversions
@@ -59,9 +62,10 @@ def exchange_product(market: Market) -> dict[str, Any]:
 
 
 class ExchangeMarketApi:
-    def __init__(self, sim: Simulator, tape: ExchangeTape) -> None:
+    def __init__(self, sim: Simulator, tape: ExchangeTape, user_orders: Callable[[str], list[Order]]) -> None:
         self.sim = sim
         self.tape = tape
+        self._user_orders = user_orders  # the user's resting orders: level 3 lists them beside the rest
 
     def routes(self) -> list[tuple[str, str, Any, str]]:
         return [
@@ -107,9 +111,14 @@ class ExchangeMarketApi:
         product_id = market.spec.product_id
 
         def rows(side: str, levels: list[tuple[Decimal, Decimal]]) -> list[list[Any]]:
-            if level == "3":
-                return [[fmt(p), fmt(s), level_order_id(product_id, side, p)] for p, s in levels]
-            return [[fmt(p), fmt(s), 1] for p, s in levels]
+            if level != "3":
+                return [[fmt(p), fmt(s), 1] for p, s in levels]
+            entries = [(p, s, level_order_id(product_id, side, p)) for p, s in levels]
+            for order in self._user_orders(product_id):
+                if order.side.lower() == side and order.spec.limit_price is not None:
+                    entries.append((order.spec.limit_price, order.leaves, order.order_id))
+            entries.sort(key=lambda e: -e[0] if side == "buy" else e[0])
+            return [[fmt(p), fmt(s), order_id] for p, s, order_id in entries]
 
         return json_response(
             {

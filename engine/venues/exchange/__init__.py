@@ -1,6 +1,7 @@
 """Coinbase Exchange: the REST client (`ExchangeApi`, reached as `client.exchange`), its wire types, and the
 WebSocket feed."""
 
+from engine.venues.exchange.feed import FEED_URLS, ExchangeFeed, FeedStats, OrderEvent
 from engine.venues.exchange.rest import ExchangeApi, ExchangePage
 from engine.venues.exchange.types import (
     BookEntry,
@@ -30,6 +31,7 @@ from engine.venues.exchange.types import (
 )
 
 __all__ = [
+    "FEED_URLS",
     "BookEntry",
     "CancelAfter",
     "Candle",
@@ -38,6 +40,7 @@ __all__ = [
     "ExchangeAccount",
     "ExchangeApi",
     "ExchangeBook",
+    "ExchangeFeed",
     "ExchangeFill",
     "ExchangeOrder",
     "ExchangeOrderType",
@@ -45,10 +48,12 @@ __all__ = [
     "ExchangeProduct",
     "ExchangeTicker",
     "ExchangeTrade",
+    "FeedStats",
     "Fees",
     "Hold",
     "LedgerEntry",
     "Liquidity",
+    "OrderEvent",
     "OrderSide",
     "OrderStatus",
     "ProductStats",
