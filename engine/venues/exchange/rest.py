@@ -13,6 +13,7 @@ Lists run newest first. A page call returns one `ExchangePage` with its `before`
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,6 +64,7 @@ T = TypeVar("T")
 _PUBLIC, _PRIVATE, _FILLS = EndpointClass.PUBLIC, EndpointClass.PRIVATE, EndpointClass.FILLS
 _OPEN_STATUSES = ("open", "pending", "active")
 _MAX_PAGE = 1000  # Coinbase's largest `limit`
+_PLAIN = re.compile(r"[A-Za-z0-9:_.-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ def _path_part(value: str, what: str) -> str:
     """An id as a path segment: refused if empty, quoted so it can never change the path it lands in."""
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} must be a non-empty string")
+    if _PLAIN.fullmatch(value) is not None:  # ids and UUIDs: nothing to quote
+        return value
     return quote(value, safe=":-_.")
 
 
@@ -117,6 +121,9 @@ def _side(side: OrderSide | str) -> str:
 
 
 def _member(kind: type[Any], value: Any, what: str) -> str:
+    member = kind._value2member_map_.get(value) if isinstance(value, str) else None
+    if member is not None and member.name != "UNKNOWN":
+        return str(member.value)
     try:
         member = kind(value)
     except ValueError:

@@ -105,10 +105,9 @@ class Liquidity(enum.StrEnum):
 
 
 def _enum(kind: type[E], value: Any) -> E:
-    try:
-        return kind(value)
-    except ValueError:
-        return kind["UNKNOWN"]
+    """`kind(value)`, or its UNKNOWN member; a dict lookup (Enum's own call runs several Python frames)."""
+    member = kind._value2member_map_.get(value) if isinstance(value, str) else None
+    return member if member is not None else kind["UNKNOWN"]  # type: ignore[return-value]
 
 
 def _time(value: Any) -> datetime | None:
