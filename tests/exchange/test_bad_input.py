@@ -3,6 +3,7 @@ the engine's client turns it into a typed error that names the problem and carri
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -11,6 +12,7 @@ import orjson
 import pytest
 
 from engine.errors import AuthDiagnosis, AuthError, ExchangeError, NotFound, OrderRejected
+from engine.rest import RetryPolicy
 from engine.sim import RateLimits
 from tests.exchange.conftest import ServedExchange, stdlib_headers
 from tests.support.keys import new_exchange_key
@@ -154,3 +156,44 @@ async def test_rate_limit_pools(served: ServedExchange, sim_overrides: dict[str,
         assert size <= admitted <= size + int(rate * elapsed) + 1, path
         assert refusals
         assert refusals[0] == {"message": f"{pool} rate limit exceeded"}
+
+
+async def test_missing_permission_and_ip_allowlist(served: ServedExchange) -> None:
+    from engine.auth import ExchangeKey
+    from engine.rest import Client
+
+    view_only, fenced = new_exchange_key(), new_exchange_key()
+    served.sim.register_exchange_key(view_only.key, view_only.secret, view_only.passphrase, {"view"})
+    served.sim.register_exchange_key(
+        fenced.key, fenced.secret, fenced.passphrase, {"view", "trade"}, allowed_ips=["203.0.113.0/24"]
+    )
+    for test_key, diagnosis in (
+        (view_only, AuthDiagnosis.MISSING_PERMISSION),
+        (fenced, AuthDiagnosis.IP_NOT_ALLOWED),
+    ):
+        key = ExchangeKey(test_key.key, test_key.secret, test_key.passphrase)
+        async with Client(key, served.base_url) as client:
+            with pytest.raises(AuthError) as refused:
+                await client.exchange.create_order("BTC-USD", "buy", size="0.01", price="50000.00")
+        assert refused.value.status == 403
+        assert refused.value.diagnosis is diagnosis
+        assert test_key.secret not in str(refused.value)
+        assert test_key.passphrase not in str(refused.value)
+    assert len(served.sim.ledger) == 0
+
+
+async def test_under_faults_every_order_is_placed_once(served: ServedExchange) -> None:
+    served.sim.faults.update({"error_5xx_rate": 0.2, "drop_after_accept_rate": 0.2, "latency_ms": 1.0})
+    patient = RetryPolicy(max_attempts=12, base_delay_s=0.001, max_delay_s=0.02, budget_s=20.0)
+    async with served.client(retry=patient) as client:
+        orders = await asyncio.gather(
+            *(
+                client.exchange.create_order("BTC-USD", "buy", size="0.001", price=f"{40000 + i}.00")
+                for i in range(20)
+            )
+        )
+    ledger = [o.client_order_id for o in served.sim.ledger]
+    assert sorted(ledger) == sorted(o.client_oid for o in orders)  # each once, none lost
+    assert served.sim.injected["error_5xx"] > 0
+    assert served.sim.injected["drop_after_accept"] > 0
+    assert any(o.confirmed_by_lookup for o in orders)
