@@ -94,9 +94,19 @@ class ExchangeFeed:
                 payload = payload or orjson.dumps(message)
                 self._put(session, payload)
 
+    def _audience(self, product_id: str, user: bool = False) -> bool:
+        """Whether any connection takes this product's full (or user) channel: if none, messages are only
+        counted, never built (the simulator's own benchmarks run with no feed connected)."""
+        for session in self.sessions:
+            if session.wants("full", product_id) or (user and session.wants("user", product_id)):
+                return True
+        return False
+
     def _full(self, product_id: str, message: dict[str, Any], *, user: bool = False) -> None:
         """One full-channel message (and to the user channel, when it is about the user's order)."""
         message["sequence"] = self.tape.next_sequence(product_id)
+        if not self._audience(product_id, user):
+            return
         message["product_id"] = product_id
         message["time"] = iso(self.sim.clock.now())
         payload = orjson.dumps(message)
@@ -115,6 +125,14 @@ class ExchangeFeed:
         actual = self.sim.markets[product_id].book.side(side).size_at(price)
         before = told.get((side, price))
         if before == actual or (before is None and actual <= ZERO):
+            return
+        if not self._audience(product_id):  # told all the same, so a later subscriber's book is right
+            if actual <= ZERO:
+                del told[(side, price)]
+            else:
+                told[(side, price)] = actual
+            for _ in range(2 if before is None else 1):
+                self.tape.next_sequence(product_id)
             return
         order_id = level_order_id(product_id, _SIDE[side], price)
         wire_side, wire_price = _SIDE[side], fmt(price)
@@ -147,7 +165,7 @@ class ExchangeFeed:
         self._flush_orders()
         for side, price, _ in changes:
             self._sync_level(product_id, side, price)
-        if changes:
+        if changes and self.sessions:
             update = {
                 "type": "l2update",
                 "product_id": product_id,
@@ -180,7 +198,8 @@ class ExchangeFeed:
             maker_id = level_order_id(product_id, maker_side, trade.price)
             taker_id = fill.order_id if fill is not None else synthetic_id
         match = {
-            "type": "match", "trade_id": int(trade.trade_id), "maker_order_id": maker_id,
+            "type": "match", "product_id": product_id, "time": iso(trade.time),
+            "trade_id": int(trade.trade_id), "maker_order_id": maker_id,
             "taker_order_id": taker_id, "side": maker_side, "size": fmt(trade.size),
             "price": fmt(trade.price),
         }  # fmt: skip
@@ -195,8 +214,9 @@ class ExchangeFeed:
             self._sync_level(product_id, level_side, trade.price)
         self._last_trade[product_id] = trade
         self._traded_since_batch.add(product_id)
-        self._broadcast("matches", product_id, {**match, "type": "match"})
-        self._broadcast("ticker", product_id, self._ticker(product_id))
+        if self.sessions:
+            self._broadcast("matches", product_id, {**match, "type": "match"})
+            self._broadcast("ticker", product_id, self._ticker(product_id))
 
     def on_order(self, order: Order, fill: Fill | None) -> None:
         if order.product_id not in self._told:
@@ -267,7 +287,7 @@ class ExchangeFeed:
         self._heartbeats += 1
         batch = self._heartbeats % _BATCH_EVERY == 0
         now = iso(self.sim.clock.now())
-        for product_id in self._told:
+        for product_id in self._told if self.sessions else ():
             last = self._last_trade.get(product_id)
             self._broadcast("heartbeat", product_id, {
                 "type": "heartbeat", "sequence": self.tape.sequence(product_id),
