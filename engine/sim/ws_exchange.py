@@ -156,7 +156,7 @@ class ExchangeFeed:
         else:
             self._full(product_id, {
                 "type": "change", "order_id": order_id, "side": wire_side, "price": wire_price,
-                "old_size": fmt(before), "new_size": fmt(actual), "reason": "STP",
+                "old_size": fmt(before), "new_size": fmt(actual), "reason": "modify_order",
             })  # fmt: skip
 
     # ---- what the simulator tells the feed ------------------------------------------------------------

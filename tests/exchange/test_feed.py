@@ -14,7 +14,7 @@ from engine.auth import ExchangeKey
 from engine.errors import AuthDiagnosis, AuthError, ConfigError
 from engine.marketdata.feed import Ticker, Trade
 from engine.sim import Simulator
-from engine.venues.exchange import FEED_URLS, ExchangeFeed, OrderEvent
+from engine.venues.exchange import FEED_URLS, REST_URLS, ExchangeFeed, OrderEvent
 from tests.exchange.conftest import ServedExchange
 
 D = Decimal
@@ -49,6 +49,7 @@ def feed_levels(feed: ExchangeFeed, product_id: str) -> Levels:
 
 def test_environments_and_bad_configuration() -> None:
     assert FEED_URLS["production"] == "wss://ws-feed.exchange.coinbase.com"
+    assert REST_URLS["sandbox"] == "https://api-public.sandbox.exchange.coinbase.com"
     assert ExchangeFeed(["BTC-USD"], environment="sandbox").url == FEED_URLS["sandbox"]
     with pytest.raises(ConfigError, match="environment"):
         ExchangeFeed(["BTC-USD"], environment="staging")

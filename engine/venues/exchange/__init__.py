@@ -2,7 +2,7 @@
 WebSocket feed."""
 
 from engine.venues.exchange.feed import FEED_URLS, ExchangeFeed, FeedStats, OrderEvent
-from engine.venues.exchange.rest import ExchangeApi, ExchangePage
+from engine.venues.exchange.rest import REST_URLS, ExchangeApi, ExchangePage
 from engine.venues.exchange.types import (
     BookEntry,
     CancelAfter,
@@ -32,6 +32,7 @@ from engine.venues.exchange.types import (
 
 __all__ = [
     "FEED_URLS",
+    "REST_URLS",
     "BookEntry",
     "CancelAfter",
     "Candle",

@@ -129,8 +129,12 @@ class _FullBook:
 
     def _resize(self, order_id: str, size: Decimal) -> None:
         entry = self.orders.get(order_id)
-        if entry is not None:
-            self._add(order_id, entry[0], entry[1], size) if size > _ZERO else self._remove(order_id)
+        if entry is None:
+            return
+        if size > _ZERO:
+            self._add(order_id, entry[0], entry[1], size)
+        else:
+            self._remove(order_id)
 
     def apply(self, message: dict[str, Any]) -> None:
         kind = message["type"]
@@ -217,6 +221,7 @@ class ExchangeFeed:
         self._last_trade: dict[str, int] = {}
         self._mine: set[str] = set()  # order ids the user channel told us are ours
         self._client_oids: dict[str, str] = {}
+        self._event_sequence: dict[str, int] = {}  # per product: the last order event's sequence
         self._order_callbacks: list[Callable[[OrderEvent], Any]] = []
         self._rebuilds: set[asyncio.Task[None]] = set()
         self._fatal: EngineError | None = None
@@ -410,6 +415,10 @@ class ExchangeFeed:
     def _order_event(self, kind: str, product_id: str, message: dict[str, Any]) -> None:
         if not self._order_callbacks:
             return
+        sequence = int(message.get("sequence", 0))
+        if sequence <= self._event_sequence.get(product_id, 0):
+            return  # the same message on a second channel (full and user both carry the user's orders)
+        self._event_sequence[product_id] = sequence
         order_id = message.get("order_id", "")
         if kind == "received" and message.get("client_oid"):
             self._mine.add(order_id)
@@ -427,7 +436,7 @@ class ExchangeFeed:
             return
         event = OrderEvent(
             kind, order_id, self._client_oids.get(order_id, ""), product_id, message.get("side", ""),
-            int(message.get("sequence", 0)), _dec(message.get("price")), _dec(message.get("size")),
+            sequence, _dec(message.get("price")), _dec(message.get("size")),
             _dec(message.get("remaining_size")), message.get("reason", ""), message.get("time", ""),
         )  # fmt: skip
         if kind == "done":

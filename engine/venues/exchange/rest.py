@@ -57,7 +57,12 @@ if TYPE_CHECKING:
 
     from engine.rest.pipeline import Pipeline
 
-__all__ = ["ExchangeApi", "ExchangePage"]
+__all__ = ["REST_URLS", "ExchangeApi", "ExchangePage"]
+
+REST_URLS = {  # a Client's base_url for each Exchange environment
+    "production": "https://api.exchange.coinbase.com",
+    "sandbox": "https://api-public.sandbox.exchange.coinbase.com",
+}
 
 T = TypeVar("T")
 
