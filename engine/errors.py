@@ -60,6 +60,7 @@ class AuthDiagnosis(enum.Enum):
     IP_NOT_ALLOWED = "ip_not_allowed"
     WRONG_KEY_TYPE = "wrong_key_type"
     BAD_SIGNATURE = "bad_signature"
+    BAD_PASSPHRASE = "bad_passphrase"  # noqa: S105 - a diagnosis name, not a credential
     UNKNOWN = "unknown"
 
 

@@ -190,6 +190,18 @@ class MarketFeed:
 
     # -- the socket's side -----------------------------------------------------------------------------
 
+    def publish_ticker(self, ticker: Ticker) -> None:
+        """Hand on a ticker decoded by a venue's own feed (as `on_envelope` does for Advanced Trade)."""
+        self.tickers[ticker.product_id] = ticker
+        self._tickers.deliver(ticker.product_id, ticker)
+
+    def publish_trade(self, trade: Trade) -> None:
+        self._trades.deliver(trade.product_id, trade)
+
+    def publish_book(self, book: OrderBook) -> None:
+        """A book in `books` changed: tell its callbacks and streams."""
+        self._books.deliver(book.product_id, book)
+
     def on_envelope(self, envelope: dict[str, Any], received_ns: int) -> None:
         channel = envelope.get("channel")
         if channel == "ticker" or channel == "ticker_batch":

@@ -44,6 +44,10 @@ _HINTS: dict[AuthDiagnosis, str] = {
         "the signature did not verify: the private key does not belong to this key name, or the Exchange "
         "secret/passphrase is wrong, or the key was deleted."
     ),
+    AuthDiagnosis.BAD_PASSPHRASE: (
+        "the Exchange refused the key's passphrase: it is the one chosen when the key was created, separate "
+        "from the secret; Coinbase cannot show it again, so a lost passphrase means a new key."
+    ),
     AuthDiagnosis.UNKNOWN: (
         "usual causes: clock skew, a wrong or deleted key, missing permissions, an IP allowlist, or a key of "
         "the wrong type for this API."
@@ -63,8 +67,9 @@ _TEXT_CLUES: tuple[tuple[tuple[str, ...], AuthDiagnosis], ...] = (
     ),
     (("missing required scopes", "permission", "scope", "forbidden"), AuthDiagnosis.MISSING_PERMISSION),
     (("key type", "wrong key", "invalid api key type"), AuthDiagnosis.WRONG_KEY_TYPE),
+    (("passphrase",), AuthDiagnosis.BAD_PASSPHRASE),
     (
-        ("signature", "invalid api key", "invalid passphrase", "unknown key", "key not found"),
+        ("signature", "invalid api key", "unknown key", "key not found"),
         AuthDiagnosis.BAD_SIGNATURE,
     ),
 )

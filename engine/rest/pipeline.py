@@ -118,8 +118,11 @@ class Pipeline:
         confirm: Callable[[], Awaitable[Any | None]] | None = None,
         client_order_id: str | None = None,
         retry: RetryPolicy | None = None,
+        with_headers: bool = False,
     ) -> Any:
-        """Decoded JSON of the first successful attempt (or a `Confirmed`), else a typed error."""
+        """Decoded JSON of the first successful attempt (or a `Confirmed`), else a typed error.
+
+        With `with_headers`, (decoded JSON, response headers): for cursors sent in headers (`CB-AFTER`)."""
         transport = self.transport
         budget = RetryBudget(retry or self.retry, self._rng)
         skew_checked = False
@@ -167,6 +170,8 @@ class Pipeline:
                         reset_after_s(headers),
                     )
                 if status < 300:
+                    if with_headers:
+                        return self._decode(method, path, response), headers
                     return self._decode(method, path, response)
                 if status == 429:
                     retry_after = reset_after_s(headers)

@@ -175,10 +175,12 @@ class Simulator:
         changes = self.markets[product_id].book.drain_changes()
         if changes:
             self.hub.publish_l2(product_id, changes)
+        self.exchange.feed.publish_book(product_id, changes)
 
     def _on_trade(self, trade: Trade) -> None:
         self._recent_trades[trade.product_id].append(trade)
         self.hub.publish_trade(trade)
+        self.exchange.on_trade(trade)
 
     def _on_order(self, order: Order, fill: Fill | None) -> None:
         self.hub.publish_order(order, fill)
@@ -195,6 +197,7 @@ class Simulator:
             await asyncio.sleep(self.config.heartbeat_interval_s)
             self.engine.expire_due()
             self.hub.heartbeat()
+            self.exchange.feed.heartbeat()
 
     # ---- serving --------------------------------------------------------------------------------------
     def routes(self) -> list[tuple[str, str, Handler]]:
@@ -202,8 +205,8 @@ class Simulator:
         routes: list[tuple[str, str, Handler]] = []
         for method, path, handler, access in self.advanced.routes():
             routes.append((method, path, guard(self, handler, access, "advanced")))
-        for method, path, handler, access in self.exchange.routes():
-            routes.append((method, path, guard(self, handler, access, "exchange")))
+        for method, path, handler, access, bucket in self.exchange.routes():
+            routes.append((method, path, guard(self, handler, access, "exchange", bucket)))
         for method, path, handler in self.admin.routes():
             routes.append((method, path, self.admin.wrap(handler)))
         return routes
@@ -223,11 +226,13 @@ class Simulator:
             router.add_route(method, path, aiohttp_handler(handler, self.config.request_timeout_s))
         router.add_get("/ws", self.hub.handle)
         router.add_get("/ws/user", self.hub.handle)
+        router.add_get("/", self.exchange.feed.handle)  # the Exchange feed, as ws-feed.exchange.coinbase.com
         app.on_shutdown.append(self._on_shutdown)
         return app
 
     async def _on_shutdown(self, app: web.Application) -> None:
         await self.hub.close_all()
+        await self.exchange.feed.close_all()
 
     @contextlib.asynccontextmanager
     async def serve(

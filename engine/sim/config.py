@@ -125,6 +125,8 @@ class RateLimits:
     exchange_private_burst: float = 30.0
     exchange_public_per_s: float = 10.0
     exchange_public_burst: float = 15.0
+    exchange_fills_per_s: float = 10.0
+    exchange_fills_burst: float = 20.0
 
 
 @dataclass(frozen=True, slots=True)

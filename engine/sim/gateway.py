@@ -26,11 +26,14 @@ HTML_429 = (
 )
 
 
-def _too_many(sim: Simulator, admission: Admission | None, exchange: bool) -> SimResponse:
+def _too_many(
+    sim: Simulator, admission: Admission | None, exchange: bool, public: bool = False
+) -> SimResponse:
     if sim.config.html_429:
         response = SimResponse(HTML_429, 429, "text/html")
     elif exchange:
-        response = json_response({"message": "Private rate limit exceeded"}, 429)
+        pool = "Public" if public else "Private"
+        response = json_response({"message": f"{pool} rate limit exceeded"}, 429)
     else:
         response = json_response(
             {
@@ -58,15 +61,15 @@ def _refused(sim: Simulator, failure: AuthFailure) -> SimResponse:
     return response
 
 
-def guard(sim: Simulator, handler: Handler, access: str, api: str) -> Handler:
+def guard(sim: Simulator, handler: Handler, access: str, api: str, bucket: str | None = None) -> Handler:
     """Wrap `handler`. `api` is "advanced" (JWT) or "exchange" (HMAC); `access` "public"/"exchange_public"
-    or the scope the key must hold."""
+    or the scope the key must hold; `bucket` names the rate-limit pool when it is not the API's default."""
     dice = sim.dice
     keys = sim.keys
     limiter = sim.limiter
     exchange = api == "exchange"
     public = access in ("public", "exchange_public")
-    bucket = (
+    bucket = bucket or (
         (EXCHANGE_PUBLIC if public else EXCHANGE_PRIVATE) if exchange else (PUBLIC if public else PRIVATE)
     )
 
@@ -112,10 +115,10 @@ def guard(sim: Simulator, handler: Handler, access: str, api: str) -> Handler:
             sim.injected["storm_429"] += 1
             limiter.key_stats(key_id).requests += 1
             limiter.count_refusal(key_id)
-            return _too_many(sim, None, exchange)
+            return _too_many(sim, None, exchange, public)
         admission = limiter.admit(bucket, key_id)
         if not admission.admitted:
-            return _too_many(sim, admission, exchange)
+            return _too_many(sim, admission, exchange, public)
         try:
             response = await handler(request)
         except BadRequest as bad:

@@ -15,6 +15,7 @@ PRIVATE = "private"
 PUBLIC = "public"
 EXCHANGE_PRIVATE = "exchange_private"
 EXCHANGE_PUBLIC = "exchange_public"
+EXCHANGE_FILLS = "exchange_fills"  # Coinbase Exchange's own pool for /fills
 
 
 class TokenBucket:
@@ -77,6 +78,7 @@ class RateLimiter:
                 PUBLIC: (lim.public_per_s, lim.public_burst),
                 EXCHANGE_PRIVATE: (lim.exchange_private_per_s, lim.exchange_private_burst),
                 EXCHANGE_PUBLIC: (lim.exchange_public_per_s, lim.exchange_public_burst),
+                EXCHANGE_FILLS: (lim.exchange_fills_per_s, lim.exchange_fills_burst),
             }[bucket_class]
             bucket = self._buckets[(bucket_class, key_id)] = TokenBucket(rate, burst)
         return bucket

@@ -74,7 +74,7 @@ async def test_exchange_wrong_passphrase_and_timestamp_skew(env: SimEnv) -> None
     async with env.exchange_client(passphrase="not-the-passphrase") as client:
         with pytest.raises(AuthError) as refused:
             await client.exchange.accounts()
-    assert refused.value.diagnosis is AuthDiagnosis.BAD_SIGNATURE
+    assert refused.value.diagnosis is AuthDiagnosis.BAD_PASSPHRASE
     assert "Invalid Passphrase" in str(refused.value)
 
     async with env.exchange_client() as client:

@@ -96,6 +96,9 @@ def test_the_lane_resolves_every_path_to_the_route_aiohttp_resolves() -> None:
             for path in sorted(paths):
                 match = await app.router.resolve(make_mocked_request(method, path, app=app))
                 resolved = router.resolve(method, path)
+                if method == "GET" and path == "/":  # the Exchange feed's WebSocket: aiohttp's alone
+                    assert resolved is None
+                    continue
                 if match.http_exception is not None:  # 404 or 405: the lane hands such requests to aiohttp
                     assert resolved is None, (method, path)
                     continue
