@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from engine.ratelimit import BucketLimit, EndpointClass, LocalRateLimiter, RateLimits
-from engine.scaleout.redis_conn import RedisSettings, connect
+from engine.redis_conn import RedisSettings, connect
 from engine.scaleout.redis_limiter import RedisRateLimiter
 from tests.scaleout.redis_server import RedisServer
 

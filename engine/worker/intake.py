@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
-
-import redis.asyncio as aioredis
+from typing import TYPE_CHECKING, Protocol
 
 from engine.errors import EngineError
 from engine.ops.metrics import EngineMetrics
 from engine.signals.execution import Executor, Recoverer
 from engine.signals.intake import SignalQueue, SignalSink
 from engine.signals.stream import SignalStream, StreamConsumer
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 __all__ = ["Intake", "QueueIntake", "StreamIntake"]
 

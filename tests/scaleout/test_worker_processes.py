@@ -23,7 +23,7 @@ import aiohttp
 import orjson
 import pytest
 
-from engine.scaleout.redis_conn import RedisSettings, connect
+from engine.redis_conn import RedisSettings, connect
 from engine.signals.model import parse_signal, signal_client_order_id
 from engine.signals.stream import SignalStream
 from tests.scaleout.redis_server import RedisServer
