@@ -1,7 +1,7 @@
 """What a shared rate-limit decision costs: one `RedisRateLimiter.acquire` against a real redis-server on
 loopback (one EVALSHA round trip), beside the in-process `LocalRateLimiter` for scale.
 
-Bar (issue 7): at most one round trip per request, checked here by Redis's own command counters, not timed.
+Bar: at most one round trip per request, checked here by Redis's own command counters, not timed.
 The budget is set far above what the loop can spend, so what is timed is the decision, not a wait.
 """
 

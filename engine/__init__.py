@@ -2,10 +2,10 @@
 
 __version__ = "0.1.0"
 
-from engine.auth import CdpKey as CdpKey  # credentials: CDP JWT keys and Exchange HMAC keys (issue 2)
+from engine.auth import CdpKey as CdpKey  # credentials: CDP JWT keys and Exchange HMAC keys
 from engine.auth import ExchangeKey as ExchangeKey
-from engine.rest import Client as Client  # the REST client (issue 4)
-from engine.risk import OrderRefused as OrderRefused  # the trading core (issue 5) ...
+from engine.rest import Client as Client  # the REST client
+from engine.risk import OrderRefused as OrderRefused  # the trading core ...
 from engine.risk import ProductLimits as ProductLimits
 from engine.risk import RiskConfig as RiskConfig
 from engine.risk import RiskRule as RiskRule

@@ -199,7 +199,8 @@ class Transport:
         exact body bytes; Content-Type when there is a body."""
         jwt_key = self._jwt_key
         if jwt_key is not None:
-            # The uri claim covers the path without its query string (COINBASE.md).
+            # The uri claim covers the path without its query string:
+            # https://docs.cdp.coinbase.com/advanced-trade/docs/rest-api-auth
             authorization = "Bearer " + jwt_key.rest_jwt(method, path, host=self.host)
             if body is not None:
                 return {"Content-Type": "application/json", "Authorization": authorization}
