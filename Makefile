@@ -104,6 +104,7 @@ lint: $(VENV)/.deps ## ruff, mypy --strict, stub check, cargo fmt and clippy
 	cargo fmt --all --check
 	cargo clippy --all-targets --release --quiet -- -D warnings
 	cargo clippy --all-targets --release --quiet --features python -- -D warnings
+	cargo clippy -p rust_signer --all-targets --release --quiet --no-default-features -- -D warnings
 
 .PHONY: fmt
 fmt: $(VENV)/.deps ## format Python and Rust in place
