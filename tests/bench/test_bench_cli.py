@@ -13,7 +13,7 @@ from tests.bench.tiny_suite import ROOT, write_suite
 
 
 def _args(*argv: str) -> argparse.Namespace:
-    parsed = cli.build_parser().parse_args(["bench", *argv])
+    parsed = cli.build_parser("bench").parse_args(["bench", *argv])
     assert parsed.run is bench_cli.run_bench
     return parsed
 

@@ -14,7 +14,6 @@ from engine.errors import ConfigError, KeyFormatError
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "worker",
-        help="run a headless worker: signals from the webhook, risk-checked, placed as orders",
         description=(
             "Run a worker from a TOML config (see examples/worker.toml). SIGTERM/SIGINT stop intake, drain "
             "what is in flight, cancel open orders if configured, flush the journal and exit 0. SIGHUP "
