@@ -112,8 +112,8 @@ fmt: $(VENV)/.deps ## format Python and Rust in place
 	$(BIN)/ruff check --fix engine tests benches examples
 	cargo fmt --all
 
-# Benchmarks: `engine bench` (engine/bench_cli.py) runs them; these targets add the build. Results, the HTML
-# report and this machine's baseline go to $(BENCH_OUT). See BENCHMARKS.md.
+# Benchmarks: benches/runner.py runs them (so does `engine bench` inside a checkout); these targets add the
+# build. Results, the HTML report and this machine's baseline go to $(BENCH_OUT). See BENCHMARKS.md.
 BENCH_OUT           ?= .benchmarks
 BENCH_THRESHOLD     ?= 25
 CALLGRIND_THRESHOLD ?= 2
@@ -121,15 +121,15 @@ BENCH_ARGS          ?=
 
 .PHONY: bench
 bench: build system-deps ## every benchmark, peers side by side: table, JSON, HTML report, callgrind counts
-	$(BIN)/engine bench --out $(BENCH_OUT) $(BENCH_ARGS)
+	$(PY) benches/runner.py --out $(BENCH_OUT) $(BENCH_ARGS)
 
 .PHONY: bench-save
 bench-save: build system-deps ## run every benchmark and keep the run as this machine's baseline
-	$(BIN)/engine bench --out $(BENCH_OUT) --save-baseline $(BENCH_ARGS)
+	$(PY) benches/runner.py --out $(BENCH_OUT) --save-baseline $(BENCH_ARGS)
 
 .PHONY: bench-check
 bench-check: build system-deps ## fail beyond BENCH_THRESHOLD% slower (CALLGRIND_THRESHOLD% more instructions) than the baseline
-	$(BIN)/engine bench --out $(BENCH_OUT) --check --threshold $(BENCH_THRESHOLD) \
+	$(PY) benches/runner.py --out $(BENCH_OUT) --check --threshold $(BENCH_THRESHOLD) \
 	  --callgrind-threshold $(CALLGRIND_THRESHOLD) $(BENCH_ARGS)
 
 .PHONY: bench-callgrind

@@ -15,7 +15,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "engine"
+import engine
+
+PACKAGE = Path(engine.__file__).resolve().parent  # the checkout's, or the installed wheel's
 ENTRY_POINTS = {"__init__", "__main__"}
 
 

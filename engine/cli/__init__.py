@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "check an API key: format, clock, a read-only call, permissions (with a fix for each failure)",
     ),
     "bench": (
-        "engine.bench_cli",
+        "engine.cli.bench",
         "run the benchmarks (peers side by side), print the table, write JSON and an HTML report",
     ),
     "worker": (
@@ -49,5 +49,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     arguments = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in arguments if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
-    args = parser.parse_args(arguments)
+    args, extra = parser.parse_known_args(arguments)
+    if extra:
+        if not hasattr(args, "passthrough"):  # only a command that hands its arguments on takes unknown ones
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.passthrough = extra
     sys.exit(args.run(args) or 0)
