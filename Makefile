@@ -47,10 +47,49 @@ demo: build ## build, then run the engine against the embedded simulator
 	$(BIN)/engine demo
 
 .PHONY: test
-test: build system-deps ## build, then the whole suite: lint, cargo test, pytest (benchmarks untimed)
+test: build system-deps ## build, then the whole suite: lint, cargo test, pytest (benchmarks untimed), then 3.12/3.13
 	$(MAKE) --no-print-directory lint
 	cargo test --release --quiet -p rust_signer --lib
 	$(BIN)/pytest -q -p no:cacheprovider --benchmark-disable
+	$(MAKE) --no-print-directory test-pythons
+
+# The one abi3 wheel on the newer interpreters (.venv above is the oldest, 3.11): built once, installed into
+# .venv-3.12 and .venv-3.13 made from pyenv's interpreters, and tested from a copy of the suite under target/
+# so that `engine` is the installed wheel, not this checkout. Both run at once (one per core). The newest runs
+# the whole suite but the benchmark tooling's own tests (they drive cargo and valgrind in this checkout); the
+# other what keeps `make test` well inside its 15 minutes. An absent interpreter is skipped with a message.
+EXTRA_PYTHONS ?= 3.12 3.13
+PYENV_ROOT    ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+WHEELHOUSE    := target/wheelhouse
+PYTEST_3.13   ?= tests benches --ignore=tests/bench
+PYTEST_3.12   ?= tests/signer tests/client tests/marketdata tests/risk tests/signals tests/sim tests/test_eager.py
+
+.PHONY: wheel
+wheel: $(VENV)/.deps ## build the abi3 wheel once, for every interpreter, into target/wheelhouse
+	rm -rf $(WHEELHOUSE)
+	$(BIN)/maturin build --release --quiet --out $(WHEELHOUSE)
+
+.PHONY: test-pythons
+test-pythons: wheel ## the wheel on Python 3.12 and 3.13, each in its own virtualenv (.venv-3.12, .venv-3.13)
+	$(MAKE) --no-print-directory -j2 --output-sync=target $(addprefix test-python-,$(EXTRA_PYTHONS))
+
+test-python-%:
+	@python=$$(ls -d $(PYENV_ROOT)/versions/$*.*/bin/python3 2>/dev/null | sort -V | tail -n 1); \
+	[ -n "$$python" ] || python=$$(command -v python$* || true); \
+	if [ -z "$$python" ]; then \
+	  echo "test-python-$*: SKIPPED, no Python $* here (pyenv install $*, or put python$* on PATH)"; exit 0; fi; \
+	venv=$(abspath .venv-$*); stage=$(abspath target/suite-$*); set -e; unset PYTHONPATH; \
+	test -x $$venv/bin/python || "$$python" -m venv $$venv; \
+	if [ ! -f $$venv/.deps ] || [ pyproject.toml -nt $$venv/.deps ]; then \
+	  $$venv/bin/python -m pip install -q --upgrade pip; \
+	  $$venv/bin/python -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	    print("\n".join(d["dependencies"] + d["optional-dependencies"]["dev"]))' > $$venv/requirements.txt; \
+	  $$venv/bin/python -m pip install -q -r $$venv/requirements.txt; touch $$venv/.deps; fi; \
+	$$venv/bin/python -m pip install -q --force-reinstall --no-deps $(WHEELHOUSE)/*.whl; \
+	rm -rf $$stage; mkdir -p $$stage; cp -r tests benches examples pyproject.toml $$stage/; \
+	cd $$stage; echo "test-python-$*: $$($$venv/bin/python -VV | head -n 1), engine from $$($$venv/bin/python -c "import engine, os; print(os.path.dirname(engine.__file__))")"; \
+	env VIRTUAL_ENV=$$venv PATH=$$venv/bin:$$PATH \
+	  $$venv/bin/python -m pytest -q -p no:cacheprovider --benchmark-disable $(PYTEST_$*)
 
 .PHONY: pytest
 pytest: build ## pytest only (pass ARGS=...)
@@ -65,6 +104,7 @@ lint: $(VENV)/.deps ## ruff, mypy --strict, stub check, cargo fmt and clippy
 	cargo fmt --all --check
 	cargo clippy --all-targets --release --quiet -- -D warnings
 	cargo clippy --all-targets --release --quiet --features python -- -D warnings
+	cargo clippy -p rust_signer --all-targets --release --quiet --no-default-features -- -D warnings
 
 .PHONY: fmt
 fmt: $(VENV)/.deps ## format Python and Rust in place
@@ -72,8 +112,8 @@ fmt: $(VENV)/.deps ## format Python and Rust in place
 	$(BIN)/ruff check --fix engine tests benches examples
 	cargo fmt --all
 
-# Benchmarks: `engine bench` (engine/bench_cli.py) runs them; these targets add the build. Results, the HTML
-# report and this machine's baseline go to $(BENCH_OUT). See BENCHMARKS.md.
+# Benchmarks: benches/runner.py runs them (so does `engine bench` inside a checkout); these targets add the
+# build. Results, the HTML report and this machine's baseline go to $(BENCH_OUT). See BENCHMARKS.md.
 BENCH_OUT           ?= .benchmarks
 BENCH_THRESHOLD     ?= 25
 CALLGRIND_THRESHOLD ?= 2
@@ -81,15 +121,15 @@ BENCH_ARGS          ?=
 
 .PHONY: bench
 bench: build system-deps ## every benchmark, peers side by side: table, JSON, HTML report, callgrind counts
-	$(BIN)/engine bench --out $(BENCH_OUT) $(BENCH_ARGS)
+	$(PY) benches/runner.py --out $(BENCH_OUT) $(BENCH_ARGS)
 
 .PHONY: bench-save
 bench-save: build system-deps ## run every benchmark and keep the run as this machine's baseline
-	$(BIN)/engine bench --out $(BENCH_OUT) --save-baseline $(BENCH_ARGS)
+	$(PY) benches/runner.py --out $(BENCH_OUT) --save-baseline $(BENCH_ARGS)
 
 .PHONY: bench-check
 bench-check: build system-deps ## fail beyond BENCH_THRESHOLD% slower (CALLGRIND_THRESHOLD% more instructions) than the baseline
-	$(BIN)/engine bench --out $(BENCH_OUT) --check --threshold $(BENCH_THRESHOLD) \
+	$(PY) benches/runner.py --out $(BENCH_OUT) --check --threshold $(BENCH_THRESHOLD) \
 	  --callgrind-threshold $(CALLGRIND_THRESHOLD) $(BENCH_ARGS)
 
 .PHONY: bench-callgrind
@@ -99,4 +139,4 @@ bench-callgrind: $(VENV)/.deps ## instructions per Rust signing operation under 
 .PHONY: clean
 clean: ## remove build products and the virtualenv
 	cargo clean
-	rm -rf $(VENV) engine/_signer*.so .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(addprefix .venv-,$(EXTRA_PYTHONS)) engine/_signer*.so .pytest_cache .mypy_cache .ruff_cache

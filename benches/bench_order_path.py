@@ -9,7 +9,7 @@
 The simulator runs in its own process so the client's CPU figure is the client's alone. Every benchmark
 checks, through the simulator's admin ledger, that each order it timed was placed exactly once.
 
-Bars (issue 4): engine CPU/order <= 1.2x bare aiohttp, >= 6x lower than the SDK, >= 3x lower than ccxt;
+Bars: engine CPU/order <= 1.2x bare aiohttp, >= 6x lower than the SDK, >= 3x lower than ccxt;
 pipelined orders/s >= 0.85x the bare loop. `test_bars` checks them when timing is on and prints the figures
 (the SDK bar is a warning: see there).
 """
@@ -421,7 +421,7 @@ def test_bare_aiohttp_pipelined_orders_per_s(
 def test_bars(
     figures: Figures, sim: SimProcess, loop: asyncio.AbstractEventLoop, request: pytest.FixtureRequest
 ) -> None:
-    """Holds the engine to issue 4's bars and prints the figures (timed runs only).
+    """Holds the engine to the order path's bars and prints the figures (timed runs only).
 
     Engine and bare loop are compared round by round, alternating, best round of each: on a shared 2-core
     machine the load shifts between two separate benchmarks, and only interleaving makes their ratio fair.

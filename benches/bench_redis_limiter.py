@@ -1,7 +1,7 @@
 """What a shared rate-limit decision costs: one `RedisRateLimiter.acquire` against a real redis-server on
 loopback (one EVALSHA round trip), beside the in-process `LocalRateLimiter` for scale.
 
-Bar (issue 7): at most one round trip per request, checked here by Redis's own command counters, not timed.
+Bar: at most one round trip per request, checked here by Redis's own command counters, not timed.
 The budget is set far above what the loop can spend, so what is timed is the decision, not a wait.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from engine.ratelimit import BucketLimit, EndpointClass, LocalRateLimiter, RateLimits
-from engine.scaleout.redis_conn import RedisSettings, connect
+from engine.redis_conn import RedisSettings, connect
 from engine.scaleout.redis_limiter import RedisRateLimiter
 from tests.scaleout.redis_server import RedisServer
 

@@ -1,6 +1,6 @@
 """Signing, side by side with its peers in one run; every benchmark also checks what it timed.
 
-Bars (issue 2): a cold ES256 token ≤ 1.0x the bare `cryptography` ECDSA-P256 signature of a 32-byte digest and
+Bars: a cold ES256 token ≤ 1.0x the bare `cryptography` ECDSA-P256 signature of a 32-byte digest and
 ≥ 4x faster than PyJWT with a preloaded key (EdDSA likewise against bare Ed25519); a pooled token ≤ 1 µs
 median and ≥ 100x faster than coinbase-advanced-py's `build_rest_jwt`; Exchange HMAC headers ≥ 3x faster
 than the stdlib recipe. Groups keep the ratios readable: `pytest benches/bench_signing.py --benchmark-only`.

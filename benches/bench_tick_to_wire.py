@@ -26,7 +26,7 @@ or order tracking. On this VM code that runs after the loop slept a few millisec
 and the host's state moves every figure by up to 2x within minutes; the ratios to the anchor, taken in the
 same rounds, hold still.
 
-Bars (issue 5): p50 <= 150 us, p99 <= 500 us with durability `os`. Correctness: every sampled order is in the
+Bars: p50 <= 150 us, p99 <= 500 us with durability `os`. Correctness: every sampled order is in the
 simulator's ledger exactly once and journalled with its order id.
 """
 

@@ -65,7 +65,8 @@ class BucketLimit:
 
 @dataclass(frozen=True, slots=True)
 class RateLimits:
-    """Limits per endpoint class. Defaults are Advanced Trade's (../shared/COINBASE.md); all configurable.
+    """Limits per endpoint class. Defaults are Advanced Trade's published limits; all configurable:
+    https://docs.cdp.coinbase.com/advanced-trade/docs/rest-api-rate-limits
 
     `fills=None` means `/fills` shares the private pool. `default_pause_s` is how long a bucket pauses after a
     429 that carried no reset hint (e.g. an HTML body).

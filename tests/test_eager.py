@@ -1,24 +1,30 @@
-"""Eager tasks: a coroutine runs inline up to its first wait, as its own task, and finishes like any task."""
+"""Tasks for strategies' coroutines: on 3.12+ a coroutine runs inline up to its first wait, as its own task;
+on 3.11 (no eager tasks) on the loop's next turn. Either way it finishes like any task. `resume` carries on
+a coroutine that was run by hand, inside the awaiting task, as the simulator's server does."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
-from engine._eager import await_with_eager_tasks, start_eager
+from engine._eager import resume, start_eager
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="caller")
+EAGER = sys.version_info >= (3, 12)
 
 
-async def test_runs_inline_up_to_the_first_wait_as_its_own_task() -> None:
+async def test_runs_as_its_own_task_inline_where_asyncio_has_eager_tasks() -> None:
     steps: list[str] = []
     gate = asyncio.get_running_loop().create_future()
     caller = asyncio.current_task()
 
     async def strategy() -> str:
-        steps.append("inline")
+        steps.append("started")
         me = asyncio.current_task()
         assert me is not None
         assert me is not caller
@@ -29,22 +35,26 @@ async def test_runs_inline_up_to_the_first_wait_as_its_own_task() -> None:
         return f"{value}-{REQUEST_ID.get()}"
 
     task = start_eager(strategy())
-    assert steps == ["inline"]  # before the caller yields once
+    assert steps == (["started"] if EAGER else [])  # before the caller yields once
     assert asyncio.current_task() is caller
+    await asyncio.sleep(0)
+    assert steps == ["started"]
     assert REQUEST_ID.get() == "caller"
     gate.set_result("done")
     assert await task == "done-strategy"
-    assert steps == ["inline", "resumed"]
+    assert steps == ["started", "resumed"]
 
 
-async def test_a_coroutine_that_never_waits_or_fails_inline_settles_its_task() -> None:
+async def test_a_coroutine_that_never_waits_or_fails_settles_its_task() -> None:
     async def quick() -> int:
         return 7
 
     async def broken() -> None:
         raise ValueError("bad signal")
 
-    assert await start_eager(quick()) == 7
+    done = start_eager(quick())
+    assert done.done() is EAGER
+    assert await done == 7
     failed = start_eager(broken())
     with pytest.raises(ValueError, match="bad signal"):
         await failed
@@ -68,44 +78,46 @@ async def test_cancelling_the_task_reaches_the_coroutine_where_it_waits() -> Non
     assert cleaned == [True]
 
 
-async def test_tasks_created_before_the_first_wait_start_eagerly_and_the_factory_is_restored() -> None:
-    loop = asyncio.get_running_loop()
-    started: list[str] = []
+def _run_by_hand(coro: Coroutine[Any, Any, Any]) -> Any:
+    """What the simulator's server does: run a handler inline up to its first suspension."""
+    return coro.send(None)
 
-    async def writer() -> None:
-        started.append("writer")
 
-    async def request() -> str:
-        task = asyncio.create_task(writer())
-        assert started == ["writer"]  # ran inline, as aiohttp's body writer does on 3.12
+async def _carry_on(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
+    return await resume(coro, waiting_on)
+
+
+async def test_resume_carries_on_a_coroutine_run_by_hand() -> None:
+    gate = asyncio.get_running_loop().create_future()
+
+    async def handler() -> str:
+        value = await gate
         await asyncio.sleep(0)
-        later = asyncio.create_task(writer())  # after the first wait: an ordinary task again
-        assert started == ["writer"]
+        return f"answered {value}"
+
+    coro = handler()
+    waiting_on = _run_by_hand(coro)
+    assert waiting_on is gate
+    task = asyncio.get_running_loop().create_task(_carry_on(coro, waiting_on))
+    await asyncio.sleep(0)
+    assert not task.done()
+    gate.set_result("now")
+    assert await task == "answered now"
+
+
+async def test_resume_passes_a_cancellation_in_where_the_coroutine_waits() -> None:
+    cleaned: list[str] = []
+
+    async def handler() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.append("cleaned")
+
+    coro = handler()
+    task = asyncio.get_running_loop().create_task(_carry_on(coro, _run_by_hand(coro)))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
         await task
-        await later
-        return "response"
-
-    assert await await_with_eager_tasks(request()) == "response"
-    assert loop.get_task_factory() is None
-    assert started == ["writer", "writer"]
-
-
-async def test_a_program_task_factory_is_left_alone() -> None:
-    loop = asyncio.get_running_loop()
-    made: list[str] = []
-
-    def factory(loop: asyncio.AbstractEventLoop, coro: object, **kwargs: object) -> asyncio.Task[object]:
-        made.append("task")
-        return asyncio.Task(coro, loop=loop, **kwargs)  # type: ignore[arg-type]
-
-    loop.set_task_factory(factory)  # type: ignore[arg-type]
-    try:
-
-        async def request() -> None:
-            await asyncio.create_task(asyncio.sleep(0))
-
-        await await_with_eager_tasks(request())
-        assert made == ["task"]
-        assert loop.get_task_factory() is factory
-    finally:
-        loop.set_task_factory(None)
+    assert cleaned == ["cleaned"]

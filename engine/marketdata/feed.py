@@ -4,10 +4,10 @@
 the latest `Ticker`, and hands each event to the callbacks registered for it (called inline, in arrival order:
 the shortest path from a tick to a strategy's decision) and to every open async iterator.
 
-Callbacks may be plain functions or coroutine functions. A coroutine is started eagerly (engine._eager):
-it runs inline, on the socket reader's turn, up to its first real wait (an order placed from it is written to
-the connection before the reader reads on), and a task carries it on from there, so a strategy waiting for its
-order's answer never stalls the socket reader.
+Callbacks may be plain functions or coroutine functions. A coroutine becomes a task, so a strategy waiting for
+its order's answer never stalls the socket reader; on Python 3.12+ the task starts eagerly (engine._eager): it
+runs inline, on the socket reader's turn, up to its first real wait (an order placed from it is written to the
+connection before the reader reads on). On 3.11 it starts on the loop's next turn.
 """
 
 from __future__ import annotations

@@ -97,8 +97,9 @@ class Client:
         base_url: scheme://host[:port]; defaults to Coinbase's URL for the key's API.
         timeout_s: seconds for one attempt of a request (per-call `timeout_s=` overrides);
             connect_timeout_s bounds getting a connection.
-        rate_limits: the local limiter's budget (defaults per API from COINBASE.md); or pass a `limiter`
-            (e.g. one shared by several clients of the same key).
+        rate_limits: the local limiter's budget (defaults: the key's API's published limits, e.g.
+            https://docs.cdp.coinbase.com/advanced-trade/docs/rest-api-rate-limits); or pass a
+            `limiter` (e.g. one shared by several clients of the same key).
         retry: backoff policy for retryable failures.
         sync_clock: measure the clock offset at start (it is re-measured after any 401 that looks like skew).
         premint_depth: tokens kept minted ahead for order create/cancel (0 disables).

@@ -12,9 +12,10 @@ What it raises matches `session.request`: aiohttp's connection and payload error
 when no connection came in time, `TimeoutError` when the response did not. An idempotent request that finds
 its pooled connection dead is sent once more, as aiohttp does; anything else is the caller's to retry.
 
-It uses aiohttp below the session: `BaseConnector.connect`, `Connection.release`/`close` and the response
-protocol's `set_response_params`/`read`, unchanged since 3.10. tests/client/test_lane.py is where a change
-there shows first.
+It uses aiohttp below the session: `ClientRequest` as a connection key, `BaseConnector.connect`,
+`Connection.release`/`close` and the response protocol's `set_response_params`/`read`. pyproject.toml pins
+aiohttp to the minor versions it is tested with; tests/client/test_lane_aiohttp.py names any of these that a
+new aiohttp changes, and tests/client/test_lane.py compares the bytes on the wire with `session.request`'s.
 """
 
 from __future__ import annotations

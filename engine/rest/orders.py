@@ -1,10 +1,12 @@
 """Typed order configurations and order requests for Advanced Trade.
 
-One class per `order_configuration` key in ../shared/COINBASE.md. Every size and price is a `Decimal`, a
-decimal `str` or an `int`, never a `float` (a float cannot hold most decimal prices exactly; passing one is a
-TypeError). Each configuration validates and renders its JSON fragment once, at construction, and an
-`OrderRequest` renders its whole body once: the bytes built here are the bytes signed and sent, on every
-retry.
+One class per `order_configuration` key of Create Order:
+https://docs.cdp.coinbase.com/api-reference/advanced-trade-api/rest-api/orders/create-order
+
+Every size and price is a `Decimal`, a decimal `str` or an `int`, never a `float` (a float cannot hold most
+decimal prices exactly; passing one is a TypeError). Each configuration validates and renders its JSON
+fragment once, at construction, and an `OrderRequest` renders its whole body once: the bytes built here are
+the bytes signed and sent, on every retry.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from engine._eager import await_with_eager_tasks
 from engine._signer import CdpKey, ExchangeKey
 from engine.errors import ConfigError
 from engine.ratelimit import EndpointClass, Priority, RateLimiter
@@ -199,7 +198,8 @@ class Transport:
         exact body bytes; Content-Type when there is a body."""
         jwt_key = self._jwt_key
         if jwt_key is not None:
-            # The uri claim covers the path without its query string (COINBASE.md).
+            # The uri claim covers the path without its query string:
+            # https://docs.cdp.coinbase.com/advanced-trade/docs/rest-api-auth
             authorization = "Bearer " + jwt_key.rest_jwt(method, path, host=self.host)
             if body is not None:
                 return {"Content-Type": "application/json", "Authorization": authorization}
@@ -246,16 +246,12 @@ class Transport:
         session = self._session
         if session is None:
             raise RuntimeError("the client is not open: use `async with Client(...)`")
-        # Written to the connection on this turn of the loop: on 3.11, aiohttp's body writer is a new task,
-        # started eagerly here as aiohttp itself does on 3.12+ (see engine._eager).
-        response = await await_with_eager_tasks(
-            session.request(
-                method,
-                self.url(path, query),
-                data=body,
-                headers=headers,
-                timeout=self.timeout(timeout_s),
-            )
+        response = await session.request(
+            method,
+            self.url(path, query),
+            data=body,
+            headers=headers,
+            timeout=self.timeout(timeout_s),
         )
         try:
             payload = await response.read()

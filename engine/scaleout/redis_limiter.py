@@ -29,13 +29,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any
 
 from engine.ratelimit import BucketLimit, EndpointClass, LimiterStats, Priority, RateLimits, TokenBucket
-from engine.scaleout.redis_conn import ProbeBackoff
+from engine.redis_conn import ProbeBackoff, RedisError
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 __all__ = ["RedisRateLimiter"]
 

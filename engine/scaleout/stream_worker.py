@@ -22,8 +22,8 @@ import orjson
 
 from engine.auth import CdpKey
 from engine.ratelimit import BucketLimit, RateLimits
+from engine.redis_conn import RedisSettings, connect
 from engine.rest import Client
-from engine.scaleout.redis_conn import RedisSettings, connect
 from engine.scaleout.redis_limiter import RedisRateLimiter
 from engine.signals.execution import ClientExecutor
 from engine.signals.stream import StreamConsumer

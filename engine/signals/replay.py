@@ -14,9 +14,11 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import redis.asyncio as aioredis
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
 
 __all__ = ["LocalReplayGuard", "RedisReplayGuard", "ReplayGuard"]
 

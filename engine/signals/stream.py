@@ -26,12 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
-
-from engine.scaleout.redis_conn import ProbeBackoff
+from engine.redis_conn import ProbeBackoff, RedisError, ResponseError
 from engine.signals.execution import Executor, OutcomeStatus, Recoverer, SignalOutcome
 from engine.signals.intake import IntakeFull
 from engine.signals.model import (
@@ -41,6 +38,9 @@ from engine.signals.model import (
     parse_signal,
     signal_client_order_id,
 )
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 __all__ = ["SignalStream", "StreamConsumer", "stream_keys"]
 
@@ -109,7 +109,7 @@ class StreamConsumer:
 
     `execute` settles a signal (see `engine.signals.execution`); `recover`, when given, looks a resumed
     signal's order up before it is placed again. The Redis client's socket timeout must exceed `block_ms`
-    (`engine.scaleout.redis_conn.connect(settings, extra_timeout_s=block_ms / 1000)`).
+    (`engine.redis_conn.connect(settings, extra_timeout_s=block_ms / 1000)`).
 
     Counters, as plain attributes: executed, resumed, recovered, duplicates, failed, retried, invalid,
     reclaimed, redis_errors, groups_recreated.

@@ -32,9 +32,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from redis.exceptions import RedisError
 
 from engine.ops.logs import LogThrottle
+from engine.redis_conn import RedisError
 from engine.signals.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignalAuthenticator, SignalAuthError
 from engine.signals.intake import IntakeFull, SignalSink
 from engine.signals.model import InvalidSignal, parse_signal

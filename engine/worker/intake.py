@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from typing import Protocol
-
-import redis.asyncio as aioredis
+from typing import TYPE_CHECKING, Protocol
 
 from engine.errors import EngineError
 from engine.ops.metrics import EngineMetrics
@@ -27,6 +25,9 @@ from engine.signals.execution import Executor, OutcomeStatus, Recoverer, SignalO
 from engine.signals.intake import SignalQueue, SignalSink
 from engine.signals.model import Signal
 from engine.signals.stream import SignalStream, StreamConsumer
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 __all__ = ["Intake", "QueueIntake", "StreamIntake"]
 

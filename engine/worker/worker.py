@@ -29,10 +29,9 @@ import socket
 import time
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from engine.auth import CdpKey
@@ -43,11 +42,11 @@ from engine.ops.http import Health, OpsServer
 from engine.ops.logs import register_secret
 from engine.ops.metrics import EngineMetrics
 from engine.ratelimit import BucketLimit, LocalRateLimiter, RateLimiter, RateLimits
+from engine.redis_conn import RedisSettings, connect
 from engine.rest.client import ORDERS, Client
 from engine.rest.retry import RetryPolicy
 from engine.risk import ProductLimits
 from engine.risk import RiskConfig as GateConfig
-from engine.scaleout.redis_conn import RedisSettings, connect
 from engine.scaleout.redis_limiter import RedisRateLimiter
 from engine.signals.auth import SignalAuthenticator
 from engine.signals.intake import SignalSink
@@ -59,6 +58,9 @@ from engine.trading.journal import Durability
 from engine.trading.tracked import TrackedOrder
 from engine.worker.execution import SignalExecutor, WorkerStats
 from engine.worker.intake import Intake, QueueIntake, StreamIntake
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 __all__ = ["Worker", "WorkerStats", "gate_config"]
 

@@ -11,6 +11,7 @@ pub mod hmac;
 pub mod jwt;
 pub mod keys;
 pub mod pool;
+#[cfg(feature = "verify")]
 pub mod verify;
 mod wipe;
 

@@ -5,7 +5,9 @@ use std::borrow::Cow;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple};
+#[cfg(feature = "verify")]
+use pyo3::types::PyBytes;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple};
 
 use crate::cdp;
 use crate::clock::Clock;
@@ -14,6 +16,7 @@ use crate::error::SignerError;
 use crate::hmac::{self, ExchangeSigner};
 use crate::keys::PUBLIC_KEY_TEXT;
 use crate::pool;
+#[cfg(feature = "verify")]
 use crate::verify::{Verdict, Verifier, Window};
 
 pyo3::import_exception!(engine.errors, KeyFormatError);
@@ -270,11 +273,13 @@ fn format_int(buf: &mut [u8; 20], value: i64) -> &str {
 }
 
 /// Verifies CDP JWTs against registered public keys (used by the exchange simulator on every request).
+#[cfg(feature = "verify")]
 #[pyclass(frozen, module = "engine._signer")]
 struct JwtVerifier {
     inner: Verifier,
 }
 
+#[cfg(feature = "verify")]
 #[pymethods]
 impl JwtVerifier {
     #[new]
@@ -366,6 +371,7 @@ fn _signer(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<PyCdpKey>()?;
     m.add_class::<PyExchangeKey>()?;
+    #[cfg(feature = "verify")]
     m.add_class::<JwtVerifier>()?;
     m.add_function(wrap_pyfunction!(hmac_sha256_base64, m)?)?;
     let after_fork = wrap_pyfunction!(_after_fork_in_child, m)?;

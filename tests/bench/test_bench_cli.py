@@ -1,35 +1,47 @@
-"""`engine bench`: finding the checkout, the commands it runs, and a whole run of a tiny suite."""
+"""The benchmark runner (benches/runner.py, `make bench`): the commands it runs and a whole run of a tiny
+suite; and `engine bench`, which finds the checkout's runner."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from engine import bench_cli, cli
+from benches import runner as bench_cli
+from engine.cli import bench as engine_bench
 from tests.bench.tiny_suite import ROOT, write_suite
 
 
 def _args(*argv: str) -> argparse.Namespace:
-    parsed = cli.build_parser().parse_args(["bench", *argv])
-    assert parsed.run is bench_cli.run_bench
-    return parsed
+    return bench_cli.build_parser().parse_args(argv)
 
 
-def test_finds_the_checkout_from_inside_it_and_refuses_elsewhere(tmp_path: Path) -> None:
-    assert bench_cli.find_checkout(None, cwd=ROOT / "engine") == ROOT
+def test_runs_its_own_checkout_or_the_one_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_cli.find_checkout(None) == ROOT
     assert bench_cli.find_checkout(ROOT) == ROOT
     assert bench_cli.find_checkout(tmp_path) is None
-
-
-def test_without_a_checkout_it_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_cli.run_bench(_args("--checkout", str(tmp_path))) == 2
+    assert "holds no benches/" in capsys.readouterr().err
+
+
+def test_engine_bench_finds_the_runner_from_inside_the_checkout_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert engine_bench.find_checkout(ROOT / "engine" / "cli") == ROOT
+    assert engine_bench.find_checkout(tmp_path) is None
+    monkeypatch.chdir(tmp_path)
+    assert engine_bench.run(argparse.Namespace(passthrough=[])) == 2
     err = capsys.readouterr().err
     assert "make bench" in err
-    assert "--checkout" in err
     assert "benches/" in err
+    command = [sys.executable, "-m", "engine", "bench", "--help"]
+    inside = subprocess.run(command, cwd=ROOT / "engine", capture_output=True, text=True, check=False)
+    assert inside.returncode == 0, inside.stderr
+    assert "usage: benches/runner.py" in inside.stdout  # the arguments went to the checkout's runner
 
 
 def test_the_pytest_command_per_mode(tmp_path: Path) -> None:

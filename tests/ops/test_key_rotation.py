@@ -66,7 +66,11 @@ async def test_engine_replace_key_signs_rest_and_websocket(running_sim: RunningS
         def user_session_keys() -> set[str]:
             return {s.key.name for s in sim.hub.sessions if s.key is not None and "user" in s.subscriptions}
 
-        assert user_session_keys() == {first.name}
+        # wait_ready means the subscribe was sent; the simulator handles it on a later turn of the loop (on
+        # 3.13 after wait_ready has returned)
+        async with asyncio.timeout(10):
+            while user_session_keys() != {first.name}:
+                await asyncio.sleep(0.02)
         engine.replace_key(new)
         await engine.refresh_balances()
         assert sim.request_count(second.name) > 0

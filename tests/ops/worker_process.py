@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -90,8 +90,12 @@ class WorkerProcess:
         self.ops_url = ""
 
     @classmethod
-    async def start(cls, config: Path, webhook_secret: str) -> WorkerProcess:
-        env = {**os.environ, "ENGINE_WEBHOOK_SECRET": webhook_secret, "PYTHONPATH": str(ROOT)}
+    async def start(
+        cls, config: Path, webhook_secret: str, *, pythonpath: Sequence[Path] = ()
+    ) -> WorkerProcess:
+        """`pythonpath` goes before the checkout on the worker's PYTHONPATH (a `sitecustomize`, say)."""
+        path = os.pathsep.join(str(entry) for entry in (*pythonpath, ROOT))
+        env = {**os.environ, "ENGINE_WEBHOOK_SECRET": webhook_secret, "PYTHONPATH": path}
         for name in ("COINBASE_API_KEY", "COINBASE_API_SECRET", "COINBASE_API_KEY_FILE"):
             env.pop(name, None)
         process = await asyncio.create_subprocess_exec(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from engine.scaleout.redis_conn import RedisSettings, connect
+from engine.redis_conn import RedisSettings, connect
 from tests.scaleout.redis_server import RedisServer
 
 

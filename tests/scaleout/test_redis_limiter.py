@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from engine.ratelimit import BucketLimit, EndpointClass, RateLimiter, RateLimits
-from engine.scaleout.redis_conn import ProbeBackoff, RedisSettings, connect
+from engine.redis_conn import ProbeBackoff, RedisSettings, connect
 from engine.scaleout.redis_limiter import RedisRateLimiter
 from tests.scaleout.redis_server import RedisServer
 

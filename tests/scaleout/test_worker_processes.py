@@ -1,4 +1,4 @@
-"""Issue 7's proofs with real processes: the simulator (`engine sim`), a real redis-server, and four stream
+"""Scale-out proven with real processes: the simulator (`engine sim`), a real redis-server, and four stream
 worker processes (`python -m engine.scaleout.stream_worker`) sharing one key, driven at 3x its limit.
 
 - the simulator served no 429, no one-second window of its request timestamps holds more than the limit,
@@ -23,7 +23,7 @@ import aiohttp
 import orjson
 import pytest
 
-from engine.scaleout.redis_conn import RedisSettings, connect
+from engine.redis_conn import RedisSettings, connect
 from engine.signals.model import parse_signal, signal_client_order_id
 from engine.signals.stream import SignalStream
 from tests.scaleout.redis_server import RedisServer

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 import redis.asyncio as aioredis
 
-from engine.scaleout.redis_conn import RedisSettings, connect
+from engine.redis_conn import RedisSettings, connect
 from engine.signals.execution import ClientExecutor, OutcomeStatus, SignalOutcome
 from engine.signals.model import Signal, parse_signal
 from engine.signals.stream import SignalStream, StreamConsumer, stream_keys

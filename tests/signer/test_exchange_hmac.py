@@ -21,7 +21,9 @@ KEY = ExchangeKey(CREDENTIALS.key, CREDENTIALS.secret, CREDENTIALS.passphrase)
 
 
 def reference_sign(secret_b64: str, timestamp: str, method: str, request_path: str, body: bytes) -> str:
-    """base64(HMAC_SHA256(b64decode(secret), timestamp + METHOD + request_path + body)), per COINBASE.md."""
+    """base64(HMAC_SHA256(b64decode(secret), timestamp + METHOD + request_path + body)).
+
+    As https://docs.cdp.coinbase.com/exchange/rest-api/authentication describes it."""
     prehash = timestamp.encode() + method.upper().encode() + request_path.encode() + body
     return base64.b64encode(hmac.new(base64.b64decode(secret_b64), prehash, hashlib.sha256).digest()).decode()
 

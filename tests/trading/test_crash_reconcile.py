@@ -125,9 +125,6 @@ def test_sigkill_at_random_points_then_restart_reconciles_to_the_ledger(
     with OrderJournal(journal_path) as journal:
         entries = {entry.client_order_id: entry for entry in journal.entries()}
         assert not journal.unresolved(), "reconciliation left orders in an unknown state"
-    from collections import Counter
-
-    print("DEBUG", sent, resolved_after_kill, len(ledger), Counter(e.state.value for e in entries.values()))
     # no order lost: everything the exchange holds was journalled (intent before send) ...
     assert set(by_id) <= set(entries)
     # ... and everything the journal says was placed is on the exchange, with the same id and state

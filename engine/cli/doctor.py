@@ -15,7 +15,6 @@ from engine.ops.config import Config, load_config, parse_config
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "doctor",
-        help="check an API key: format, clock, a read-only call, permissions (with a fix for each failure)",
         description=(
             "Check the API key a worker would use: that it loads, that its tokens have the right uri, the "
             "clock offset against the exchange's /time, a read-only call (accounts), then its permissions "

@@ -14,7 +14,6 @@ from engine.errors import ConfigError, KeyFormatError
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "worker",
-        help="run a headless worker: signals from the webhook, risk-checked, placed as orders",
         description=(
             "Run a worker from a TOML config (see examples/worker.toml). SIGTERM/SIGINT stop intake, drain "
             "what is in flight, cancel open orders if configured, flush the journal and exit 0. SIGHUP "
@@ -29,10 +28,17 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.ops.config import load_config
     from engine.ops.logs import configure_logging
+    from engine.redis_conn import require_redis
     from engine.worker import Worker
 
     try:
         config = load_config(args.config)
+        for setting, url in (
+            ("limits.redis_url", config.limits.redis_url),
+            ("signals.redis_url", config.signals.redis_url),
+        ):
+            if url:
+                require_redis(setting)
     except ConfigError as exc:
         print(f"engine worker: {exc}", file=sys.stderr)
         return 2

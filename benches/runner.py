@@ -1,8 +1,7 @@
-"""`engine bench`: run the benchmarks with the peers side by side, report them, guard against regressions.
+"""The benchmark runner (`make bench`, or `python benches/runner.py`): the benchmarks with the peers side by
+side, the report, the guard against regressions.
 
-The suite lives in a source checkout (``benches/``), not in the installed package: this command finds the
-checkout (``--checkout``, the current directory or one above it, or the checkout an editable install points
-at) and runs there exactly what ``make bench`` runs, in four steps:
+It runs the checkout it lives in (or the one ``--checkout`` names), in four steps:
 
 1. pytest over ``benches/`` with timing on, a live progress line, every round's timing written to
    ``<out>/results.json``;
@@ -25,24 +24,10 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 DEFAULT_THRESHOLD_PERCENT = 25.0
 DEFAULT_CALLGRIND_THRESHOLD_PERCENT = 2.0
-
-NO_CHECKOUT_HELP = """\
-engine bench: no benchmark suite here.
-
-The benchmarks live in the project's source checkout (benches/), which an installed wheel does not
-contain. To run them:
-
-    git clone <this project's repository> coinbase-engine && cd coinbase-engine
-    make bench            # sets up .venv with the peers (coinbase-advanced-py, PyJWT, ccxt), builds, runs
-
-or, in an environment that already has the engine and its dev extra (pip install -e '.[dev]'):
-
-    engine bench --checkout /path/to/coinbase-engine
-"""
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -83,17 +68,11 @@ def is_checkout(path: Path) -> bool:
     return (path / "benches" / "report.py").is_file() and (path / "pyproject.toml").is_file()
 
 
-def find_checkout(explicit: Path | None, cwd: Path | None = None) -> Path | None:
-    """The source checkout to run: ``explicit``, else the working directory or a parent, else the directory
-    holding this package when it is an editable install of a checkout."""
+def find_checkout(explicit: Path | None) -> Path | None:
+    """The source checkout to run: ``explicit`` if it is one, else the checkout holding this runner."""
     if explicit is not None:
         return explicit.resolve() if is_checkout(explicit) else None
-    start = (cwd or Path.cwd()).resolve()
-    for candidate in (start, *start.parents):
-        if is_checkout(candidate):
-            return candidate
-    package_parent = Path(__file__).resolve().parents[1]
-    return package_parent if is_checkout(package_parent) else None
+    return CHECKOUT
 
 
 def pytest_command(paths: BenchPaths, args: argparse.Namespace) -> list[str]:
@@ -151,7 +130,7 @@ def _run(command: Sequence[str], paths: BenchPaths) -> int:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(paths.checkout), env.get("PYTHONPATH"))))
     print("$ " + " ".join(command), flush=True)
     # Our own interpreter and scripts of the checkout, as a list (no shell).
-    return subprocess.run(list(command), cwd=paths.checkout, env=env, check=False).returncode  # noqa: S603
+    return subprocess.run(list(command), cwd=paths.checkout, env=env, check=False).returncode
 
 
 def _clear_baseline(paths: BenchPaths) -> None:
@@ -172,7 +151,7 @@ def _missing_baseline(paths: BenchPaths, callgrind: bool, timed: bool) -> str | 
 def run_bench(args: argparse.Namespace) -> int:
     checkout = find_checkout(args.checkout)
     if checkout is None:
-        print(NO_CHECKOUT_HELP, file=sys.stderr, end="")
+        print(f"bench: {args.checkout} holds no benches/ (and pyproject.toml) to run", file=sys.stderr)
         return 2
     out = args.out if args.out.is_absolute() else checkout / args.out
     paths = BenchPaths(checkout=checkout, out=out)
@@ -181,16 +160,12 @@ def run_bench(args: argparse.Namespace) -> int:
     timed = not args.callgrind_only
     callgrind = not args.no_callgrind
     if callgrind and (shutil.which("valgrind") is None or shutil.which("cargo") is None):
-        print(
-            "engine bench: valgrind or cargo not found, so no instruction counts (apt-get install valgrind)"
-        )
+        print("bench: valgrind or cargo not found, so no instruction counts (apt-get install valgrind)")
         callgrind = False
     if args.check:
         missing = _missing_baseline(paths, callgrind, timed)
         if missing:
-            print(
-                f"engine bench: {missing}; save one on this machine first: make bench-save", file=sys.stderr
-            )
+            print(f"bench: {missing}; save one on this machine first: make bench-save", file=sys.stderr)
             return 2
     if args.save_baseline:
         _clear_baseline(paths)
@@ -203,11 +178,11 @@ def run_bench(args: argparse.Namespace) -> int:
         if paths.results.is_file():
             status = max(status, _run(report_command(paths, baseline), paths))
         else:
-            print("engine bench: pytest wrote no results (no benchmark ran)", file=sys.stderr)
+            print("bench: pytest wrote no results (no benchmark ran)", file=sys.stderr)
             status = max(status, 1)
         if pytest_status != 0:
             print(
-                f"engine bench: pytest exited {pytest_status}: a benchmark failed its correctness check"
+                f"bench: pytest exited {pytest_status}: a benchmark failed its correctness check"
                 + (" or regressed beyond the threshold" if args.check else ""),
                 file=sys.stderr,
             )
@@ -215,7 +190,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if callgrind:
         status = max(status, _run(callgrind_command(paths, args), paths))
     if timed and paths.html.is_file():
-        print(f"engine bench: JSON {paths.results}, HTML {paths.html}")
+        print(f"bench: JSON {paths.results}, HTML {paths.html}")
     return status
 
 
@@ -248,12 +223,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pytest_args", nargs="*", help="further pytest arguments (after --)")
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "bench",
-        help="run the benchmarks (peers side by side), print the table, write JSON and an HTML report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="benches/runner.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_arguments(parser)
-    parser.set_defaults(run=run_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_bench(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,6 @@ from typing import Any
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "demo",
-        help="run a worker against the in-process simulator for ~30 s and print a summary",
         description=(
             "Start the exchange simulator in-process, a worker with a key generated for this run, and feed "
             "it a seeded synthetic signal stream through the HMAC-authenticated webhook; show a live "

@@ -1,4 +1,4 @@
-"""`engine sim` (serve the simulator) and `engine keygen` (write a portal-format key file)."""
+"""`engine sim`: serve the embedded Coinbase simulator until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from engine.errors import KeyFormatError
 from engine.sim.app import Simulator
 from engine.sim.config import RateLimits, SimConfig
 from engine.sim.faults import Faults
-from engine.sim.keyfiles import generate_key_file, public_key_from_file
+from engine.sim.keyfiles import public_key_from_file
 
 _FAULT_FLAGS = (
     ("latency_ms", "added latency per request, ms"),
@@ -33,7 +33,7 @@ _FAULT_FLAGS = (
 
 
 def register(subparsers: Any) -> None:
-    sim = subparsers.add_parser("sim", help="serve the embedded Coinbase simulator")
+    sim = subparsers.add_parser("sim", description="Serve the embedded Coinbase simulator.")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=0, help="0 picks a free port (printed when ready)")
     sim.add_argument("--key", action="append", default=[], type=Path, help="portal key file (repeatable)")
@@ -67,21 +67,6 @@ def register(subparsers: Any) -> None:
     for name, text in _FAULT_FLAGS:
         sim.add_argument("--" + name.replace("_", "-"), type=float, default=0.0, help=text)
     sim.set_defaults(run=run_sim)
-
-    keygen = subparsers.add_parser("keygen", help="write a new CDP key file in the portal's JSON format")
-    keygen.add_argument("--type", choices=("es256", "ed25519"), default="ed25519")
-    keygen.add_argument("--out", type=Path, required=True)
-    keygen.set_defaults(run=run_keygen)
-
-
-def run_keygen(args: argparse.Namespace) -> int:
-    try:
-        name = generate_key_file(args.type, args.out)
-    except FileExistsError:
-        print(f"engine keygen: {args.out} exists; not overwriting", file=sys.stderr)
-        return 1
-    print(f"wrote {args.type} key {name} to {args.out} (mode 0600)")
-    return 0
 
 
 def build_simulator(args: argparse.Namespace) -> Simulator:
