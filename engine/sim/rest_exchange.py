@@ -10,7 +10,7 @@ Exchange orders go through the same matching engine and accounts as Advanced Tra
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from engine.sim.clock import fmt, iso
@@ -33,7 +33,8 @@ from engine.sim.orders import (
 )
 from engine.sim.ratelimit import EXCHANGE_FILLS, EXCHANGE_PRIVATE, EXCHANGE_PUBLIC
 from engine.sim.responses import BadRequest, DropConnection, json_response, read_json
-from engine.sim.rest_exchange_market import ExchangeMarketApi, message
+from engine.sim.rest_exchange_market import ExchangeMarketApi, message, query_cursor
+from engine.sim.values import InvalidValue, parse_decimal, query_int
 from engine.sim.ws_exchange import ExchangeFeed
 
 if TYPE_CHECKING:
@@ -60,15 +61,12 @@ def _decimal(body: dict[str, Any], name: str) -> Decimal | None:
     raw = body.get(name)
     if raw is None or raw == "":
         return None
-    if not isinstance(raw, str | int | float) or isinstance(raw, bool):
-        raise BadRequest(f"Invalid {name}")
+    if isinstance(raw, float):  # a JSON number with a fraction: its shortest text
+        raw = repr(raw)
     try:
-        value = Decimal(str(raw))
-    except InvalidOperation:
+        return parse_decimal(raw, name)
+    except InvalidValue:
         raise BadRequest(f"Invalid {name}") from None
-    if not value.is_finite() or value <= 0:
-        raise BadRequest(f"Invalid {name}")
-    return value
 
 
 def _status(order: Order) -> str:
@@ -77,29 +75,16 @@ def _status(order: Order) -> str:
     return {FILLED: "done", CANCELLED: "done", EXPIRED: "done"}.get(order.status, "pending")
 
 
-def _cursor(request: SimRequest, name: str) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest(f"Invalid {name}") from None
-
-
 def _limit(request: SimRequest) -> int:
     try:
-        limit = int(request.query.get("limit", 100))
-    except ValueError:
-        raise BadRequest("Invalid limit") from None
-    if not 1 <= limit <= 1000:
-        raise BadRequest("limit must be between 1 and 1000")
-    return limit
+        return query_int(request.query, "limit", 100, minimum=1, maximum=1000)
+    except InvalidValue:
+        raise BadRequest("limit must be between 1 and 1000") from None
 
 
 def paged(request: SimRequest, rows: list[tuple[int, dict[str, Any]]]) -> SimResponse:
     """`rows` newest first, each with its cursor: the page `before`/`after`/`limit` select, with headers."""
-    before, after, limit = _cursor(request, "before"), _cursor(request, "after"), _limit(request)
+    before, after, limit = query_cursor(request, "before"), query_cursor(request, "after"), _limit(request)
     if before is not None:
         newer = [row for row in rows if row[0] > before]
         chosen = newer[-limit:]  # the page just newer than the cursor, still newest first

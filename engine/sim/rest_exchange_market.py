@@ -10,11 +10,12 @@ import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from engine.sim.clock import fmt, iso, parse_iso
+from engine.sim.clock import fmt, iso
 from engine.sim.exchange_tape import GRANULARITIES, ExchangeTape
 from engine.sim.messages import SimRequest, SimResponse
 from engine.sim.products import CRYPTO_NAMES, FIAT
 from engine.sim.responses import BadRequest, json_response
+from engine.sim.values import InvalidValue, parse_int, query_int, query_time
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -151,7 +152,7 @@ class ExchangeMarketApi:
     async def trades(self, request: SimRequest) -> SimResponse:
         market = self._market(request)
         limit = _limit(request, 100, 1000)
-        after = _int_cursor(request, "after")
+        after = query_cursor(request, "after")
         rows = []
         for trade in reversed(self.sim.recent_trades(market.spec.product_id)):
             trade_id = int(trade.trade_id)
@@ -178,16 +179,18 @@ class ExchangeMarketApi:
     async def candles(self, request: SimRequest) -> SimResponse:
         market = self._market(request)
         try:
-            granularity = int(request.query.get("granularity", "60"))
-        except ValueError:
+            granularity = query_int(request.query, "granularity", 60, minimum=1, maximum=86_400)
+        except InvalidValue:
             raise BadRequest("Unsupported granularity") from None
         if granularity not in GRANULARITIES:
             raise BadRequest("Unsupported granularity")
         now = self.sim.clock.now()
         try:
-            end = parse_iso(request.query["end"]) if "end" in request.query else now
-            start = parse_iso(request.query["start"]) if "start" in request.query else end - 300 * granularity
-        except ValueError:
+            end = query_time(request.query, "end")
+            end = now if end is None else end
+            start = query_time(request.query, "start")
+            start = end - 300 * granularity if start is None else start
+        except InvalidValue:
             raise BadRequest("Invalid start or end") from None
         if (end - start) / granularity > 300:
             raise BadRequest(
@@ -256,22 +259,20 @@ class ExchangeMarketApi:
 
 def _limit(request: SimRequest, default: int, maximum: int) -> int:
     try:
-        limit = int(request.query.get("limit", default))
-    except ValueError:
-        raise BadRequest("Invalid limit") from None
-    if not 1 <= limit <= maximum:
-        raise BadRequest(f"limit must be between 1 and {maximum}")
-    return limit
+        return query_int(request.query, "limit", default, minimum=1, maximum=maximum)
+    except InvalidValue:
+        raise BadRequest(f"limit must be between 1 and {maximum}") from None
 
 
-def _int_cursor(request: SimRequest, name: str) -> int | None:
+def query_cursor(request: SimRequest, name: str) -> int | None:
+    """A `before`/`after` page cursor: a non-negative integer, absent or empty gives None."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
     try:
-        return int(raw)
-    except ValueError:
+        return parse_int(raw, name, minimum=0, maximum=2**63 - 1)
+    except InvalidValue:
         raise BadRequest(f"Invalid {name}") from None
 
 
-__all__ = ["ExchangeMarketApi", "exchange_product", "level_order_id", "message"]
+__all__ = ["ExchangeMarketApi", "exchange_product", "level_order_id", "message", "query_cursor"]
