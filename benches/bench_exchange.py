@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import ssl
 import time
 import urllib.request
@@ -237,6 +238,12 @@ def test_bare_aiohttp_hmac_post_cpu(
 # --- ccxt coinbaseexchange (async) -----------------------------------------------------------------------
 
 
+def _quiet_ccxt_logger() -> logging.Logger:
+    logger = logging.getLogger("benches.ccxt")
+    logger.setLevel(logging.WARNING)
+    return logger
+
+
 @pytest.mark.benchmark(group="exchange-order-cpu", timer=time.process_time)
 def test_ccxt_coinbaseexchange_create_order_cpu(
     benchmark: Any, sim: SimProcess, figures: Figures, loop: asyncio.AbstractEventLoop
@@ -251,6 +258,9 @@ def test_ccxt_coinbaseexchange_create_order_cpu(
                 "password": sim.key.passphrase,
                 "cafile": str(sim.ca_file),
                 "enableRateLimit": False,
+                # ccxt logs every request's headers, the passphrase among them, at DEBUG; as in a program
+                # whose root logger is at WARNING (the default), its debug lines are never formatted or kept
+                "logger": _quiet_ccxt_logger(),
             }
         )
         exchange.urls["api"] = {"public": sim.base_url, "private": sim.base_url}
