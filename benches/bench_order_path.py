@@ -217,7 +217,7 @@ def test_engine_create_order_cpu(
 
 class BareAiohttp:
     """The least a client built on `session.post` does: one keep-alive session, a fresh token, the body, read
-    the reply. (The engine writes its requests through engine.rest.lane, without `session.post`, so it can
+    the reply. (The engine writes its requests through engine.net.lane, without `session.post`, so it can
     spend less CPU than this; see BENCHMARKS.md.)"""
 
     def __init__(self, sim: SimProcess) -> None:

@@ -1,7 +1,7 @@
 """Tick to wire: from a ticker message arriving on the engine's WebSocket to its order request written to
 the REST connection, through the whole embedded engine: feed -> strategy callback -> `Engine.place` -> risk
 gate -> journal intent (durability `os`, on) -> `Client.submit_order` (limiter, Rust-signed token) -> the
-request lane (engine.rest.lane) onto a pooled aiohttp connection.
+request lane (engine.net.lane) onto a pooled aiohttp connection.
 
 The simulator runs in its own process (plain HTTP/WS on loopback, rate limits lifted) and ticks every 5 ms;
 the strategy places one resting order per BTC-USD ticker. Each sample is measured inside the engine process,
@@ -54,11 +54,11 @@ from yarl import URL
 from engine.auth import CdpKey
 from engine.marketdata.feed import Ticker
 from engine.ratelimit import BucketLimit, RateLimits
-from engine.rest.client import Client
-from engine.rest.orders import LimitGtc, Side
 from engine.trading.engine import Engine, EngineConfig
 from engine.trading.journal import OrderJournal
 from engine.trading.order_state import OrderState
+from engine.venues.advanced.client import Client
+from engine.venues.advanced.orders import LimitGtc, Side
 from tests.support.keys import new_ed25519_key
 from tests.support.simproc import running_sim
 

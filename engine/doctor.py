@@ -241,8 +241,8 @@ def _check_token(key: CdpKey, base_url: str) -> Check:
 
 
 async def _check_exchange(key: CdpKey, config: Config, timeout_s: float) -> list[Check]:
-    from engine.rest.client import Client
-    from engine.rest.retry import RetryPolicy
+    from engine.net.retry import RetryPolicy
+    from engine.venues.advanced.client import Client
 
     checks: list[Check] = []
     client = Client(

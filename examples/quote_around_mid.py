@@ -19,7 +19,7 @@ from pathlib import Path
 from engine import Engine, EngineConfig, OrderRefused, OrderState, ProductLimits, RiskConfig, TrackedOrder
 from engine.auth import CdpKey
 from engine.marketdata.feed import Ticker
-from engine.rest.orders import LimitGtc, Side
+from engine.venues.advanced.orders import LimitGtc, Side
 
 PRODUCT = "BTC-USD"
 SIZE = Decimal("0.001")

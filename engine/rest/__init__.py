@@ -1,9 +1,14 @@
-"""The REST side of the engine: `Client` and its typed requests and responses."""
+"""`engine.rest`: the names users import for REST trading, from where they live now.
 
-from engine.rest.client import Client
-from engine.rest.exchange import ExchangeOrderType, TimeInForce
-from engine.rest.futures import IntradayMarginSetting
-from engine.rest.orders import (
+The Advanced Trade client is `engine.venues.advanced`, the Exchange client `engine.venues.exchange`, the
+plumbing they share (transport, retries, clock offset) `engine.net`; these names stay importable from here.
+"""
+
+from engine.net.retry import RetryPolicy
+from engine.net.transport import Timeouts
+from engine.venues.advanced.client import Client
+from engine.venues.advanced.futures import IntradayMarginSetting
+from engine.venues.advanced.orders import (
     LimitFok,
     LimitGtc,
     LimitGtd,
@@ -24,8 +29,7 @@ from engine.rest.orders import (
     TriggerBracketGtd,
     TwapLimitGtd,
 )
-from engine.rest.retry import RetryPolicy
-from engine.rest.transport import Timeouts
+from engine.venues.exchange import ExchangeOrderType, TimeInForce
 
 __all__ = [
     "Client",

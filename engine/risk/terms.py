@@ -1,9 +1,9 @@
 """What the risk rules read from an order: its product, side, sizes and prices, as `Decimal`s.
 
-Orders are built with `engine.rest.orders` (one class per Coinbase order configuration). Their rendered
-fragment is already validated, so the terms are read from it uniformly, whatever the configuration:
-sizes from `base_size`/`quote_size`, prices from `limit_price`, `stop_price` and `stop_trigger_price`, and
-the children of a scaled order summed.
+Orders are built with `engine.venues.advanced.orders` (one class per Coinbase order configuration).
+Their rendered fragment is already validated, so the terms are read from it uniformly, whatever the
+configuration: sizes from `base_size`/`quote_size`, prices from `limit_price`, `stop_price` and
+`stop_trigger_price`, and the children of a scaled order summed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from engine.rest.orders import OrderRequest
+from engine.venues.advanced.orders import OrderRequest
 
 _PRICE_FIELDS = ("limit_price", "stop_price", "stop_trigger_price", "min_price", "max_price")
 

@@ -24,9 +24,9 @@ import orjson
 
 from engine.errors import OrderRejected
 from engine.rest import Client
-from engine.rest.orders import OrderConfiguration, OrderRequest
-from engine.rest.orders import Side as OrderSide
 from engine.signals.model import Signal
+from engine.venues.advanced.orders import OrderConfiguration, OrderRequest
+from engine.venues.advanced.orders import Side as OrderSide
 
 __all__ = [
     "ClientExecutor",

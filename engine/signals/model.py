@@ -31,7 +31,7 @@ import orjson
 
 from engine.decimals import bounded_decimal
 from engine.errors import InvalidValue
-from engine.rest.orders import (
+from engine.venues.advanced.orders import (
     LimitFok,
     LimitGtc,
     LimitGtd,
@@ -42,7 +42,7 @@ from engine.rest.orders import (
     StopLimitGtc,
     StopLimitGtd,
 )
-from engine.rest.orders import StopDirection as OrderStopDirection
+from engine.venues.advanced.orders import StopDirection as OrderStopDirection
 
 __all__ = [
     "MAX_SIGNAL_ID_LENGTH",

@@ -36,10 +36,7 @@ from engine.marketdata.book import OrderBook
 from engine.marketdata.feed import Callback, MarketFeed, Ticker, Trade
 from engine.marketdata.stream import Stream
 from engine.marketdata.ws import Backoff, CoinbaseSocket, Subscription
-from engine.rest.client import ADVANCED_TRADE_URL, Client
-from engine.rest.orders import Amount, MarginType, OrderConfiguration, OrderRequest, Side
-from engine.rest.transport import ApiKey
-from engine.rest.types import CancelResult, EditResult, Order
+from engine.net.transport import ApiKey
 from engine.risk.audit import AuditLog
 from engine.risk.balance import required_funds
 from engine.risk.gate import RiskConfig, RiskGate
@@ -50,6 +47,9 @@ from engine.trading.order_state import OrderState, advance, from_exchange_status
 from engine.trading.portfolio import Portfolio
 from engine.trading.reconcile import ReconcileReport, fetch_fills, reconcile
 from engine.trading.tracked import TrackedOrder
+from engine.venues.advanced.client import ADVANCED_TRADE_URL, Client
+from engine.venues.advanced.orders import Amount, MarginType, OrderConfiguration, OrderRequest, Side
+from engine.venues.advanced.types import CancelResult, EditResult, Order
 
 log = logging.getLogger(__name__)
 

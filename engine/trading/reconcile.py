@@ -21,10 +21,10 @@ from decimal import Decimal
 from typing import TypeVar
 
 from engine.errors import NotFound
-from engine.rest.client import Client
-from engine.rest.types import Order
 from engine.trading.journal import JournalEntry, JournalFill, OrderJournal
 from engine.trading.order_state import OrderState, advance, from_exchange_status
+from engine.venues.advanced.client import Client
+from engine.venues.advanced.types import Order
 
 log = logging.getLogger(__name__)
 

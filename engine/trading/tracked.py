@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from engine.rest.orders import OrderRequest
 from engine.risk.terms import OrderTerms
 from engine.trading.order_state import OrderState
+from engine.venues.advanced.orders import OrderRequest
 
 _ZERO = Decimal(0)
 

@@ -36,6 +36,7 @@ from aiohttp import web
 
 from engine.auth import CdpKey
 from engine.errors import AuthError, ConfigError, EngineError, ExchangeError, KeyFormatError
+from engine.net.retry import RetryPolicy
 from engine.ops.config import Config
 from engine.ops.credentials import key_label, read_credentials
 from engine.ops.http import Health, OpsServer
@@ -43,8 +44,6 @@ from engine.ops.logs import register_secret
 from engine.ops.metrics import EngineMetrics
 from engine.ratelimit import BucketLimit, LocalRateLimiter, RateLimiter, RateLimits
 from engine.redis_conn import RedisSettings, connect
-from engine.rest.client import ORDERS, Client
-from engine.rest.retry import RetryPolicy
 from engine.risk import ProductLimits
 from engine.risk import RiskConfig as GateConfig
 from engine.scaleout.redis_limiter import RedisRateLimiter
@@ -56,6 +55,7 @@ from engine.signals.webhook import SignalWebhook
 from engine.trading.engine import Engine, EngineConfig
 from engine.trading.journal import Durability
 from engine.trading.tracked import TrackedOrder
+from engine.venues.advanced.client import ORDERS, Client
 from engine.worker.execution import SignalExecutor, WorkerStats
 from engine.worker.intake import Intake, QueueIntake, StreamIntake
 

@@ -10,8 +10,8 @@ import pytest
 
 from engine import Client
 from engine.auth import CdpKey, ExchangeKey
+from engine.net.retry import RetryPolicy
 from engine.ratelimit import BucketLimit, RateLimits
-from engine.rest.retry import RetryPolicy
 from engine.sim import SimConfig, Simulator
 from tests.sim.conftest import tls
 from tests.support.keys import TestExchangeKey, TestKey, new_ed25519_key, new_es256_key, new_exchange_key

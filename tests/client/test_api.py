@@ -10,7 +10,7 @@ import pytest
 
 from engine.errors import ConfigError, ExchangeError, NotFound, OrderRejected
 from engine.rest import LimitGtc, MarketIoc, Side
-from engine.rest.futures import IntradayMarginSetting
+from engine.venues.advanced.futures import IntradayMarginSetting
 from tests.client.conftest import SimEnv
 
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from engine.errors import ExchangeUnavailable, OutcomeUnknown, RateLimited, RequestTimeout
+from engine.net.retry import RetryPolicy
 from engine.ratelimit import BucketLimit, RateLimits
 from engine.rest import LimitGtc, Side
-from engine.rest.retry import RetryPolicy
-from engine.rest.types import CreateOrderResult
 from engine.sim import RateLimits as SimRateLimits
+from engine.venues.advanced.types import CreateOrderResult
 from tests.client.conftest import UNLIMITED, SimEnv
 
 RESTING = LimitGtc(base_size="0.001", limit_price="1000.00")

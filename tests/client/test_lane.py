@@ -1,4 +1,4 @@
-"""The request lane (engine.rest.lane) against a scripted HTTP/1.1 server on loopback.
+"""The request lane (engine.net.lane) against a scripted HTTP/1.1 server on loopback.
 
 The lane writes requests itself onto aiohttp's pooled connections, so these tests hold it to what aiohttp
 does: the same bytes on the wire as `session.request` for every shape of request the client sends, the same
@@ -21,10 +21,10 @@ from yarl import URL
 from engine import Client
 from engine.auth import CdpKey
 from engine.errors import ExchangeUnavailable
-from engine.rest.lane import RequestLane
-from engine.rest.orders import LimitGtc, OrderRequest, Side
-from engine.rest.retry import RetryPolicy
+from engine.net.lane import RequestLane
+from engine.net.retry import RetryPolicy
 from engine.sim import Simulator
+from engine.venues.advanced.orders import LimitGtc, OrderRequest, Side
 from tests.sim.conftest import Tls, quiet_config
 from tests.support.keys import new_ed25519_key
 
@@ -81,7 +81,7 @@ async def running(script: Script) -> AsyncIterator[ScriptedServer]:
 
 
 def session() -> aiohttp.ClientSession:
-    """A session configured as engine.rest.transport configures its own."""
+    """A session configured as engine.net.transport configures its own."""
     return aiohttp.ClientSession(
         headers=STATIC,
         cookie_jar=aiohttp.DummyCookieJar(),

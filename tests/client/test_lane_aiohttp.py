@@ -1,4 +1,4 @@
-"""What engine.rest.lane uses of aiohttp below the session, checked against the installed aiohttp.
+"""What engine.net.lane uses of aiohttp below the session, checked against the installed aiohttp.
 
 The lane builds a `ClientRequest` only as a connection key, asks the connector for a connection, writes the
 request onto the connection's transport and reads the response through the protocol. None of that is public
@@ -33,7 +33,7 @@ VERSION = aiohttp.__version__
 
 def _fail(internal: str, expected: str, found: object) -> None:
     pytest.fail(
-        f"aiohttp {VERSION} changed {internal}, which engine/rest/lane.py relies on: expected {expected}, "
+        f"aiohttp {VERSION} changed {internal}, which engine/net/lane.py relies on: expected {expected}, "
         f"found {found}. Adapt the lane to it (and keep aiohttp pinned below this version until then).",
         pytrace=False,
     )

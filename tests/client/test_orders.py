@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from engine.errors import InvalidValue
-from engine.rest.orders import (
+from engine.venues.advanced.orders import (
     LimitFok,
     LimitGtc,
     LimitGtd,

@@ -11,7 +11,7 @@ import pytest
 
 from engine import Client
 from engine.errors import InvalidValue, NotFound
-from engine.rest.paths import path_segment
+from engine.net.paths import path_segment
 from tests.client.conftest import SimEnv
 
 HOSTILE_IDS = [

@@ -7,11 +7,11 @@ import random
 import pytest
 
 from engine.errors import AuthDiagnosis
-from engine.rest.diagnose import AuthContext, diagnose
-from engine.rest.pipeline import error_detail
-from engine.rest.retry import RetryBudget, RetryPolicy
-from engine.rest.transport import reset_after_s
-from engine.rest.types import KeyPermissions
+from engine.net.diagnose import AuthContext, diagnose
+from engine.net.pipeline import error_detail
+from engine.net.retry import RetryBudget, RetryPolicy
+from engine.net.transport import reset_after_s
+from engine.venues.advanced.types import KeyPermissions
 
 
 def test_full_jitter_stays_inside_the_exponential_ceiling() -> None:

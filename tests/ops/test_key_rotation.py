@@ -12,9 +12,9 @@ import pytest
 from engine.auth import CdpKey, ExchangeKey
 from engine.errors import ConfigError
 from engine.marketdata.ws import Backoff
-from engine.rest.client import Client
-from engine.rest.retry import RetryPolicy
+from engine.net.retry import RetryPolicy
 from engine.trading.engine import Engine, EngineConfig
+from engine.venues.advanced.client import Client
 from tests.ops.conftest import RunningSim
 from tests.support.keys import new_ed25519_key, new_es256_key, new_exchange_key
 

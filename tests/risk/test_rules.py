@@ -8,15 +8,6 @@ import orjson
 import pytest
 
 from engine.errors import InvalidValue
-from engine.rest.orders import (
-    LimitGtc,
-    MarketIoc,
-    OrderRequest,
-    ScaledLimitGtc,
-    Side,
-    StopDirection,
-    StopLimitGtc,
-)
 from engine.risk import (
     AuditLog,
     BreakerState,
@@ -26,6 +17,15 @@ from engine.risk import (
     RiskConfig,
     RiskGate,
     RiskRule,
+)
+from engine.venues.advanced.orders import (
+    LimitGtc,
+    MarketIoc,
+    OrderRequest,
+    ScaledLimitGtc,
+    Side,
+    StopDirection,
+    StopLimitGtc,
 )
 from tests.risk.view import AccountView, ManualClock
 from tests.support.hostile_values import HOSTILE_DECIMALS

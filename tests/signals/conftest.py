@@ -10,7 +10,7 @@ import pytest
 
 from engine import Client
 from engine.auth import CdpKey
-from engine.rest.retry import RetryPolicy
+from engine.net.retry import RetryPolicy
 from engine.sim import RateLimits, SimConfig, Simulator
 from tests.scaleout.conftest import redis_client, redis_server, redis_settings
 from tests.support.keys import new_es256_key

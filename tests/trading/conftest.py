@@ -13,10 +13,10 @@ import pytest
 
 from engine.auth import CdpKey
 from engine.marketdata.ws import Backoff
-from engine.rest.client import Client
-from engine.rest.retry import RetryPolicy
+from engine.net.retry import RetryPolicy
 from engine.sim import RateLimits, SimConfig, Simulator
 from engine.trading.engine import Engine, EngineConfig
+from engine.venues.advanced.client import Client
 from tests.support.keys import TestKey, new_es256_key
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.005, max_delay_s=0.02, budget_s=2.0)

@@ -16,13 +16,13 @@ import orjson
 
 from engine.auth import CdpKey
 from engine.errors import EngineError
+from engine.net.retry import RetryPolicy
 from engine.ratelimit import BucketLimit, RateLimits
-from engine.rest.client import Client
-from engine.rest.orders import LimitGtc, MarketIoc, Side
-from engine.rest.retry import RetryPolicy
 from engine.risk import RiskConfig
 from engine.trading.engine import Engine, EngineConfig
 from engine.trading.tracked import TrackedOrder
+from engine.venues.advanced.client import Client
+from engine.venues.advanced.orders import LimitGtc, MarketIoc, Side
 
 FAR_BELOW, FAR_ABOVE = "30000", "90000"  # resting prices the simulated market never reaches
 

@@ -11,11 +11,11 @@ from decimal import Decimal
 import pytest
 
 from engine.errors import OrderRejected, OutcomeUnknown
-from engine.rest.orders import LimitGtc, MarketIoc, OrderRequest, Side
 from engine.risk import OrderRefused, ProductLimits, RiskConfig, RiskRule
 from engine.trading.journal import OrderJournal
 from engine.trading.order_state import OrderState
 from engine.trading.tracked import TrackedOrder
+from engine.venues.advanced.orders import LimitGtc, MarketIoc, OrderRequest, Side
 from tests.trading.conftest import Venue, eventually
 
 D = Decimal

@@ -33,8 +33,8 @@ import orjson
 from engine.errors import ConfigError, EngineError
 from engine.marketdata.book import OrderBook
 from engine.marketdata.feed import MarketFeed, Ticker, Trade
-from engine.rest.diagnose import AuthContext, diagnose
-from engine.rest.retry import RetryPolicy
+from engine.net.diagnose import AuthContext, diagnose
+from engine.net.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from engine._signer import ExchangeKey

@@ -22,12 +22,11 @@ from urllib.parse import urlencode
 import orjson
 
 from engine.errors import ConfigError, NotFound
+from engine.net.paths import path_segment
+from engine.net.pipeline import Confirmed
+from engine.net.retry import Idempotency
+from engine.net.wire import Amount, Json, ServerTime, as_str, decimal_str, new_client_order_id, timestamp_str
 from engine.ratelimit import EndpointClass, Priority
-from engine.rest.orders import Amount, decimal_str, new_client_order_id, timestamp_str
-from engine.rest.paths import path_segment
-from engine.rest.pipeline import Confirmed
-from engine.rest.retry import Idempotency
-from engine.rest.types import Json, ServerTime, as_str
 from engine.venues.exchange.types import (
     CancelAfter,
     Candle,
@@ -55,7 +54,7 @@ from engine.venues.exchange.types import (
 if TYPE_CHECKING:
     from multidict import CIMultiDictProxy
 
-    from engine.rest.pipeline import Pipeline
+    from engine.net.pipeline import Pipeline
 
 __all__ = ["REST_URLS", "ExchangeApi", "ExchangePage"]
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from engine.rest.types import Json, as_str, dec
+from engine.net.wire import Json, as_str, dec
 
 __all__ = [
     "BookEntry",

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from engine.errors import ConfigError
-from engine.rest.orders import Amount, decimal_str
-from engine.rest.paths import path_segment
-from engine.rest.retry import Idempotency
-from engine.rest.types import Json, Money, as_str, dec
+from engine.net.paths import path_segment
+from engine.net.retry import Idempotency
+from engine.net.wire import Amount, Json, as_str, dec, decimal_str
+from engine.venues.advanced.types import Money
 
 if TYPE_CHECKING:
-    from engine.rest.pipeline import Pipeline
+    from engine.net.pipeline import Pipeline
 
 __all__ = [
     "FuturesApi",

@@ -5,7 +5,7 @@ It raises aiohttp/asyncio errors as they come; deciding what they mean (retry, c
 pipeline's job. Everything per-request that can be built ahead is: static headers, URLs of hot paths, the
 JWT host, timeout objects.
 
-Requests go out through a `RequestLane` (engine.rest.lane): written straight onto the session's pooled
+Requests go out through a `RequestLane` (engine.net.lane): written straight onto the session's pooled
 connections, without `session.request`'s per-call machinery. A client given aiohttp `TraceConfig`s sends
 through `session.request` instead, since only that path reports to them.
 """
@@ -24,8 +24,8 @@ from yarl import URL
 
 from engine._signer import CdpKey, ExchangeKey
 from engine.errors import ConfigError
+from engine.net.lane import RequestLane
 from engine.ratelimit import EndpointClass, Priority, RateLimiter
-from engine.rest.lane import RequestLane
 
 __all__ = ["ApiKey", "PoolConfig", "RawResponse", "Timeouts", "Transport"]
 

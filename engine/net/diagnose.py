@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.errors import AuthDiagnosis, AuthError
-from engine.rest.types import KeyPermissions
+from engine.net.wire import KeyPermissions
 
 __all__ = ["AuthContext", "diagnose"]
 

@@ -23,24 +23,16 @@ import orjson
 
 from engine._signer import CdpKey
 from engine.errors import ConfigError, EngineError, OrderRejected
+from engine.net.clock import ClockSync
+from engine.net.paths import path_segment
+from engine.net.pipeline import Confirmed, Pipeline
+from engine.net.retry import Idempotency, RetryPolicy
+from engine.net.transport import USER_AGENT, ApiKey, PoolConfig, Timeouts, Transport
+from engine.net.wire import Amount, decimal_str, new_client_order_id
 from engine.ratelimit import EndpointClass, LimiterStats, LocalRateLimiter, Priority, RateLimiter, RateLimits
-from engine.rest.clock import ClockSync
-from engine.rest.exchange import ExchangeApi
-from engine.rest.futures import FuturesApi
-from engine.rest.orders import (
-    Amount,
-    MarginType,
-    OrderConfiguration,
-    OrderRequest,
-    Side,
-    decimal_str,
-    new_client_order_id,
-)
-from engine.rest.paths import path_segment
-from engine.rest.pipeline import Confirmed, Pipeline
-from engine.rest.retry import Idempotency, RetryPolicy
-from engine.rest.transport import USER_AGENT, ApiKey, PoolConfig, Timeouts, Transport
-from engine.rest.types import (
+from engine.venues.advanced.futures import FuturesApi
+from engine.venues.advanced.orders import MarginType, OrderConfiguration, OrderRequest, Side
+from engine.venues.advanced.types import (
     Account,
     BestBidAsk,
     CancelResult,
@@ -54,10 +46,11 @@ from engine.rest.types import (
     Product,
     ServerTime,
 )
+from engine.venues.exchange import ExchangeApi
 
 __all__ = ["ADVANCED_TRADE_URL", "EXCHANGE_URL", "Client"]
 
-log = logging.getLogger("engine.rest.client")
+log = logging.getLogger("engine.venues.advanced.client")
 
 ADVANCED_TRADE_URL = "https://api.coinbase.com"
 EXCHANGE_URL = "https://api.exchange.coinbase.com"
@@ -105,7 +98,7 @@ class Client:
         premint_depth: tokens kept minted ahead for order create/cancel (0 disables).
         trace_configs: aiohttp `TraceConfig`s to observe every request (e.g. when its body was written).
             Requests then go through `session.request`, the only path that reports to them, instead of the
-            faster request lane (engine.rest.lane); none by default.
+            faster request lane (engine.net.lane); none by default.
     """
 
     def __init__(

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import orjson
 
 from engine.errors import ExchangeError
+from engine.net.transport import Transport
+from engine.net.wire import ServerTime
 from engine.ratelimit import EndpointClass
-from engine.rest.transport import Transport
-from engine.rest.types import ServerTime
 
 __all__ = ["ClockSample", "ClockSync", "offset_from"]
 
-log = logging.getLogger("engine.rest.clock")
+log = logging.getLogger("engine.net.clock")
 
 # A re-measured offset that moved by at least this much explains a 401 as clock skew.
 SKEW_THRESHOLD_S = 1.0

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
+
+from engine.net.wire import Json, KeyPermissions, ServerTime, as_str, dec
 
 __all__ = [
     "Account",
@@ -31,21 +33,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Json = Mapping[str, Any]
-
-
-def dec(value: Any) -> Decimal | None:
-    """Coinbase sends amounts as strings, sometimes empty: empty or absent is None, never zero."""
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(value) if not isinstance(value, float) else Decimal(repr(value))
-    except (InvalidOperation, TypeError, ValueError):
-        return None
-
-
-def as_str(value: Any) -> str:
-    return "" if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,44 +62,6 @@ class Page(Generic[T]):
             [item(entry) for entry in data.get(key) or ()],
             bool(data.get("has_next", False)),
             as_str(data.get("cursor")),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ServerTime:
-    epoch_seconds: float
-    iso: str
-
-    @classmethod
-    def parse(cls, data: Json) -> ServerTime:
-        millis = data.get("epochMillis")
-        if millis not in (None, ""):
-            epoch = int(millis) / 1000.0
-        elif "epochSeconds" in data:
-            epoch = float(data["epochSeconds"])
-        else:  # Coinbase Exchange's /time
-            epoch = float(data["epoch"])
-        return cls(epoch, as_str(data.get("iso")))
-
-
-@dataclass(frozen=True, slots=True)
-class KeyPermissions:
-    can_view: bool
-    can_trade: bool
-    can_transfer: bool
-    portfolio_uuid: str
-    portfolio_type: str
-    raw: Json = field(repr=False, compare=False)
-
-    @classmethod
-    def parse(cls, data: Json) -> KeyPermissions:
-        return cls(
-            bool(data.get("can_view")),
-            bool(data.get("can_trade")),
-            bool(data.get("can_transfer")),
-            as_str(data.get("portfolio_uuid")),
-            as_str(data.get("portfolio_type")),
-            data,
         )
 
 

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import enum
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
 import orjson
 
-from engine.decimals import bounded_decimal
 from engine.errors import InvalidValue
+from engine.net.wire import Amount, Timestamp, decimal_str, new_client_order_id, timestamp_str
 
 __all__ = [
     "Amount",
@@ -50,11 +49,8 @@ __all__ = [
     "decimal_str",
 ]
 
-Amount = Decimal | str | int
-Timestamp = datetime | str
 
 MAX_CLIENT_ORDER_ID = 128
-_MAX_TIMESTAMP_TEXT = 64
 _DURATION = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?s", re.ASCII)
 
 
@@ -87,34 +83,6 @@ class SizeDistribution(enum.StrEnum):
     LINEAR_DECREASING = "LINEAR_DECREASING"
     EXPONENTIAL_INCREASING = "EXPONENTIAL_INCREASING"
     EXPONENTIAL_DECREASING = "EXPONENTIAL_DECREASING"
-
-
-def decimal_str(value: object, name: str, *, positive: bool = True) -> str:
-    """A size or price as Coinbase's decimal string, within `engine.decimals`' bounds (`InvalidValue` if
-    not); refuses floats (`TypeError`)."""
-    return format(bounded_decimal(value, name, positive=positive), "f")
-
-
-def timestamp_str(value: object, name: str) -> str:
-    """RFC 3339 in UTC, to the millisecond. A naive time is refused (its zone would be a guess), and so is
-    one whose UTC time falls outside the calendar (year 1 to 9999)."""
-    if isinstance(value, str):
-        if not value or len(value) > _MAX_TIMESTAMP_TEXT:
-            raise InvalidValue(name, "must be an RFC 3339 time such as 2030-01-01T00:00:00Z")
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidValue(name, "must be an RFC 3339 time such as 2030-01-01T00:00:00Z") from None
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be an aware datetime or an RFC 3339 string, not {type(value).__name__}")
-    offset = value.utcoffset()
-    if offset is None:
-        raise InvalidValue(name, "must be timezone-aware (e.g. datetime.now(UTC), or Z), got a naive time")
-    try:
-        utc = value - offset
-    except OverflowError:
-        raise InvalidValue(name, "outside the calendar once converted to UTC") from None
-    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _sized(base_size: Amount | None, quote_size: Amount | None, *, kind: str) -> dict[str, Any]:
@@ -407,11 +375,6 @@ class ScaledLimitGtc(_Rendered):
                 raise TypeError("scaled_limit_gtc child orders must be LimitGtc")
             body["orders"] = [o.fragment() for o in self.orders]
         return body
-
-
-def new_client_order_id() -> str:
-    """A fresh idempotency key. Keep it: retrying with the same id is what makes a retry safe."""
-    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,16 +33,16 @@ from engine.errors import (
     RateLimited,
     RequestTimeout,
 )
+from engine.net.clock import SKEW_THRESHOLD_S, ClockSync
+from engine.net.diagnose import AuthContext, diagnose
+from engine.net.retry import Idempotency, RetryBudget, RetryPolicy
+from engine.net.transport import RawResponse, Transport, header_number, reset_after_s
+from engine.net.wire import KeyPermissions
 from engine.ratelimit import EndpointClass, Priority
-from engine.rest.clock import SKEW_THRESHOLD_S, ClockSync
-from engine.rest.diagnose import AuthContext, diagnose
-from engine.rest.retry import Idempotency, RetryBudget, RetryPolicy
-from engine.rest.transport import RawResponse, Transport, header_number, reset_after_s
-from engine.rest.types import KeyPermissions
 
 __all__ = ["Confirmed", "Pipeline", "error_detail"]
 
-log = logging.getLogger("engine.rest.pipeline")
+log = logging.getLogger("engine.net.pipeline")
 
 T = TypeVar("T")
 KEY_PERMISSIONS_PATH = "/api/v3/brokerage/key_permissions"
