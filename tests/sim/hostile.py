@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 
 from tests.support.keys import TestExchangeKey, TestKey
+
+_NOW_TEMPLATE = re.compile(r"\{now([+-][0-9]+)?\}")
 
 HANG_S = (
     5.0  # a connection with no answer and not closed after this long is hung (the simulator bounds at 0.5 s)
@@ -88,7 +91,8 @@ class Row:
         tuple[bytes, bytes], ...
     ] = ()  # added (or, by name, replacing the signed ones) after signing
     claims: dict[str, Any] = field(default_factory=dict)  # JWT claim overrides (DROP removes one)
-    timestamp: str | None = None  # the HMAC timestamp text, signed as given ("{now}" is the server's time)
+    # the HMAC timestamp text, signed as given; "{now}" is the time of sending, "{now-45}" 45 s before it
+    timestamp: str | None = None
 
     def body_bytes(self, context: dict[str, str]) -> bytes:
         if self.body is None:
@@ -149,8 +153,9 @@ class Target:
             uri = f"{row.method} {self.authority}{path.decode('latin-1').split('?')[0]}"
             headers.append((b"Authorization", b"Bearer " + jwt_for(self.cdp_key, uri, row.claims).encode()))
         elif row.auth == "hmac":
-            timestamp = ("{now}" if row.timestamp is None else row.timestamp).replace(
-                "{now}", f"{time.time():.3f}"
+            timestamp = _NOW_TEMPLATE.sub(
+                lambda m: f"{time.time() + int(m.group(1) or 0):.3f}",
+                "{now}" if row.timestamp is None else row.timestamp,
             )
             headers += hmac_headers(self.exchange_key, timestamp, row.method, path, body)
         replaced = {name.lower() for name, _ in row.headers}

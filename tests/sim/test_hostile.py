@@ -501,7 +501,7 @@ EXCHANGE: list[Row] = [
     Row("exchange cancel traversal", "DELETE", "/orders/..%2F..%2Fsim%2Ffaults", auth="hmac"),
 ]
 
-_STALE, _AHEAD = f"{time.time() - 45:.3f}", f"{time.time() + 45:.3f}"
+_STALE, _AHEAD = "{now-45}", "{now+45}"  # outside the 30 s window, whenever the row is sent
 EXCHANGE_AUTH: list[Row] = [
     # a correctly signed request whose timestamp is not a finite number of seconds within 30 s: refused
     *(
