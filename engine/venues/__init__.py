@@ -1,0 +1,1 @@
+"""Venue adapters: one package per Coinbase venue."""
