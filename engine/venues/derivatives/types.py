@@ -17,8 +17,10 @@ __all__ = [
     "AccountSummaries",
     "AccountSummary",
     "AuthResult",
+    "BookMessage",
     "CancelType",
     "ChartData",
+    "ChartTrades",
     "Direction",
     "FundingRate",
     "IndexPrice",
@@ -35,9 +37,11 @@ __all__ = [
     "OrderResult",
     "OrderState",
     "OrderType",
+    "PerpetualState",
     "Position",
     "PositionDirection",
     "PublicTrade",
+    "Quote",
     "Sorting",
     "TickerInfo",
     "TickerStats",
@@ -449,3 +453,49 @@ class UserChanges(_Value, frozen=True, kw_only=True):
     orders: tuple[Order, ...] = ()
     trades: tuple[UserTrade, ...] = ()
     positions: tuple[Position, ...] = ()
+
+
+# -- notifications of the streams host ------------------------------------------------------------------
+
+
+class BookMessage(_Value, frozen=True, kw_only=True):
+    """`book.{instrument}.{interval}`: a snapshot first, then changes chained by `prev_change_id`."""
+
+    instrument_name: str
+    change_id: int
+    prev_change_id: int | None = None
+    type: str | None = None  # "snapshot" or "change"
+    timestamp: int = 0
+    bids: tuple[tuple[str, Decimal, Decimal], ...] = ()  # (action new|change|delete, price, amount)
+    asks: tuple[tuple[str, Decimal, Decimal], ...] = ()
+
+
+class Quote(_Value, frozen=True, kw_only=True):
+    """`quote.{instrument}`: the top of the book."""
+
+    instrument_name: str
+    timestamp: int = 0
+    best_bid_price: Decimal | None = None
+    best_bid_amount: Decimal | None = None
+    best_ask_price: Decimal | None = None
+    best_ask_amount: Decimal | None = None
+
+
+class PerpetualState(_Value, frozen=True, kw_only=True):
+    """`perpetual.{instrument}.{interval}`: the index price and the current funding interest."""
+
+    index_price: Decimal
+    interest: Decimal
+    timestamp: int = 0
+
+
+class ChartTrades(_Value, frozen=True, kw_only=True):
+    """`chart.trades.{instrument}.{resolution}`: the current candle."""
+
+    tick: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
