@@ -56,6 +56,7 @@ JSONRPC_INVALID_PARAMS = -32602
 JSONRPC_METHOD_NOT_FOUND = -32601
 INVALID_CREDENTIALS = 13004
 UNAUTHORIZED = 13009
+FORBIDDEN = 13021  # the key's scopes do not cover the method
 TOKEN_REJECTED = frozenset((INVALID_CREDENTIALS, UNAUTHORIZED))
 
 
@@ -173,12 +174,17 @@ _FIX_HOST = (
 )
 
 
-def _auth_diagnosis(code: int, message: str) -> tuple[AuthDiagnosis, str]:
-    text = message.lower()
-    if any(word in text for word in ("nbf", "not yet valid", "clock", "future", "exp claim", "jwt expired")):
+def _auth_diagnosis(code: int, message: str, data: Any) -> tuple[AuthDiagnosis, str]:
+    reason = data.get("reason") if isinstance(data, dict) else None
+    text = f"{message} {reason if isinstance(reason, str) else ''}".lower()
+    if code == INVALID_CREDENTIALS and any(
+        word in text for word in ("nbf", "not_yet_valid", "not yet valid", "clock", "expired")
+    ):
         return AuthDiagnosis.CLOCK_SKEW, _FIX_CLOCK
-    if any(word in text for word in ("scope", "permission", "forbidden")):
+    if code == FORBIDDEN or any(word in text for word in ("scope", "permission", "forbidden")):
         return AuthDiagnosis.MISSING_PERMISSION, _FIX_SCOPE
+    if "alg_mismatch" in text or "key type" in text:
+        return AuthDiagnosis.WRONG_KEY_TYPE, _FIX_KEY
     if "uri" in text:
         return (
             AuthDiagnosis.URI_MISMATCH,
@@ -239,8 +245,8 @@ def error_from(error: RpcError, method: str, *, status: int | None = None) -> Ga
             data=data,
             status=status,
         )
-    if code in TOKEN_REJECTED:
-        diagnosis, hint = _auth_diagnosis(code, message)
+    if code in TOKEN_REJECTED or code == FORBIDDEN:
+        diagnosis, hint = _auth_diagnosis(code, message, data)
         return GatewayAuthError(
             f"{text}: {hint}",
             rpc_code=code,

@@ -195,11 +195,17 @@ def test_error_codes_map_into_the_one_hierarchy() -> None:
     [
         (13004, "invalid_credentials", AuthDiagnosis.BAD_SIGNATURE),
         (13004, "jwt not yet valid (nbf)", AuthDiagnosis.CLOCK_SKEW),
+        (13021, "forbidden", AuthDiagnosis.MISSING_PERMISSION),
         (13004, "missing scope rat#trade", AuthDiagnosis.MISSING_PERMISSION),
         (13009, "unauthorized", AuthDiagnosis.EXPIRED_TOKEN),
     ],
 )
 def test_auth_errors_carry_a_diagnosis_and_a_hint(code: int, message: str, diagnosis: AuthDiagnosis) -> None:
+    assert error_from(
+        RpcError(13004, "invalid_credentials", {"reason": "expired"}), "public/auth"
+    ).diagnosis is (  # type: ignore[attr-defined]
+        AuthDiagnosis.CLOCK_SKEW
+    )
     error = error_from(RpcError(code, message), "public/auth", status=401)
     assert isinstance(error, GatewayAuthError)
     assert isinstance(error, AuthError)
