@@ -367,14 +367,15 @@ class GatewaySocket:
     async def _run(self) -> None:
         budget: RetryBudget | None = None
         while not self._closing:
-            reason = await self._connect_once()
-            self._connection_ended(reason)
+            reason, was_ready = await self._connect_once()
+            self._connection_ended(reason, was_ready)
             if self._closing:
                 return
             opened = self._opened
             if opened is not None and not opened.done():
                 return  # the first connection failed: open() raised it
-            budget = budget or RetryBudget(self.config.reconnect)
+            if was_ready or budget is None:
+                budget = RetryBudget(self.config.reconnect)  # a fresh outage: a fresh budget
             budget.attempts += 1
             delay = budget.next_delay(floor_s=self._cooldown_s)
             self._cooldown_s = 0.0
@@ -386,10 +387,9 @@ class GatewaySocket:
                 return
             log.info("gateway %s: %s; reconnecting in %.2fs", self.url, reason, delay)
             await asyncio.sleep(delay)
-            if self._ready.is_set():
-                budget = None
 
-    async def _connect_once(self) -> str:
+    async def _connect_once(self) -> tuple[str, bool]:
+        """One connection, start to end: (why it ended, whether it had been ready for requests)."""
         session = self._session
         assert session is not None
         try:
@@ -402,11 +402,12 @@ class GatewaySocket:
                 compress=0,
             )
         except TimeoutError:
-            return self._first_failure(ExchangeUnavailable(f"could not connect to {self.url}: timed out"))
-        except (aiohttp.ClientError, OSError) as exc:
             return self._first_failure(
-                ExchangeUnavailable(f"could not connect to {self.url}: {type(exc).__name__}")
-            )
+                ExchangeUnavailable(f"could not connect to {self.url}: timed out")
+            ), False
+        except (aiohttp.ClientError, OSError) as exc:
+            failure = ExchangeUnavailable(f"could not connect to {self.url}: {type(exc).__name__}")
+            return self._first_failure(failure), False
         self._ws = ws
         self.stats.connects += 1
         reader = asyncio.get_running_loop().create_task(self._read(ws))
@@ -423,12 +424,12 @@ class GatewaySocket:
                 log.error("gateway %s refused authentication: %s", self.url, exc)
             await ws.close()
             await reader
-            return self._first_failure(failure)
+            return self._first_failure(failure), False
         self._ready.set()
         opened = self._opened
         if opened is not None and not opened.done():
             opened.set_result(None)
-        return await reader
+        return await reader, True
 
     def _first_failure(self, failure: EngineError) -> str:
         opened = self._opened
@@ -436,8 +437,7 @@ class GatewaySocket:
             opened.set_exception(failure)
         return str(failure)
 
-    def _connection_ended(self, reason: str) -> None:
-        was_ready = self._ready.is_set()
+    def _connection_ended(self, reason: str, was_ready: bool) -> None:
         self._ready.clear()
         self._ws = None
         self._fail_pending(f"the connection dropped ({reason})")
@@ -450,7 +450,13 @@ class GatewaySocket:
                     log.exception("disconnect callback %r failed", callback)
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> str:
-        """Read until the connection ends; returns why it did."""
+        """Read until the connection ends; returns why it did. What was in flight fails at once."""
+        reason = await self._read_frames(ws)
+        self._ready.clear()
+        self._fail_pending(f"the connection dropped ({reason})")
+        return reason
+
+    async def _read_frames(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         interval = self.config.heartbeat_interval_s
         idle = None if interval is None else 3.0 * interval
         on_frame = self._on_frame

@@ -132,11 +132,11 @@ class TradingSession(GatewaySocket, GatewayMethods):
             return
         self.stats.reauths += 1
 
-    def _connection_ended(self, reason: str) -> None:
+    def _connection_ended(self, reason: str, was_ready: bool) -> None:
         if self._reauth_timer is not None:
             self._reauth_timer.cancel()
             self._reauth_timer = None
-        super()._connection_ended(reason)
+        super()._connection_ended(reason, was_ready)
 
     async def logout(self) -> None:
         """`private/logout`: the gateway closes the socket (no reply) without firing cancel-on-disconnect."""
