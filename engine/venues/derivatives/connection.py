@@ -406,8 +406,8 @@ class GatewaySocket:
                 ExchangeUnavailable(f"could not connect to {self.url}: timed out")
             ), False
         except (aiohttp.ClientError, OSError) as exc:
-            failure = ExchangeUnavailable(f"could not connect to {self.url}: {type(exc).__name__}")
-            return self._first_failure(failure), False
+            unreachable = ExchangeUnavailable(f"could not connect to {self.url}: {type(exc).__name__}")
+            return self._first_failure(unreachable), False
         self._ws = ws
         self.stats.connects += 1
         reader = asyncio.get_running_loop().create_task(self._read(ws))
