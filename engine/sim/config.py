@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from engine.sim.derivatives.config import DerivativesConfig
 from engine.sim.faults import Faults
 
 D = Decimal
@@ -161,3 +162,5 @@ class SimConfig:
     faults: Faults = field(default_factory=Faults)
     # how many request timestamps to keep per key for rate-limit proofs
     timestamps_per_key: int = 100_000
+    # the derivatives gateway (perpetuals over JSON-RPC) served beside the Advanced Trade and Exchange APIs
+    derivatives: DerivativesConfig = field(default_factory=DerivativesConfig)
