@@ -5,6 +5,7 @@ the two WebSockets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ import orjson
 import pytest
 
 from engine.sim import Simulator
+from engine.sim.derivatives.config import DerivativesConfig
+from engine.sim.faults import Faults
 from tests.sim.conftest import mint, quiet_config
 from tests.support.keys import TestKey, new_es256_key
 
@@ -159,9 +162,11 @@ class Gateway:
         return await self.socket("/streams/ws/api/v2")
 
 
-@pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    sim = Simulator(quiet_config())
+@contextlib.asynccontextmanager
+async def serve_gateway(faults: Faults | None = None, **derivatives: Any) -> AsyncIterator[Gateway]:
+    """A served simulator whose gateway config takes `derivatives` overrides, with one registered key."""
+    config = quiet_config(derivatives=DerivativesConfig(**derivatives), faults=faults or Faults())
+    sim = Simulator(config)
     key = new_es256_key()
     sim.register_cdp_key(key.name, key.public_key_pem)
     async with sim.serve() as base_url, aiohttp.ClientSession() as http:
@@ -171,3 +176,9 @@ async def gateway() -> AsyncIterator[Gateway]:
         finally:
             for socket in served.sockets:
                 await socket.close()
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[Gateway]:
+    async with serve_gateway() as served:
+        yield served
