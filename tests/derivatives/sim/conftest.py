@@ -117,6 +117,10 @@ class Gateway:
     key: TestKey
     sockets: list[Socket] = field(default_factory=list)
 
+    @property
+    def host(self) -> str:
+        return self.base_url.split("://", 1)[1]
+
     def jwt(self, key: TestKey | None = None, **kw: Any) -> str:
         return mint(key or self.key, None, **kw)
 
@@ -163,9 +167,15 @@ class Gateway:
 
 
 @contextlib.asynccontextmanager
-async def serve_gateway(faults: Faults | None = None, **derivatives: Any) -> AsyncIterator[Gateway]:
+async def serve_gateway(
+    faults: Faults | None = None, tick_interval_s: float = 0, **derivatives: Any
+) -> AsyncIterator[Gateway]:
     """A served simulator whose gateway config takes `derivatives` overrides, with one registered key."""
-    config = quiet_config(derivatives=DerivativesConfig(**derivatives), faults=faults or Faults())
+    config = quiet_config(
+        derivatives=DerivativesConfig(**derivatives),
+        faults=faults or Faults(),
+        tick_interval_s=tick_interval_s,
+    )
     sim = Simulator(config)
     key = new_es256_key()
     sim.register_cdp_key(key.name, key.public_key_pem)
