@@ -19,6 +19,7 @@ from engine.sim import Simulator
 from engine.sim.derivatives.config import DerivativesConfig
 from engine.sim.faults import Faults
 from tests.sim.conftest import mint, quiet_config
+from tests.sim.conftest import tls as tls  # the session TLS fixture, for the SDK acceptance test
 from tests.support.keys import TestKey, new_es256_key
 
 
