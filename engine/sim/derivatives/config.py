@@ -120,3 +120,11 @@ class DerivativesConfig:
     market_as_limit: bool = True
     # accept a CDP JWT carrying a `uri` claim at public/auth (the SDK sends none; a third-party client does)
     accept_jwt_uri: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.token_lifetime_s > 0:
+            raise ValueError("the gateway's token lifetime must be a positive number of seconds")
+        if not self.funding_interval_s >= 0:
+            raise ValueError("the funding interval is seconds, 0 to switch funding off")
+        if not self.heartbeat_min_interval_s > 0:
+            raise ValueError("the least heartbeat interval must be positive")
