@@ -294,6 +294,18 @@ class DerivativesGateway:
         if connection.cod_enabled and not connection.logged_out:
             self.desk.cancel_connection(connection.id)
 
+    def drop_sockets(self, key_name: str | None = None) -> int:
+        """Abort the trading sockets of a key (every trading socket with None), as a network fault would:
+        no close handshake, replies in flight lost. Returns how many."""
+        dropped = [
+            c
+            for c in self.connections
+            if c.kind == TRADING and (key_name is None or (c.key is not None and c.key.name == key_name))
+        ]
+        for connection in dropped:
+            connection.abort()
+        return len(dropped)
+
     async def close_all(self) -> None:
         for connection in list(self.connections):
             connection.close_after_pending(1001, b"server shutdown")

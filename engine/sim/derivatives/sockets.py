@@ -70,6 +70,10 @@ def handle_frame(gw: DerivativesGateway, connection: Connection, data: bytes | s
         return
     if request.method == "private/logout":
         return  # no reply: the socket closes with 1000 "logout"
+    if gw.dice.ws_drop():  # the call took effect; its reply is lost with the socket
+        gw.injected["ws_drop"] += 1
+        connection.abort()
+        return
     connection.send(result_frame(request.id, result, us_in, _now_us()))
 
 

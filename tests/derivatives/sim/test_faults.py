@@ -69,9 +69,9 @@ async def test_a_dropped_socket_and_the_ledger() -> None:
         socket = await gateway.trading()
         await socket.call("private/subscribe", {"channels": ["user.orders.any.any.raw"]})
         await socket.call("private/buy", {"instrument_name": BTC, "amount": 0.01, "type": "market"})
-        other = await gateway.trading()
+        token = await gateway.token()
         gateway.sim.faults.ws_drop_rate = 1.0  # the next notification to a subscriber drops its socket
-        await other.call("private/buy", {"instrument_name": BTC, "amount": 0.01, "type": "market"})
+        await gateway.rpc("private/buy", {"instrument_name": BTC, "amount": 0.01, "type": "market"}, token)
         await asyncio.wait_for(socket.closed.wait(), 10)
         gateway.sim.faults.ws_drop_rate = 0.0
         assert gateway.sim.derivatives.injected["ws_drop"] >= 1
@@ -80,3 +80,41 @@ async def test_a_dropped_socket_and_the_ledger() -> None:
         perpetual = [e for e in ledger["orders"] if e["source"] == "derivatives"]
         assert len(perpetual) == 2
         assert {e["product_id"] for e in perpetual} == {BTC}
+
+
+async def test_a_socket_dropped_with_a_reply_in_flight() -> None:
+    async with serve_gateway(faults=Faults(latency_ms=200)) as gateway:
+        socket = await gateway.trading()
+        gateway.sim.faults.latency_ms = 0
+        await socket.call("private/enable_cancel_on_disconnect", {})
+        gateway.sim.faults.latency_ms = 200
+        await socket.send_raw(
+            '{"jsonrpc":"2.0","id":42,"method":"private/buy","params":'
+            '{"instrument_name":"BTC_USDC-PERPETUAL","amount":0.01,"price":1000,"label":"in-flight"}}'
+        )
+        assert gateway.sim.derivatives.drop_sockets(gateway.key.name) == 1
+        await asyncio.wait_for(socket.closed.wait(), 10)
+        assert 42 not in socket.replies
+        gateway.sim.faults.latency_ms = 0
+        other = await gateway.trading()
+        orders = await other.call(
+            "private/get_order_state_by_label", {"currency": "USDC", "label": "in-flight"}
+        )
+        assert orders == []  # the socket went before the held request ran
+
+
+async def test_ws_drop_loses_a_reply_not_the_order() -> None:
+    async with serve_gateway() as gateway:
+        socket = await gateway.trading()
+        gateway.sim.faults.ws_drop_rate = 1.0
+        with pytest.raises(ConnectionError):
+            await socket.request(
+                "private/buy",
+                {"instrument_name": BTC, "amount": 0.01, "type": "market", "label": "reply-lost"},
+            )
+        gateway.sim.faults.ws_drop_rate = 0.0
+        other = await gateway.trading()
+        orders = await other.call(
+            "private/get_order_state_by_label", {"currency": "USDC", "label": "reply-lost"}
+        )
+        assert len(orders) == 1
