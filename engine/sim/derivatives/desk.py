@@ -81,6 +81,8 @@ class OrderDesk:
         self._trade_seq = itertools.count(1)
         self._oco_refs = itertools.count(1)
         self.listeners: list[DeskListener] = []
+        # live trigger orders by instrument: what each market tick checks (not every order ever placed)
+        self._armed: dict[str, dict[str, PerpOrder]] = {name: {} for name in instruments}
         core.order_listeners.append(self._on_core)
 
     # ---- time and lookups -------------------------------------------------------------------------------
@@ -218,6 +220,7 @@ class OrderDesk:
             instrument = self.instruments[order.instrument_name]
             order.trigger_reference = self._reference(instrument, order.trigger or "last_price")
             self.orders[order.order_id] = order
+            self._armed[order.instrument_name][order.order_id] = order  # watched from the next tick
             self._emit("order", order)
             return
         self._submit(order)
@@ -341,16 +344,14 @@ class OrderDesk:
         return instrument.market.last_price
 
     def on_tick(self, instrument: Instrument) -> None:
-        for order in [
-            o
-            for o in self.orders.values()
-            if o.state == UNTRIGGERED
-            and o.core is None
-            and o.trigger is not None
-            and o.instrument_name == instrument.name
-        ]:
+        armed = self._armed[instrument.name]
+        for order in list(armed.values()):
+            if order.state != UNTRIGGERED:  # cancelled since it was armed
+                del armed[order.order_id]
+                continue
             price = self._reference(instrument, order.trigger or "last_price")
             if self._fires(order, price):
+                del armed[order.order_id]
                 self._fire(order)
 
     @staticmethod

@@ -315,3 +315,45 @@ async def test_public_subscribe_is_refused_on_the_trading_socket(gateway: Gatewa
     assert reply["error"]["code"] == -32601
     market = await socket.call("private/subscribe", {"channels": [f"book.{BTC}.100ms"]})
     assert market == []  # market data is the streams host's
+
+
+async def test_oto_legs_wait_for_the_primary_and_close_with_it(gateway: Gateway) -> None:
+    socket = await gateway.trading()
+    mark = Decimal(str((await socket.call("public/ticker", {"instrument_name": ETH}))["mark_price"]))
+    placed = await socket.call(
+        "private/buy",
+        {
+            "instrument_name": ETH,
+            "amount": 1,
+            "price": float(mark - 500),
+            "linked_order_type": "one_triggers_other",
+            "otoco_config": [
+                {
+                    "direction": "sell",
+                    "amount": 1,
+                    "type": "stop_market",
+                    "trigger": "mark_price",
+                    "trigger_price": float(mark + 100),
+                }
+            ],  # a sell stop above the mark: armed, it fires
+        },
+    )
+    primary = placed["order"]
+    (leg_id,) = primary["oto_order_ids"]
+    gateway.sim.derivatives.set_mark(ETH, mark + 1)
+    leg = await socket.call("private/get_order_state", {"order_id": leg_id})
+    assert leg["order_state"] == "untriggered"
+    assert leg["is_secondary_oto"] is True
+    await socket.call("private/cancel", {"order_id": primary["order_id"]})
+    leg = await socket.call("private/get_order_state", {"order_id": leg_id})
+    assert leg["order_state"] == "cancelled"
+    assert leg["cancel_reason"] == "oto_primary_closed"
+
+
+async def test_user_changes_carry_orders_trades_and_the_position(gateway: Gateway) -> None:
+    socket = await gateway.trading()
+    await socket.call("private/subscribe", {"channels": [f"user.changes.{BTC}.100ms"]})
+    await socket.call("private/buy", {"instrument_name": BTC, "amount": 0.01, "type": "market"})
+    change = await socket.notification("user.changes.", lambda d: d["trades"])
+    assert change["instrument_name"] == BTC
+    assert change["positions"][0]["size"] == 0.01
