@@ -214,13 +214,14 @@ class OrderDesk:
     def _start(self, order: PerpOrder) -> None:
         """An order goes live: a trigger order waits untriggered; anything else goes to the core now."""
         if order.order_type in TRIGGER_TYPES:
-            order.order_id = self.core.new_id()
+            order.order_id = order.order_id or self.core.new_id()  # a linked leg keeps the id it was given
             order.state = UNTRIGGERED
             order.triggered = False
             instrument = self.instruments[order.instrument_name]
             order.trigger_reference = self._reference(instrument, order.trigger or "last_price")
             self.orders[order.order_id] = order
             self._armed[order.instrument_name][order.order_id] = order  # watched from the next tick
+            self.core.ledger.record_accepted(order)
             self._emit("order", order)
             return
         self._submit(order)
@@ -285,7 +286,8 @@ class OrderDesk:
             if order is None or order.core is not None:
                 return
             order.core = core_order
-            order.order_id = core_order.order_id
+            # a linked leg keeps the id its primary announced; any other order takes the core's
+            order.order_id = order.order_id or core_order.order_id
             self._by_core[core_order.order_id] = order
             self.orders[order.order_id] = order
         order.last_update_ms = self.now_ms()
@@ -417,6 +419,7 @@ class OrderDesk:
             return
         for leg in legs:
             leg.is_secondary_oto = True
+            leg.waiting_for_primary = True
             leg.order_id = self.core.new_id()
             leg.state = UNTRIGGERED
             self.orders[leg.order_id] = leg
@@ -445,18 +448,12 @@ class OrderDesk:
             waiting = [
                 self.orders[i]
                 for i in order.oto_order_ids
-                if self.orders[i].state == UNTRIGGERED
-                and self.orders[i].core is None
-                and self.orders[i].is_secondary_oto
+                if self.orders[i].waiting_for_primary and self.orders[i].is_live
             ]
             if waiting and condition_met:
                 for leg in waiting:
-                    leg.is_secondary_oto = True
-                    del self.orders[leg.order_id]
-                    leg.order_id = ""
-                    leg.state = "open"
+                    leg.waiting_for_primary = False
                     self._start_leg(leg)
-                order.oto_order_ids = [leg.order_id for leg in waiting]
             elif waiting and not order.is_live:
                 for leg in waiting:
                     self._close(leg, "oto_primary_closed")
@@ -480,7 +477,7 @@ class OrderDesk:
                 if leg is not None and leg.core is None and leg.is_live:
                     self._close(leg, "oto_primary_closed")
             return True
-        ok, _ = self.core.cancel(order.order_id)
+        ok, _ = self.core.cancel(order.core.order_id)
         return ok
 
     def cancel(self, order_id: str, reason: str = "user_request") -> PerpOrder:
@@ -539,7 +536,7 @@ class OrderDesk:
                 market.best_ask() - spec.tick_size if side == "BUY" else market.best_bid() + spec.tick_size
             )
         first_trade = len(self.user_trades)
-        failure = self.core.edit(order.order_id, amount, new_price)
+        failure = self.core.edit(order.core.order_id, amount, new_price)
         if failure == "INSUFFICIENT_FUND":
             raise RpcError(NOT_ENOUGH_FUNDS, {"reason": "insufficient margin"})
         if failure == "CANNOT_EDIT_TO_BELOW_FILLED_SIZE":

@@ -127,9 +127,9 @@ def rpc_handler(gw: DerivativesGateway) -> Handler:
 
 
 def routes(gw: DerivativesGateway) -> list[tuple[str, str, Handler]]:
-    handler = rpc_handler(gw)
+    # one handler object per route, as every other route has (the router is checked route by route)
     return [
-        ("POST", "/api/v2/{scope}/{name}", handler),
-        ("GET", "/api/v2/{scope}/{name}", handler),
-        ("POST", "/api/v2", handler),
+        ("POST", "/api/v2/{scope}/{name}", rpc_handler(gw)),
+        ("GET", "/api/v2/{scope}/{name}", rpc_handler(gw)),
+        ("POST", "/api/v2", rpc_handler(gw)),
     ]

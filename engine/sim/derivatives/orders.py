@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.sim.book import ZERO
+from engine.sim.clock import fmt, iso
 from engine.sim.orders import CANCELLED, EXPIRED, FILLED, OPEN, Order
 
 ORDER_TYPES = frozenset(
@@ -74,6 +75,7 @@ class PerpOrder:
     primary_order_id: str | None = None
     is_primary_otoco: bool = False
     is_secondary_oto: bool = False
+    waiting_for_primary: bool = False  # a one-triggers-other leg not yet placed
     oto_order_ids: list[str] = field(default_factory=list)
     pending_legs: list[dict[str, Any]] = field(default_factory=list)
 
@@ -101,6 +103,30 @@ class PerpOrder:
     @property
     def average_price(self) -> Decimal:
         return self.core.average_filled_price if self.core is not None else ZERO
+
+    def ledger_entry(self) -> dict[str, Any]:
+        """The ledger's line for an order accepted before it reached the matching core (a trigger order,
+        a linked leg waiting for its primary); once it fires, its own core order has a line too."""
+        terms: dict[str, Any] = {"amount": fmt(self.amount), "label": self.label}
+        for name, value in (
+            ("price", self.price),
+            ("trigger_price", self.trigger_price),
+            ("trigger_offset", self.trigger_offset),
+        ):
+            if value is not None:
+                terms[name] = fmt(value)
+        return {
+            "client_order_id": "",
+            "order_id": self.order_id,
+            "product_id": self.instrument_name,
+            "side": self.direction.upper(),
+            "order_configuration": {self.order_type: terms},
+            "status": self.order_state.upper(),
+            "created_time": iso(self.creation_ms / 1000),
+            "filled_size": fmt(self.filled_amount),
+            "key_name": self.key_name,
+            "source": "derivatives",
+        }
 
     def to_wire(self, contract_size: Decimal, market_as_limit: bool) -> dict[str, Any]:
         market = self.order_type in ("market", "stop_market", "take_market", "trailing_stop")

@@ -294,6 +294,7 @@ async def test_otoco_places_the_exits_after_the_entry_and_one_cancels_the_other(
     assert primary["is_primary_otoco"] is True
     assert primary["order_state"] == "filled"
     legs = [o for o in await socket.call("private/get_open_orders", {}) if o.get("primary_order_id")]
+    assert {o["order_id"] for o in legs} == set(primary["oto_order_ids"])  # the ids announced stay theirs
     assert len(legs) == 2
     assert {o["order_state"] for o in legs} == {"untriggered"}
     assert len({o["oco_ref"] for o in legs}) == 1
@@ -357,3 +358,26 @@ async def test_user_changes_carry_orders_trades_and_the_position(gateway: Gatewa
     change = await socket.notification("user.changes.", lambda d: d["trades"])
     assert change["instrument_name"] == BTC
     assert change["positions"][0]["size"] == 0.01
+
+
+async def test_a_waiting_trigger_order_is_in_the_ledger_and_so_is_what_it_fires(gateway: Gateway) -> None:
+    socket = await gateway.trading()
+    mark = Decimal(str((await socket.call("public/ticker", {"instrument_name": BTC}))["mark_price"]))
+    stop = (
+        await socket.call(
+            "private/sell",
+            {
+                "instrument_name": BTC,
+                "amount": 0.01,
+                "type": "stop_market",
+                "trigger": "mark_price",
+                "trigger_price": float(mark - 100),
+            },
+        )
+    )["order"]
+    entries = [e for e in gateway.sim.ledger.entries() if e["source"] == "derivatives"]
+    assert [(e["order_id"], e["status"]) for e in entries] == [(stop["order_id"], "UNTRIGGERED")]
+    gateway.sim.derivatives.set_mark(BTC, mark - 200)
+    entries = [e for e in gateway.sim.ledger.entries() if e["source"] == "derivatives"]
+    assert [e["status"] for e in entries] == ["TRIGGERED", "FILLED"]
+    assert entries[0]["order_id"] == stop["order_id"] != entries[1]["order_id"]
