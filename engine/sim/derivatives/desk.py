@@ -551,6 +551,40 @@ class OrderDesk:
         return order, trades
 
     # ---- positions -----------------------------------------------------------------------------------------
+    def liquidate_if_due(self) -> bool:
+        """When equity falls below maintenance margin, the account is liquidated: every open order is
+        cancelled (`autoliquidation`) and every position closed at market. True if it happened."""
+        figures = self.margin.figures()
+        if figures.maintenance_margin <= ZERO or figures.equity >= figures.maintenance_margin:
+            return False
+        self.cancel_where(lambda o: True, "autoliquidation")
+        self.core.liquidating = True
+        try:
+            self._close_all_positions()
+        finally:
+            self.core.liquidating = False
+        return True
+
+    def _close_all_positions(self) -> None:
+        for position in list(self.core.positions.open_positions()):
+            direction = "sell" if position.contracts > ZERO else "buy"
+            order = PerpOrder(
+                order_id="",
+                instrument_name=position.product_id,
+                direction=direction,
+                amount=abs(position.contracts),
+                order_type="market",
+                time_in_force="immediate_or_cancel",
+                creation_ms=self.now_ms(),
+                key_name="",
+                connection_id=None,
+                reduce_only=True,
+                label="liquidation",
+                api=False,
+                is_liquidation=True,
+            )
+            self._submit(order)
+
     def close_position(
         self, params: Params, key_name: str, connection_id: int | None
     ) -> tuple[PerpOrder, list[dict[str, Any]]]:

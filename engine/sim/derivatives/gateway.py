@@ -137,6 +137,8 @@ class DerivativesGateway:
         self.core.on_tick(instrument.name)
         self.core.expire_due()
         self.desk.on_tick(instrument)
+        if self.desk.liquidate_if_due():
+            self.publish_portfolio()
         self.publish_market(instrument)
 
     def set_mark(self, instrument_name: str, price: Any) -> None:

@@ -21,6 +21,7 @@ from engine.sim.futures import FuturesPositions, Position
 from engine.sim.matching import MatchingEngine
 
 _PRICE = Decimal("0.00000001")
+_UNLIMITED = Decimal(10) ** 18
 
 
 class CollateralPool(Accounts):
@@ -57,7 +58,12 @@ class PerpetualMatching(MatchingEngine):
         # the core charges futures per contract; a perpetual charges its fee rate on the notional
         return (price * size * rate).quantize(_PRICE)
 
+    # set while the account is being liquidated: closing orders go through whatever the margin
+    liquidating = False
+
     def futures_buying_power(self) -> Decimal:
+        if self.liquidating:
+            return _UNLIMITED
         specs, marks = self.specs(), self.marks()
         unrealized = sum(
             (

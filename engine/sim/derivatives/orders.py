@@ -68,6 +68,7 @@ class PerpOrder:
     last_update_ms: int = 0
     replaced: bool = False
     api: bool = True
+    is_liquidation: bool = False
     # linked orders
     linked_order_type: str | None = None
     trigger_fill_condition: str = "first_hit"
@@ -161,7 +162,7 @@ class PerpOrder:
             "api": self.api,
             "web": False,
             "mobile": False,
-            "is_liquidation": False,
+            "is_liquidation": self.is_liquidation,
             "risk_reducing": False,
             "mmp": False,
             "commission": self.core.total_fees if self.core is not None else ZERO,

@@ -381,3 +381,28 @@ async def test_a_waiting_trigger_order_is_in_the_ledger_and_so_is_what_it_fires(
     entries = [e for e in gateway.sim.ledger.entries() if e["source"] == "derivatives"]
     assert [e["status"] for e in entries] == ["TRIGGERED", "FILLED"]
     assert entries[0]["order_id"] == stop["order_id"] != entries[1]["order_id"]
+
+
+async def test_equity_below_maintenance_margin_liquidates(gateway: Gateway) -> None:
+    socket = await gateway.trading()
+    await socket.call("private/set_leverage", {"instrument_name": ETH, "leverage": 50})
+    bought = await socket.call("private/buy", {"instrument_name": ETH, "amount": 40, "type": "market"})
+    entry = Decimal(str(bought["order"]["average_price"]))
+    ask = best(await _book(socket, ETH), "asks")
+    resting = (
+        await socket.call("private/sell", {"instrument_name": ETH, "amount": 1, "price": float(ask + 1000)})
+    )["order"]  # a sell far above: a crash never fills it
+    summary = await socket.call("private/get_account_summary", {"currency": "USDC"})
+    assert summary["equity"] > summary["maintenance_margin"]
+    # a fall that takes more than the whole collateral: equity goes below maintenance margin
+    gateway.sim.derivatives.set_mark(ETH, entry - Decimal(summary["equity"]) / 40 - 10)
+    position = await socket.call("private/get_position", {"instrument_name": ETH})
+    assert position["size"] == 0
+    cancelled = await socket.call("private/get_order_state", {"order_id": resting["order_id"]})
+    assert cancelled["cancel_reason"] == "autoliquidation"
+    trades = await socket.call(
+        "private/get_user_trades_by_instrument", {"instrument_name": ETH, "count": 100}
+    )
+    closing = [t for t in trades["trades"] if t["label"] == "liquidation"]
+    assert closing
+    assert sum(Decimal(str(t["amount"])) for t in closing) == 40
