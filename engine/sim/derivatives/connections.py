@@ -38,12 +38,16 @@ class Connection:
         "kind",
         "logged_out",
         "remote",
+        "transport",
         "ws",
     )
 
-    def __init__(self, ws: web.WebSocketResponse, kind: str, remote: str) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, kind: str, remote: str, transport: asyncio.BaseTransport | None
+    ) -> None:
         self.id = next(_ids)
         self.ws = ws
+        self.transport = transport
         self.kind = kind
         self.remote = remote
         self.key: CdpKey | None = None

@@ -80,7 +80,7 @@ def handle_frame(gw: DerivativesGateway, connection: Connection, data: bytes | s
 async def _serve(gw: DerivativesGateway, request: web.Request, kind: str) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=_READ_LIMIT, autoping=True)
     await ws.prepare(request)
-    connection = Connection(ws, kind, request.remote or "")
+    connection = Connection(ws, kind, request.remote or "", request.transport)
     gw.opened(connection)
     writer = asyncio.get_running_loop().create_task(connection.write_loop())
     try:
