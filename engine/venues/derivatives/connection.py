@@ -393,14 +393,17 @@ class GatewaySocket:
         session = self._session
         assert session is not None
         try:
-            ws = await session.ws_connect(
-                self.url,
-                autoping=True,
-                max_msg_size=self.config.max_message_bytes,
-                ssl=self._ssl if self._ssl is not None else True,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
-                compress=0,
-            )
+            async with asyncio.timeout(
+                self.config.connect_timeout_s
+            ):  # the HTTP upgrade has no bound of its own
+                ws = await session.ws_connect(
+                    self.url,
+                    autoping=True,
+                    max_msg_size=self.config.max_message_bytes,
+                    ssl=self._ssl if self._ssl is not None else True,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
+                    compress=0,
+                )
         except TimeoutError:
             return self._first_failure(
                 ExchangeUnavailable(f"could not connect to {self.url}: timed out")
