@@ -145,6 +145,9 @@ class GatewaySocket:
         self._disconnect_callbacks: list[Callable[[], None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._frames = 0  # frames received, for the idle watchdog
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._idle_closed: aiohttp.ClientWebSocketResponse | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -461,24 +464,47 @@ class GatewaySocket:
 
     async def _read_frames(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         interval = self.config.heartbeat_interval_s
-        idle = None if interval is None else 3.0 * interval
+        if interval is not None:
+            # Silence for three heartbeat intervals means a dead connection. Checked by one timer rather than
+            # a timeout on every receive, which would cost a reschedule per frame on the order path.
+            self._watch_idle(ws, 3.0 * interval)
         on_frame = self._on_frame
-        while True:
-            try:
-                message = await ws.receive(timeout=idle)
-            except TimeoutError:
-                await ws.close()
-                return f"nothing received for {idle:g}s"
-            kind = message.type
-            if kind is _TEXT or kind is aiohttp.WSMsgType.BINARY:
-                try:
-                    on_frame(message.data)
-                except Exception:  # a bug below must not end the reader: the session outlives one frame
-                    log.exception("gateway %s: a frame could not be handled", self.url)
-                continue
-            if kind is aiohttp.WSMsgType.ERROR:
-                return f"websocket error: {type(ws.exception()).__name__}: {str(ws.exception())[:120]}"
-            return f"closed by the gateway (code {ws.close_code})" if ws.close_code else "closed"
+        receive = ws.receive
+        try:
+            while True:
+                message = await receive()
+                kind = message.type
+                if kind is _TEXT or kind is aiohttp.WSMsgType.BINARY:
+                    self._frames += 1
+                    try:
+                        on_frame(message.data)
+                    except Exception:  # a bug below must not end the reader: the session outlives one frame
+                        log.exception("gateway %s: a frame could not be handled", self.url)
+                    continue
+                if self._idle_closed is ws:
+                    return f"nothing received for {3.0 * (interval or 0):g}s"
+                if kind is aiohttp.WSMsgType.ERROR:
+                    return f"websocket error: {type(ws.exception()).__name__}: {str(ws.exception())[:120]}"
+                return f"closed by the gateway (code {ws.close_code})" if ws.close_code else "closed"
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
+
+    def _watch_idle(self, ws: aiohttp.ClientWebSocketResponse, idle_s: float) -> None:
+        loop = self._loop or asyncio.get_running_loop()
+        seen = self._frames
+
+        def check() -> None:
+            if ws.closed:
+                return
+            if self._frames == seen:
+                self._idle_closed = ws
+                self._spawn(ws.close())
+                return
+            self._watch_idle(ws, idle_s)
+
+        self._watchdog = loop.call_later(idle_s, check)
 
     def _on_frame(self, data: str | bytes) -> None:
         try:

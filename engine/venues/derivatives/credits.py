@@ -17,7 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from engine.ratelimit import BucketLimit, Clock, EndpointClass, LocalRateLimiter, RateLimiter, RateLimits
+from engine.ratelimit import (
+    BucketLimit,
+    Clock,
+    EndpointClass,
+    LocalRateLimiter,
+    RateLimiter,
+    RateLimits,
+    TokenBucket,
+)
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -97,7 +105,7 @@ class CreditLimits:
 class GatewayCredits:
     """The credit pools of one key. `spend` before a request; `exhausted` when the gateway said 10028."""
 
-    __slots__ = ("_costs", "_limiters", "_scopes", "key_id", "limits")
+    __slots__ = ("_buckets", "_costs", "_limiters", "_scopes", "key_id", "limits")
 
     def __init__(
         self,
@@ -121,6 +129,12 @@ class GatewayCredits:
         # Each class is its own pool of the key: its own bucket, locally and in Redis.
         self._scopes = {request: f"{key_id}#{request.value}" for request in RequestClass}
         self._costs = {request: self.limits.pool(request).cost for request in RequestClass}
+        # A local pool is one TokenBucket: asked directly, the per-request path skips the limiter's lookup.
+        self._buckets: dict[RequestClass, TokenBucket] = {
+            request: limiter.bucket(self._scopes[request], EndpointClass.PRIVATE)
+            for request, limiter in self._limiters.items()
+            if isinstance(limiter, LocalRateLimiter)
+        }
 
     def _bucket_limits(self, request: RequestClass) -> RateLimits:
         pool = self.limits.pool(request)
@@ -159,6 +173,9 @@ class GatewayCredits:
 
     def try_spend(self, request: RequestClass) -> bool:
         """Take the credits now if they are there; never waits."""
+        bucket = self._buckets.get(request)
+        if bucket is not None:
+            return bucket.try_acquire(self._costs[request])
         return self._limiters[request].try_acquire(
             self._scopes[request], EndpointClass.PRIVATE, self._costs[request]
         )
