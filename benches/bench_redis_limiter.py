@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from engine.ratelimit import BucketLimit, EndpointClass, LocalRateLimiter, RateLimits
+from engine.ratelimit.redis_limiter import RedisRateLimiter
 from engine.redis_conn import RedisSettings, connect
-from engine.scaleout.redis_limiter import RedisRateLimiter
 from tests.scaleout.redis_server import RedisServer
 
 KEY = "organizations/bench/apiKeys/bench"

@@ -30,7 +30,7 @@ from engine.ops.credentials import Credentials, key_label, read_credentials
 if TYPE_CHECKING:
     from engine.auth import CdpKey
 
-__all__ = ["Check", "Status", "doctor_exit_code", "render", "run_doctor"]
+__all__ = ["Check", "Status", "check_gateway_key", "doctor_exit_code", "render", "run_doctor"]
 
 # Beyond this the host clock is broken, not drifting: Exchange HMAC requests (30 s window) and any client that
 # does not measure the offset will be refused. Below it the engine compensates, but NTP should be fixed.
@@ -136,9 +136,15 @@ def doctor_exit_code(checks: list[Check]) -> int:
 
 
 async def run_doctor(
-    config: Config, *, environ: Mapping[str, str] | None = None, timeout_s: float = 10.0
+    config: Config,
+    *,
+    environ: Mapping[str, str] | None = None,
+    timeout_s: float = 10.0,
+    gateway_url: str | None = None,
 ) -> list[Check]:
-    """Run every check against `config`'s exchange. Never raises for a bad key: that is a failed check."""
+    """Run every check against `config`'s exchange, or against the derivatives gateway at `gateway_url`.
+
+    Never raises for a bad key: that is a failed check."""
     checks: list[Check] = []
     try:
         credentials = await asyncio.to_thread(read_credentials, config.credentials, environ)
@@ -156,8 +162,13 @@ async def run_doctor(
     if key is None:
         return _skip_rest(checks, "key format")
     try:
-        checks.append(_check_token(key, config.exchange.base_url))
-        checks.extend(await _check_exchange(key, config, timeout_s))
+        if gateway_url is not None:
+            checks.extend(
+                await check_gateway_key(key, gateway_url, trades=config.trades, timeout_s=timeout_s)
+            )
+        else:
+            checks.append(_check_token(key, config.exchange.base_url))
+            checks.extend(await _check_exchange(key, config, timeout_s))
     finally:
         close = getattr(key, "close", None)
         if close is not None:
@@ -311,6 +322,94 @@ async def _check_exchange(key: CdpKey, config: Config, timeout_s: float) -> list
     if not config.trades and permissions.can_trade:
         problems.append(Check("permissions", Status.WARN, summary + "; trade is enabled", FIX_LEAST_TRADE))
     checks.extend(problems or [Check("permissions", Status.OK, summary + " (least privilege)")])
+    return checks
+
+
+FIX_GATEWAY_UNREACHABLE = (
+    "check --gateway-url (https://drb.coinbase.com for Coinbase), DNS and outbound HTTPS."
+)
+FIX_GATEWAY_TRADE = (
+    f"this worker places orders: enable Trade on the key at {PORTAL} (the gateway grants rat#trade), or set "
+    "[worker].dry_run = true."
+)
+_GATEWAY_TRADE = ("rat#trade", "wallet:buys:create", "trade:read_write")
+_GATEWAY_TRANSFER = ("rat#transfer", "wallet:transactions:send", "wallet:withdrawals:create")
+
+
+async def check_gateway_key(key: CdpKey, gateway_url: str, *, trades: bool, timeout_s: float) -> list[Check]:
+    """The derivatives gateway's view of the key: the token exchange (`public/auth`), the scopes it granted
+    (judged for least privilege as on Advanced Trade), then a read-only call. No token is ever printed."""
+    from engine.venues.derivatives.http import GatewayHttpClient
+
+    checks: list[Check] = []
+    async with GatewayHttpClient(key, gateway_url, timeout_s=timeout_s) as client:
+        try:
+            await client.access_token()
+        except AuthError as exc:
+            fix = exc.hint or _AUTH_FIXES.get(exc.diagnosis, FIX_BAD_SIGNATURE)
+            summary = f"public/auth refused [{exc.code}]: {exc.diagnosis.value}"
+            checks.append(Check("token exchange", Status.FAIL, summary, fix))
+            return checks + [
+                Check(name, Status.SKIP, "not run: token exchange failed")
+                for name in ("scopes", "read-only call")
+            ]
+        except (ExchangeError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            checks.append(
+                Check(
+                    "token exchange", Status.FAIL, f"public/auth: {_describe(exc)}", FIX_GATEWAY_UNREACHABLE
+                )
+            )
+            return checks + [
+                Check(name, Status.SKIP, "not run: token exchange failed")
+                for name in ("scopes", "read-only call")
+            ]
+        checks.append(
+            Check("token exchange", Status.OK, "public/auth (coinbase_cdp) granted an access token")
+        )
+        scopes = client.scope.split()
+        summary = f"scopes {' '.join(scopes) or '(none reported)'}"
+        can_trade = any(scope in scopes for scope in _GATEWAY_TRADE)
+        can_transfer = any(scope in scopes for scope in _GATEWAY_TRANSFER)
+        if not scopes:
+            checks.append(
+                Check("scopes", Status.WARN, summary, "the gateway said nothing about the key's scopes")
+            )
+        elif trades and not can_trade:
+            checks.append(Check("scopes", Status.FAIL, summary + "; trade is missing", FIX_GATEWAY_TRADE))
+        elif can_transfer:
+            checks.append(Check("scopes", Status.WARN, summary + "; transfer is granted", FIX_TRANSFER))
+        elif not trades and can_trade:
+            checks.append(Check("scopes", Status.WARN, summary + "; trade is granted", FIX_LEAST_TRADE))
+        else:
+            checks.append(Check("scopes", Status.OK, summary))
+        try:
+            summary_usdc = await client.get_account_summary("USDC")
+        except AuthError as exc:
+            checks.append(
+                Check(
+                    "read-only call",
+                    Status.FAIL,
+                    f"private/get_account_summary refused: {exc.diagnosis.value}",
+                    exc.hint or FIX_VIEW,
+                )
+            )
+        except (ExchangeError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            checks.append(
+                Check(
+                    "read-only call",
+                    Status.FAIL,
+                    f"private/get_account_summary: {_describe(exc)}",
+                    FIX_GATEWAY_UNREACHABLE,
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    "read-only call",
+                    Status.OK,
+                    f"private/get_account_summary answered (USDC equity {summary_usdc.equity})",
+                )
+            )
     return checks
 
 

@@ -139,3 +139,112 @@ class OutcomeUnknown(EngineError):
 class InvalidRequest(EngineError, ValueError):
     """A request the engine was asked to sign is malformed: a method or path with CR, LF, NUL or spaces
     (which could split one request into two), or a timestamp that is not a number of seconds."""
+
+
+# -- the derivatives gateway (JSON-RPC 2.0) --------------------------------------------------------------
+
+
+class GatewayError(ExchangeError):
+    """The derivatives gateway answered a JSON-RPC `error`: `rpc_code`, its `data`, and the `method` called.
+
+    `code` (the base class's) is the same number as text, `status` the HTTP status when it came over HTTP.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rpc_code: int,
+        method: str = "",
+        data: object = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=str(rpc_code))
+        self.rpc_code = rpc_code
+        self.method = method
+        self.data = data
+
+
+class GatewayRateLimited(GatewayError, RateLimited):
+    """10028 `too_many_requests`: the key's credits are spent and the gateway ends the session.
+
+    `retry_after` is the gateway's cool-down hint in seconds, when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rpc_code: int,
+        method: str = "",
+        data: object = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        GatewayError.__init__(self, message, rpc_code=rpc_code, method=method, data=data, status=status)
+        self.retry_after = retry_after
+
+
+class InsufficientFunds(GatewayError, OrderRejected):
+    """10009 `not_enough_funds`: the order needs more margin than the account has."""
+
+    def __init__(
+        self, message: str, *, rpc_code: int, method: str = "", data: object = None, status: int | None = None
+    ) -> None:
+        GatewayError.__init__(self, message, rpc_code=rpc_code, method=method, data=data, status=status)
+        self.failure_reason = "not_enough_funds"
+        self.client_order_id = None
+
+
+class MatchingQueueFull(GatewayError):
+    """10047 `matching_engine_queue_full`: the request did not run; safe to send again after a backoff."""
+
+    retryable = True
+
+
+class InvalidParams(GatewayError, ValueError):
+    """-32602 or 11030: the gateway refused the request's parameters (the message names them)."""
+
+
+class MethodNotAllowed(GatewayError):
+    """-32601: this host does not serve the method (market data is on the streams host, RPC on the other)."""
+
+
+class GatewayAuthError(GatewayError, AuthError):
+    """13004 `invalid_credentials` or 13009 `unauthorized`, with a `diagnosis` and a `hint` on the fix."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rpc_code: int,
+        method: str = "",
+        data: object = None,
+        status: int | None = None,
+        diagnosis: AuthDiagnosis = AuthDiagnosis.UNKNOWN,
+        hint: str = "",
+    ) -> None:
+        GatewayError.__init__(self, message, rpc_code=rpc_code, method=method, data=data, status=status)
+        self.diagnosis = diagnosis
+        self.hint = hint
+
+
+class SubscriptionRejected(GatewayError):
+    """The gateway subscribed only some channels: `rejected` names the others, `accepted` what it took."""
+
+    def __init__(self, message: str, *, rejected: list[str], accepted: list[str], method: str = "") -> None:
+        super().__init__(message, rpc_code=0, method=method)
+        self.rejected = rejected
+        self.accepted = accepted
+
+
+class RequestLost(OutcomeUnknown):
+    """The socket dropped with this request in flight: it may or may not have run, and is never sent again.
+
+    For an order, look it up by `label` (`client_order_id` holds the same text) before deciding to resend.
+    """
+
+    def __init__(self, message: str, *, method: str, label: str | None = None) -> None:
+        super().__init__(message, client_order_id=label or "")
+        self.method = method
+        self.label = label

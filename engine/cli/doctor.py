@@ -33,6 +33,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--timeout", type=float, default=10.0, metavar="S", help="per-request timeout (default 10)"
     )
+    parser.add_argument(
+        "--venue",
+        choices=("advanced", "derivatives"),
+        default="advanced",
+        help="advanced: Advanced Trade (default); derivatives: the perpetuals gateway (token, scopes)",
+    )
+    parser.add_argument(
+        "--gateway-url",
+        metavar="URL",
+        default="https://drb.coinbase.com",
+        help="the derivatives gateway with --venue derivatives (default https://drb.coinbase.com)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -47,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"engine doctor: {exc}", file=sys.stderr)
         return 2
-    checks = asyncio.run(run_doctor(config, timeout_s=args.timeout))
-    render(checks, sys.stdout, header=f"engine doctor: {config.exchange.base_url}")
+    gateway_url = args.gateway_url if args.venue == "derivatives" else None
+    checks = asyncio.run(run_doctor(config, timeout_s=args.timeout, gateway_url=gateway_url))
+    render(checks, sys.stdout, header=f"engine doctor: {gateway_url or config.exchange.base_url}")
     return doctor_exit_code(checks)

@@ -15,6 +15,7 @@ from typing import Any
 from engine.errors import KeyFormatError
 from engine.sim.app import Simulator
 from engine.sim.config import RateLimits, SimConfig
+from engine.sim.derivatives.config import Credits, DerivativesConfig
 from engine.sim.faults import Faults
 from engine.sim.keyfiles import public_key_from_file
 
@@ -64,6 +65,12 @@ def register(subparsers: Any) -> None:
         "--html-429", action="store_true", help="answer 429 with an HTML page, as seen in the wild"
     )
     sim.add_argument("--tick-interval", type=float, default=0.25, help="seconds per market tick (0: frozen)")
+    sim.add_argument(
+        "--funding-interval", type=float, default=60.0, help="perpetuals: wall seconds per funding hour"
+    )
+    sim.add_argument(
+        "--token-lifetime", type=float, default=900.0, help="perpetuals gateway: access token expires_in, s"
+    )
     for name, text in _FAULT_FLAGS:
         sim.add_argument("--" + name.replace("_", "-"), type=float, default=0.0, help=text)
     sim.set_defaults(run=run_sim)
@@ -84,6 +91,11 @@ def build_simulator(args: argparse.Namespace) -> Simulator:
         html_429=args.html_429,
         tick_interval_s=args.tick_interval,
         faults=faults,
+        derivatives=DerivativesConfig(
+            funding_interval_s=args.funding_interval,
+            token_lifetime_s=args.token_lifetime,
+            credits=Credits(enabled=not args.no_rate_limit),
+        ),
     )
     sim = Simulator(config)
     permissions = {p.strip() for p in args.permissions.split(",") if p.strip()}

@@ -22,9 +22,9 @@ import orjson
 
 from engine.auth import CdpKey
 from engine.ratelimit import BucketLimit, RateLimits
+from engine.ratelimit.redis_limiter import RedisRateLimiter
 from engine.redis_conn import RedisSettings, connect
 from engine.rest import Client
-from engine.scaleout.redis_limiter import RedisRateLimiter
 from engine.signals.execution import ClientExecutor
 from engine.signals.stream import StreamConsumer
 

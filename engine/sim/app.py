@@ -23,6 +23,9 @@ from engine.sim.admin import AdminApi
 from engine.sim.auth import SCOPES, CdpKey, ExchangeKey, KeyRing
 from engine.sim.clock import SimClock
 from engine.sim.config import SimConfig
+from engine.sim.derivatives import http as derivatives_http
+from engine.sim.derivatives import sockets as derivatives_sockets
+from engine.sim.derivatives.gateway import DerivativesGateway
 from engine.sim.faults import FaultDice, Faults
 from engine.sim.futures import FuturesPositions
 from engine.sim.gateway import guard
@@ -93,6 +96,14 @@ class Simulator:
         self.advanced = AdvancedTradeApi(self)
         self.exchange = ExchangeApi(self)
         self.admin = AdminApi(self)
+        self.derivatives = DerivativesGateway(
+            config.derivatives,
+            keys=self.keys,
+            clock=self.clock,
+            dice=self.dice,
+            ledger=self.ledger,
+            seed=seeds.getrandbits(64),
+        )
         self.auth_failures: dict[str, int] = {}
         self.injected: dict[str, int] = {
             "latency": 0,
@@ -161,6 +172,8 @@ class Simulator:
             self.engine.on_tick(product_id)
             self.publish_book(product_id)
             self.hub.publish_tickers(product_id)
+        if self.config.derivatives.enabled:
+            self.derivatives.tick()
 
     def set_mid(self, product_id: str, price: Decimal) -> None:
         """Move a product's mid (and its book) now, then let resting orders react: for tests and demos."""
@@ -209,6 +222,8 @@ class Simulator:
             routes.append((method, path, guard(self, handler, access, "exchange", bucket)))
         for method, path, handler in self.admin.routes():
             routes.append((method, path, self.admin.wrap(handler)))
+        if self.config.derivatives.enabled:
+            routes.extend(derivatives_http.routes(self.derivatives))
         return routes
 
     def build_router(self) -> Router:
@@ -227,12 +242,16 @@ class Simulator:
         router.add_get("/ws", self.hub.handle)
         router.add_get("/ws/user", self.hub.handle)
         router.add_get("/", self.exchange.feed.handle)  # the Exchange feed, as ws-feed.exchange.coinbase.com
+        if self.config.derivatives.enabled:
+            router.add_get("/ws/api/v2", derivatives_sockets.trading_socket(self.derivatives))
+            router.add_get("/streams/ws/api/v2", derivatives_sockets.streams_socket(self.derivatives))
         app.on_shutdown.append(self._on_shutdown)
         return app
 
     async def _on_shutdown(self, app: web.Application) -> None:
         await self.hub.close_all()
         await self.exchange.feed.close_all()
+        await self.derivatives.close_all()
 
     @contextlib.asynccontextmanager
     async def serve(

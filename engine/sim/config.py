@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from engine.sim.derivatives.config import DerivativesConfig
 from engine.sim.faults import Faults
 from engine.sim.values import parse_number
 
@@ -169,6 +170,8 @@ class SimConfig:
     faults: Faults = field(default_factory=Faults)
     # how many request timestamps to keep per key for rate-limit proofs
     timestamps_per_key: int = 100_000
+    # the derivatives gateway (perpetuals over JSON-RPC) served beside the Advanced Trade and Exchange APIs
+    derivatives: DerivativesConfig = field(default_factory=DerivativesConfig)
 
     def __post_init__(self) -> None:
         """Each time setting is a finite number of seconds in range: a NaN window passes every check made

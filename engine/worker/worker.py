@@ -43,10 +43,10 @@ from engine.ops.http import Health, OpsServer
 from engine.ops.logs import register_secret
 from engine.ops.metrics import EngineMetrics
 from engine.ratelimit import BucketLimit, LocalRateLimiter, RateLimiter, RateLimits
+from engine.ratelimit.redis_limiter import RedisRateLimiter
 from engine.redis_conn import RedisSettings, connect
 from engine.risk import ProductLimits
 from engine.risk import RiskConfig as GateConfig
-from engine.scaleout.redis_limiter import RedisRateLimiter
 from engine.signals.auth import SignalAuthenticator
 from engine.signals.intake import SignalSink
 from engine.signals.model import Signal

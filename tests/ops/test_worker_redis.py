@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from engine.ops.config import parse_config
-from engine.scaleout.redis_limiter import RedisRateLimiter
+from engine.ratelimit.redis_limiter import RedisRateLimiter
 from engine.signals.execution import OutcomeStatus
 from engine.signals.model import parse_signal, signal_client_order_id
 from engine.worker import Worker

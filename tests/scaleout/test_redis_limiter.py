@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from engine.ratelimit import BucketLimit, EndpointClass, RateLimiter, RateLimits
+from engine.ratelimit.redis_limiter import RedisRateLimiter
 from engine.redis_conn import ProbeBackoff, RedisSettings, connect
-from engine.scaleout.redis_limiter import RedisRateLimiter
 from tests.scaleout.redis_server import RedisServer
 
 KEY = "organizations/o/apiKeys/k"
