@@ -443,7 +443,7 @@ class ExchangeApi:
     async def convert(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         source, target = body.get("from"), body.get("to")
-        if (source, target) not in _CONVERTIBLE:
+        if not isinstance(source, str) or not isinstance(target, str) or (source, target) not in _CONVERTIBLE:
             return message(400, "Invalid conversion: only USD and USDC convert into each other")
         amount = _decimal(body, "amount")
         if amount is None:

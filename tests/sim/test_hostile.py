@@ -499,6 +499,68 @@ EXCHANGE: list[Row] = [
     Row("exchange order id latin-1", "GET", "/orders/\udce9", auth="hmac"),
     Row("exchange order by client id NUL", "GET", "/orders/client:%00", auth="hmac"),
     Row("exchange cancel traversal", "DELETE", "/orders/..%2F..%2Fsim%2Ffaults", auth="hmac"),
+    *(
+        Row(f"exchange conversion {name}={value!r:.40}", "POST", "/conversions", body, "hmac")
+        for name, value, body in (
+            *(
+                ("amount", v, {"from": "USD", "to": "USDC", "amount": v})
+                for v in HOSTILE_DECIMALS
+                if not isinstance(v, float)
+            ),
+            ("from", ["USD"], {"from": ["USD"], "to": "USDC", "amount": "1"}),
+            ("to", {"a": 1}, {"from": "USD", "to": {"a": 1}, "amount": "1"}),
+            ("from", None, {"to": "USDC", "amount": "1"}),
+            ("to", "BTC", {"from": "USD", "to": "BTC", "amount": "1"}),
+        )
+    ),
+    *(
+        Row(f"exchange {path} {query}", "GET", f"{path}?{query}", auth=auth, expect=expect)
+        for path, auth in (
+            ("/products/BTC-USD/book", None),
+            ("/products/BTC-USD/trades", None),
+            ("/products/BTC-USD/candles", None),
+            ("/fills", "hmac"),
+            ("/orders", "hmac"),
+        )
+        for query, expect in (
+            ("level=abc", answered),
+            ("level=%D9%A1", answered),
+            ("limit=1e999", answered),
+            ("limit=-1", answered),
+            ("before=abc", answered),
+            ("after=1.5", answered),
+            ("after=" + "9" * 400, answered),
+            ("granularity=%D9%A1", answered),
+            ("granularity=0", answered),
+            ("start=nan&end=inf", answered),
+            ("start=0001-01-01T00:00:00%2B14:00", answered),
+            ("end=9999-12-31T23:59:59-14:00", answered),
+            ("order_id=%ff&product_id=%00", answered),
+            ("product_id=" + "x" * 5000, answered),
+        )
+    ),
+    *(
+        Row(f"exchange GET {path}", "GET", path, auth=auth, expect=answered)
+        for path, auth in (
+            ("/products/%ff", None),
+            ("/products/BTC-USD%00/ticker", None),
+            ("/products/..%2Fsim/stats", None),
+            ("/currencies/\udce9", None),
+            ("/currencies/" + "U" * 5000, None),
+            ("/accounts/%00", "hmac"),
+            ("/accounts/%ff/holds?limit=abc", "hmac"),
+            ("/accounts/x/ledger?before=-1", "hmac"),
+            ("/profiles/%ff%fe", "hmac"),
+            ("/conversions/..%2F..", "hmac"),
+        )
+    ),
+    Row(
+        "exchange cancel all product not UTF-8",
+        "DELETE",
+        "/orders?product_id=%ff",
+        auth="hmac",
+        expect=answered,
+    ),
 ]
 
 _STALE, _AHEAD = "{now-45}", "{now+45}"  # outside the 30 s window, whenever the row is sent
