@@ -9,26 +9,7 @@ from __future__ import annotations
 
 from engine.venues.base import TERMINAL_STATES, OrderState
 
-__all__ = ["TERMINAL_STATES", "OrderState", "advance", "from_exchange_status"]
-
-# Coinbase Advanced Trade `status` values (REST and the WS user channel) -> local state.
-_EXCHANGE_STATUS = {
-    "PENDING": OrderState.OPEN,
-    "QUEUED": OrderState.OPEN,
-    "OPEN": OrderState.OPEN,
-    "EDIT_QUEUED": OrderState.OPEN,
-    "CANCEL_QUEUED": OrderState.OPEN,
-    "FILLED": OrderState.FILLED,
-    "CANCELLED": OrderState.CANCELLED,
-    "EXPIRED": OrderState.EXPIRED,
-    "FAILED": OrderState.FAILED,
-    "UNKNOWN_ORDER_STATUS": OrderState.UNKNOWN,
-}
-
-
-def from_exchange_status(status: str) -> OrderState:
-    """The local state for a Coinbase order status; an unrecognised status is UNKNOWN, to be reconciled."""
-    return _EXCHANGE_STATUS.get(status.upper(), OrderState.UNKNOWN)
+__all__ = ["TERMINAL_STATES", "OrderState", "advance"]
 
 
 # The states an order may move to from each non-terminal state.

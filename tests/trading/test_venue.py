@@ -1,4 +1,5 @@
-"""The Advanced Trade venue behind the `Venue` protocol, against the simulator: typed values in and out."""
+"""The Advanced Trade venue behind the `Venue` protocol, against the simulator: typed values in and out,
+and an Engine given the venue explicitly."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from engine.errors import NotFound
 from engine.marketdata.feed import MarketFeed
+from engine.trading.engine import Engine
 from engine.trading.order_state import OrderState
 from engine.venues.advanced.orders import LimitGtc, MarketIoc, OrderRequest, Side
 from engine.venues.advanced.venue import AdvancedTradeVenue, user_channel_events
@@ -111,3 +113,26 @@ def test_user_channel_messages_become_order_events_in_order() -> None:
         OrderUpdate("a", "1", OrderState.FILLED, D("0.5"), D("25000"), D("1.5")),
     ]
     assert user_channel_events({"channel": "heartbeats", "events": [{"orders": [{}]}]}) == []
+
+
+async def test_an_engine_trades_through_a_venue_it_is_given(venue: Simulated) -> None:
+    adapter = AdvancedTradeVenue(venue.cdp_key(), base_url=venue.base_url, products=("BTC-USD",))
+    async with Engine(config=venue.config(), venue=adapter) as engine:  # opens and closes the venue
+        assert engine.venue is adapter
+        assert engine.client is adapter.client
+        await engine.wait_ready()
+        order = await engine.place("BTC-USD", Side.BUY, LimitGtc(base_size="0.01", limit_price=below(venue)))
+        assert order.state is OrderState.OPEN
+        assert [e["order_id"] for e in venue.ledger(order.client_order_id)] == [order.order_id]
+        assert engine.sockets == adapter.connections
+        assert len(engine.sockets) == 2
+        assert await engine.cancel(order)
+        assert await order.done(5) is OrderState.CANCELLED
+    assert not adapter.connections  # stopped with the engine
+
+
+def test_an_engine_needs_a_key_or_a_venue(venue: Simulated) -> None:
+    with pytest.raises(TypeError, match="API key, or a venue"):
+        Engine(config=venue.config())
+    with pytest.raises(TypeError, match="either a venue or a key"):
+        Engine(venue.cdp_key(), venue.config(), venue=AdvancedTradeVenue(venue.cdp_key()))
