@@ -53,7 +53,6 @@ from engine.venues import default_venue
 from engine.venues.base import (
     CancelOutcome,
     Connection,
-    OpenOrdersSnapshot,
     OrderEvent,
     OrderIntent,
     OrderUpdate,
@@ -652,8 +651,7 @@ class Engine:
     # == order events from the venue =====================================================================
 
     def _on_order_event(self, event: OrderEvent) -> None:
-        if event.__class__ is OrderUpdate:
-            assert isinstance(event, OrderUpdate)
+        if isinstance(event, OrderUpdate):
             tracked = self.orders.get(event.client_order_id)
             if tracked is None:
                 self.external_orders[event.order_id or ""] = event.raw
@@ -666,7 +664,7 @@ class Engine:
                 filled_value=event.filled_value,
                 total_fees=event.total_fees,
             )
-        elif isinstance(event, OpenOrdersSnapshot):
+        else:
             # The snapshot lists open orders only: an order we hold open that is missing from it finished
             # while we were not listening. Ask the venue what became of it.
             for tracked in list(self.orders.values()):
