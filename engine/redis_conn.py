@@ -11,11 +11,11 @@ dead socket, and the retry on a fresh connection is what succeeds.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError
+from engine.net.retry import Backoff, Jitter
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -97,9 +97,9 @@ class ProbeBackoff:
         self._attempt = 0
 
     def next_delay(self) -> float:
-        ceiling = min(self.cap_s, self.base_s * (2**self._attempt))
+        delay = Backoff(self.base_s, 2.0, self.cap_s, Jitter.EQUAL).delay(self._attempt)
         self._attempt = min(self._attempt + 1, 32)
-        return random.uniform(ceiling / 2, ceiling)
+        return delay
 
     def reset(self) -> None:
         self._attempt = 0

@@ -155,3 +155,20 @@ def test_a_command_loads_only_what_it_runs(tmp_path: Path) -> None:
     assert (tmp_path / "key.json").is_file()
     for heavy in ("engine.trading", "engine.rest", "engine.worker", "engine.risk", "engine.cli.sim"):
         assert heavy not in loaded, f"engine keygen imported {heavy}"
+
+
+def test_the_trading_core_imports_no_venue() -> None:
+    """engine/trading trades through `engine.venues.base.Venue`: it imports no venue's package (its client,
+    wire types or WebSocket), neither the REST re-exports nor the Advanced Trade socket."""
+    venue_packages = {
+        path.name for path in (PACKAGE / "venues").iterdir() if path.is_dir() and path.name != "__pycache__"
+    }
+    assert {"advanced", "exchange"} <= venue_packages  # the scan below sees the packages it must
+    found: list[str] = []
+    for path in sorted((PACKAGE / "trading").rglob("*.py")):
+        for module in sorted(_imported(path)):
+            names = module.split(".")
+            into_venue = names[:2] == ["engine", "venues"] and len(names) > 2 and names[2] in venue_packages
+            if into_venue or names[:2] == ["engine", "rest"] or module.startswith("engine.marketdata.ws"):
+                found.append(f"{path.relative_to(PACKAGE.parent)} imports {module}")
+    assert not found, "\n".join(found)

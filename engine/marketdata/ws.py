@@ -26,6 +26,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from engine.net.retry import Backoff as Backoff  # re-exported: imported from here before engine.net held it
+
 log = logging.getLogger(__name__)
 
 EnvelopeHandler = Callable[[dict[str, Any], int], None]
@@ -46,17 +48,6 @@ class SocketStats:
     resubscribes: int = 0
     messages: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    initial: float = 0.1
-    factor: float = 2.0
-    maximum: float = 5.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter: uniform in [0, min(max, initial x factor^attempt)]."""
-        return rng.uniform(0.0, min(self.maximum, self.initial * self.factor**attempt))
 
 
 class CoinbaseSocket:

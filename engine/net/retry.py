@@ -1,5 +1,6 @@
 """Retry policy: exponential backoff with full jitter inside a bounded budget of attempts and time.
 
+`Backoff` is the package's one backoff: request retries, WebSocket reconnects and Redis probes all wait by it.
 Which requests may be retried, and when, is decided by their `Idempotency`; this module only knows how long
 to wait and when to stop.
 """
@@ -11,7 +12,33 @@ import random
 import time
 from dataclasses import dataclass
 
-__all__ = ["Idempotency", "RetryBudget", "RetryPolicy"]
+__all__ = ["Backoff", "Idempotency", "Jitter", "RetryBudget", "RetryPolicy"]
+
+
+class Jitter(enum.Enum):
+    """How a wait is drawn below its ceiling (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/)."""
+
+    FULL = "full"  # uniform in [0, ceiling]: clients retrying at once spread out the most
+    EQUAL = "equal"  # uniform in [ceiling / 2, ceiling]: never much sooner than the ceiling
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff: the wait before attempt n (0-based) is drawn below
+    min(maximum, initial x factor^n)."""
+
+    initial: float = 0.1
+    factor: float = 2.0
+    maximum: float = 5.0
+    jitter: Jitter = Jitter.FULL
+
+    def ceiling(self, attempt: int) -> float:
+        return min(self.maximum, self.initial * self.factor**attempt)
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        ceiling = self.ceiling(attempt)
+        low = ceiling / 2 if self.jitter is Jitter.EQUAL else 0.0
+        return (rng or random).uniform(low, ceiling)
 
 
 class Idempotency(enum.Enum):
@@ -46,8 +73,7 @@ class RetryPolicy:
         return cls(max_attempts=1)
 
     def backoff(self, retry_number: int, rng: random.Random | None = None) -> float:
-        ceiling = min(self.max_delay_s, self.base_delay_s * (2.0 ** max(0, retry_number - 1)))
-        return (rng or random).uniform(0.0, ceiling)
+        return Backoff(self.base_delay_s, 2.0, self.max_delay_s).delay(max(0, retry_number - 1), rng)
 
 
 class RetryBudget:

@@ -1,9 +1,10 @@
 """What the risk rules read from an order: its product, side, sizes and prices, as `Decimal`s.
 
-Orders are built with `engine.venues.advanced.orders` (one class per Coinbase order configuration).
-Their rendered fragment is already validated, so the terms are read from it uniformly, whatever the
-configuration: sizes from `base_size`/`quote_size`, prices from `limit_price`, `stop_price` and
-`stop_trigger_price`, and the children of a scaled order summed.
+Orders are built by a venue (Advanced Trade: `engine.venues.advanced.orders`, one class per Coinbase order
+configuration) and read through `engine.venues.base.OrderIntent`. Their rendered fragment is already
+validated, so the terms are read from it uniformly, whatever the configuration: sizes from
+`base_size`/`quote_size`, prices from `limit_price`, `stop_price` and `stop_trigger_price`, and the children
+of a scaled order summed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from engine.venues.advanced.orders import OrderRequest
+from engine.venues.base import OrderIntent
 
 _PRICE_FIELDS = ("limit_price", "stop_price", "stop_trigger_price", "min_price", "max_price")
 
@@ -32,7 +33,7 @@ class OrderTerms:
         return self.side == "BUY"
 
     @classmethod
-    def of(cls, order: OrderRequest) -> OrderTerms:
+    def of(cls, order: OrderIntent) -> OrderTerms:
         fragment: dict[str, Any] = order.configuration.fragment()
         children: list[dict[str, Any]] = list(fragment.get("orders") or ())
         base = _decimal(fragment.get("base_size"))

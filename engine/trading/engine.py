@@ -6,9 +6,12 @@
         await order.done()
 
 The order path, in order: risk gate (refusal raises `OrderRefused`, nothing is sent) -> journal intent
-(durable before the request leaves) -> `Client.submit_order` (retries keep the client_order_id, so never a
-duplicate) -> the outcome, journalled in the next batch. Order states then follow the WebSocket user channel
-(and REST, after a gap or reconnect). On start the engine reconciles the journal with the exchange first.
+(durable before the request leaves) -> `Venue.submit` (Advanced Trade's retries keep the client_order_id, so
+never a duplicate) -> the outcome, journalled in the next batch. Order states then follow the venue's order
+events (and REST, after a gap or reconnect). On start the engine reconciles the journal with the venue first.
+
+The Engine trades through a `Venue` (engine.venues.base) and never imports a venue's client: `Engine(key,
+config)` builds the Advanced Trade venue from the key and config; `Engine(config=..., venue=...)` takes one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -27,15 +30,13 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import orjson
-from yarl import URL
 
-from engine._signer import CdpKey
 from engine.decimals import bounded_decimal
 from engine.errors import EngineError, NotFound, OrderRejected
 from engine.marketdata.book import OrderBook
 from engine.marketdata.feed import Callback, MarketFeed, Ticker, Trade
 from engine.marketdata.stream import Stream
-from engine.marketdata.ws import Backoff, CoinbaseSocket, Subscription
+from engine.net.retry import Backoff
 from engine.net.transport import ApiKey
 from engine.risk.audit import AuditLog
 from engine.risk.balance import required_funds
@@ -43,19 +44,25 @@ from engine.risk.gate import RiskConfig, RiskGate
 from engine.risk.terms import OrderTerms
 from engine.trading.ids import ClientOrderIds
 from engine.trading.journal import Durability, JournalEntry, OrderJournal
-from engine.trading.order_state import OrderState, advance, from_exchange_status
+from engine.trading.order_state import OrderState, advance
 from engine.trading.portfolio import Portfolio
 from engine.trading.reconcile import ReconcileReport, fetch_fills, reconcile
 from engine.trading.tracked import TrackedOrder
-from engine.venues.advanced.client import ADVANCED_TRADE_URL, Client
-from engine.venues.advanced.orders import Amount, MarginType, OrderConfiguration, OrderRequest, Side
-from engine.venues.advanced.types import CancelResult, EditResult, Order
+from engine.trading.view import EngineView
+from engine.venues import default_venue
+from engine.venues.base import (
+    CancelOutcome,
+    Connection,
+    OrderEvent,
+    OrderIntent,
+    OrderUpdate,
+    Venue,
+    VenueOrder,
+)
 
 log = logging.getLogger(__name__)
 
 _ZERO = Decimal(0)
-COINBASE_MARKET_WS = "wss://advanced-trade-ws.coinbase.com"
-COINBASE_USER_WS = "wss://advanced-trade-ws-user.coinbase.com"
 T = TypeVar("T")
 
 
@@ -97,87 +104,37 @@ async def _busy_poll() -> None:
         await sleep(0)
 
 
-def _ws_urls(base_url: str | None, config: EngineConfig) -> tuple[str, str]:
-    if config.ws_url and config.user_ws_url:
-        return config.ws_url, config.user_ws_url
-    if base_url is None or base_url.rstrip("/") == ADVANCED_TRADE_URL:
-        market, user = COINBASE_MARKET_WS, COINBASE_USER_WS
-    else:
-        url = URL(base_url)
-        origin = url.with_scheme("wss" if url.scheme == "https" else "ws").origin()
-        market, user = str(origin.with_path("/ws")), str(origin.with_path("/ws/user"))
-    return config.ws_url or market, config.user_ws_url or user
-
-
-def _dec(value: Any) -> Decimal | None:
-    return Decimal(value) if value not in (None, "") else None
-
-
-class _EngineView:
-    """The engine's account and market, as the risk rules read them."""
-
-    __slots__ = ("_engine",)
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def best_bid_ask(self, product_id: str) -> tuple[Decimal | None, Decimal | None]:
-        return self._engine.feed.best_bid_ask(product_id)
-
-    def position(self, product_id: str) -> Decimal:
-        return self._engine.portfolio.position(product_id)
-
-    def available(self, currency: str) -> Decimal | None:
-        return self._engine.portfolio.available(currency)
-
-    def currencies(self, product_id: str) -> tuple[str, str] | None:
-        currencies = self._engine.portfolio.currencies
-        if product_id in currencies:
-            return currencies[product_id]
-        base, _, quote = product_id.partition("-")  # not listed yet: spot naming
-        return (base, quote) if quote and "-" not in quote else None
-
-    def open_order_count(self, product_id: str | None = None) -> int:
-        engine = self._engine
-        if product_id is None:
-            return engine._open_total
-        return engine._open_by_product.get(product_id, 0)
-
-    def daily_pnl(self) -> Decimal:
-        feed = self._engine.feed
-
-        def mark(product_id: str) -> Decimal | None:
-            bid, ask = feed.best_bid_ask(product_id)
-            return (bid + ask) / 2 if bid is not None and ask is not None else None
-
-        return self._engine.portfolio.daily_pnl(mark)
-
-
 class Engine:
     """The embeddable trading engine. Use `async with Engine(key, config, base_url=...) as engine:`."""
 
     def __init__(
         self,
-        key: ApiKey,
+        key: ApiKey | None = None,
         config: EngineConfig | None = None,
         *,
         base_url: str | None = None,
-        client: Client | None = None,
+        client: Any = None,
+        venue: Venue | None = None,
     ) -> None:
+        """With `key` (and optionally `base_url`, or an open Advanced Trade `client` to share): trade on
+        Advanced Trade, its streams set up from `config`. With `venue`: trade through that venue instead."""
         self.config = config or EngineConfig()
-        self._key = key
-        self._own_client = client is None
-        self.client = client if client is not None else Client(key, base_url)
-        self.base_url = self.client.transport.base_url if base_url is None else base_url
+        if venue is None:
+            if key is None:
+                raise TypeError("Engine needs an API key, or a venue to trade through")
+            venue = _advanced_trade(key, self.config, base_url, client)
+        elif key is not None or client is not None:
+            raise TypeError("pass either a venue or a key (and client), not both")
+        self.venue: Venue = venue
         self.ids = ClientOrderIds(self.config.worker)
         self.feed = MarketFeed()
         self.portfolio = Portfolio()
         self.orders: dict[str, TrackedOrder] = {}
-        self.external_orders: dict[str, dict[str, Any]] = {}  # user-channel orders the journal does not know
+        self.external_orders: dict[str, Mapping[str, Any]] = {}  # venue orders the journal does not know
         self.reconcile_report: ReconcileReport | None = None
         self.journal: OrderJournal | None = None
         self.risk = RiskGate(self.config.risk)
-        self._view = _EngineView(self)
+        self._view = EngineView(self)
         self._open_by_product: dict[str, int] = {}
         self._open_total = 0
         self._unknown_since: dict[str, float] = {}
@@ -187,7 +144,6 @@ class Engine:
         self._journal_writer: ThreadPoolExecutor | None = None  # durability os: SQLite writes only
         self._flush_handle: asyncio.Handle | None = None
         self._last_flush = 0.0  # loop time of the last journal flush
-        self._sockets: list[CoinbaseSocket] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._housekeeping: asyncio.Task[None] | None = None
         self._busy_poll: asyncio.Task[None] | None = None
@@ -218,16 +174,15 @@ class Engine:
         self.journal = await self._in_journal_thread(OrderJournal, journal_path, durability)
         audit_path = config.audit_path or journal_path.with_name(journal_path.name + ".audit.jsonl")
         self.risk.audit = AuditLog(audit_path)
-        if self._own_client:
-            await self.client.open()
+        await self.venue.open()
         try:
             await self._load_products()
             if config.reconcile:
-                self.reconcile_report = await reconcile(self.client, self.journal)
+                self.reconcile_report = await reconcile(self.venue, self.journal)
                 self._audit_reconcile(self.reconcile_report)
             self._load_journal()
             await self.refresh_balances()
-            self._start_sockets()
+            self.venue.start(self.feed, self._on_order_event)
         except BaseException:
             await self._close_resources()
             raise
@@ -250,9 +205,7 @@ class Engine:
         self._started = False
 
     async def _close_resources(self) -> None:
-        for socket in self._sockets:
-            await socket.close()
-        self._sockets.clear()
+        await self.venue.stop()
         # Strategy callbacks still running are cancelled and awaited while the journal is open: an order of
         # theirs in flight is then journalled UNKNOWN (resolved by the next start), not dropped mid-request.
         callbacks = self.feed.close()
@@ -270,23 +223,13 @@ class Engine:
         if self.journal is not None:
             await self._in_journal_thread(self.journal.close)
         self.risk.audit.close()
-        if self._own_client:
-            await self.client.close()
+        await self.venue.close()
         if self._journal_thread is not None:
             self._journal_thread.shutdown(wait=True)
             self._journal_thread = None
 
     async def _load_products(self) -> None:
-        currencies: dict[str, tuple[str, str] | None] = {}
-        for product in await self.client.products():
-            raw = product.raw
-            if product.product_type.upper() == "FUTURE" or raw.get("future_product_details"):
-                currencies[product.product_id] = None
-            else:
-                base = str(raw.get("base_currency_id") or product.product_id.partition("-")[0])
-                quote = str(raw.get("quote_currency_id") or product.product_id.partition("-")[2])
-                currencies[product.product_id] = (base, quote)
-        self.portfolio.set_products(currencies)
+        self.portfolio.set_products({p.product_id: p.currencies for p in await self.venue.products()})
 
     def _load_journal(self) -> None:
         """Open orders from the journal are tracked again; positions are rebuilt from past fills."""
@@ -321,62 +264,27 @@ class Engine:
             fills_fetched=report.fills_fetched,
         )
 
-    def _start_sockets(self) -> None:
-        config = self.config
-        market_url, user_url = _ws_urls(self.base_url, config)
-        token = self._ws_token if isinstance(self._key, CdpKey) else None  # HMAC keys have no user channel
-        if config.products and config.market_channels:
-            subscriptions = [
-                Subscription(channel, tuple(config.products), resync_on_gap=channel == "level2")
-                for channel in config.market_channels
-            ]
-            self._sockets.append(
-                CoinbaseSocket(
-                    market_url,
-                    subscriptions,
-                    self.feed.on_envelope,
-                    token=token,
-                    on_gap=self.feed.on_gap,
-                    on_disconnect=self.feed.on_gap,
-                    backoff=config.ws_backoff,
-                    idle_timeout=config.ws_idle_timeout,
-                )
-            )
-        if config.user_channel and token is not None:
-            self._sockets.append(
-                CoinbaseSocket(
-                    user_url,
-                    [Subscription("user", (), resync_on_gap=True)],
-                    self._on_user_envelope,
-                    token=token,  # on a gap: the resubscribe snapshot plus REST refreshes repair the picture
-                    backoff=config.ws_backoff,
-                    idle_timeout=config.ws_idle_timeout,
-                )
-            )
-        for socket in self._sockets:
-            socket.start()
-
-    def _ws_token(self) -> str:
-        assert isinstance(self._key, CdpKey)
-        return self._key.ws_jwt()  # the current key's: a rotation applies from the next subscribe
+    @property
+    def client(self) -> Any:
+        """The venue's own REST client (Advanced Trade: `Client`), for calls the `Venue` protocol does not
+        cover; the Engine itself trades through `venue`."""
+        return getattr(self.venue, "client", None)
 
     @property
-    def sockets(self) -> tuple[CoinbaseSocket, ...]:
-        """The market and user WebSocket connections (their `stats` count gaps and reconnects)."""
-        return tuple(self._sockets)
+    def sockets(self) -> tuple[Connection, ...]:
+        """The venue's long-lived connections (their `stats` count gaps and reconnects)."""
+        return self.venue.connections
 
     def replace_key(self, key: ApiKey) -> None:
-        """Rotate the API key: REST requests and WebSocket subscriptions from now on are signed with `key`
-        (see `Client.replace_key`). Open connections stay up; the old key is the caller's to close."""
-        self.client.replace_key(key)
-        self._key = key
+        """Rotate the API key: the venue's requests and subscriptions from now on are signed with `key`
+        (Advanced Trade: see `Client.replace_key`). Open connections stay up; the old key is the caller's."""
+        self.venue.replace_key(key)
 
     async def wait_ready(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 (one deadline over several waits)
         """Wait until every socket is connected and every subscribed book has its snapshot."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        for socket in self._sockets:
-            await asyncio.wait_for(socket.connected.wait(), max(0.0, deadline - loop.time()))
+        await self.venue.wait_ready(timeout)
         if "level2" in self.config.market_channels:
             while not all(self.feed.book(p).ready for p in self.config.products):
                 if loop.time() > deadline:
@@ -448,29 +356,31 @@ class Engine:
     async def place(
         self,
         product_id: str,
-        side: Side | str,
-        configuration: OrderConfiguration,
+        side: str,
+        configuration: Any,
         *,
         client_order_id: str | None = None,
-        leverage: Amount | None = None,
-        margin_type: MarginType | None = None,
+        leverage: Any = None,
+        margin_type: Any = None,
     ) -> TrackedOrder:
         """Place an order (spot; futures with `leverage`/`margin_type`); returns once the exchange answered.
 
+        `side` and `configuration` are the venue's (Advanced Trade: `Side` and an order configuration such as
+        `LimitGtc`, from engine.venues.advanced.orders).
         Raises `OrderRefused` (risk, nothing sent), `OrderRejected` (the exchange refused it), or the client's
         errors; after `OutcomeUnknown` the order stays tracked as UNKNOWN and is resolved in the background.
         """
-        request = OrderRequest(
-            product_id=product_id,
-            side=side if side.__class__ is Side else Side(side),  # skip Enum.__call__ (Python code) if we can
-            configuration=configuration,
+        request = self.venue.order_request(
+            product_id,
+            side,
+            configuration,
             client_order_id=client_order_id or self.ids.next(),
             leverage=leverage,
             margin_type=margin_type,
         )
         return await self.submit(request)
 
-    def check(self, request: OrderRequest) -> None:
+    def check(self, request: OrderIntent) -> None:
         """Run the risk checks `submit` would run, placing nothing (a dry run): raises `OrderRefused`."""
         self.risk.check(OrderTerms.of(request), self._view)
 
@@ -480,8 +390,8 @@ class Engine:
         assert self.journal is not None
         return await self._in_journal_thread(self.journal.get, client_order_id)
 
-    async def submit(self, request: OrderRequest) -> TrackedOrder:
-        """Place a prepared `OrderRequest` (see `place`)."""
+    async def submit(self, request: OrderIntent) -> TrackedOrder:
+        """Place an order the venue prepared (Advanced Trade: an `OrderRequest`; see `place`)."""
         if not self._started:
             raise EngineError("the engine is not started: use `async with Engine(...)`")
         terms = OrderTerms.of(request)
@@ -517,7 +427,7 @@ class Engine:
             self._settle(tracked, OrderState.NOT_PLACED, failure_reason="JOURNAL_WRITE_FAILED", journal=False)
             raise
         try:
-            result = await self.client.submit_order(request)
+            result = await self.venue.submit(request)
         except OrderRejected as rejected:
             self.risk.record_failure(rejected)
             self._settle(tracked, OrderState.REJECTED, failure_reason=rejected.failure_reason or "REJECTED")
@@ -609,10 +519,10 @@ class Engine:
         for stream in self._order_streams:
             stream.push(tracked)
 
-    def _settle_from_exchange(self, tracked: TrackedOrder, order: Order) -> None:
+    def _settle_from_exchange(self, tracked: TrackedOrder, order: VenueOrder) -> None:
         self._settle(
             tracked,
-            from_exchange_status(order.status),
+            order.state,
             order_id=order.order_id or None,
             filled_size=order.filled_size,
             filled_value=order.filled_value,
@@ -633,11 +543,11 @@ class Engine:
         tracked = self._tracked(order)
         if not tracked.is_open or tracked.order_id is None:
             return False
-        results = await self.client.cancel_orders([tracked.order_id])
+        results = await self.venue.cancel([tracked.order_id])
         self.risk.audit.record("cancel", client_order_id=tracked.client_order_id, order_id=tracked.order_id)
         return self._apply_cancels(results) == 1
 
-    def _apply_cancels(self, results: list[CancelResult]) -> int:
+    def _apply_cancels(self, results: list[CancelOutcome]) -> int:
         by_order_id = {o.order_id: o for o in self.orders.values() if o.order_id and o.is_open}
         cancelled = 0
         for result in results:
@@ -659,23 +569,16 @@ class Engine:
             if o.is_open and o.order_id and (product_id is None or o.product_id == product_id)
         ]
         if include_unknown:
-            cursor: str | None = None
-            while True:
-                page = await self.client.list_orders(
-                    order_status="OPEN", product_ids=product_id, cursor=cursor, limit=250
-                )
-                order_ids.extend(o.order_id for o in page.items if o.order_id not in order_ids)
-                if not page.has_next or not page.cursor:
-                    break
-                cursor = page.cursor
+            for listed in await self.venue.open_orders(product_id):
+                if listed.order_id not in order_ids:
+                    order_ids.append(listed.order_id)
         cancelled = 0
-        for start in range(0, len(order_ids), 100):
-            cancelled += self._apply_cancels(await self.client.cancel_orders(order_ids[start : start + 100]))
+        batch = self.venue.capabilities.cancel_batch
+        for start in range(0, len(order_ids), batch):
+            cancelled += self._apply_cancels(await self.venue.cancel(order_ids[start : start + batch]))
         return cancelled
 
-    async def edit(
-        self, order: TrackedOrder | str, *, size: Amount | None = None, price: Amount | None = None
-    ) -> bool:
+    async def edit(self, order: TrackedOrder | str, *, size: Any = None, price: Any = None) -> bool:
         """Change a resting limit order's size and/or price, under the same risk rules as a new order."""
         tracked = self._tracked(order)
         if tracked.order_id is None or not tracked.is_open or tracked.terms is None:
@@ -690,12 +593,12 @@ class Engine:
         )
         # Only the increase in size is new exposure; open-order and balance rules see the order as it is.
         self.risk.check(edited, self._view)
-        result: EditResult = await self.client.edit_order(tracked.order_id, size=size, price=price)
-        if result.success:
+        success = await self.venue.edit(tracked.order_id, size=size, price=price)
+        if success:
             tracked.terms = edited
-        return result.success
+        return success
 
-    async def close_position(self, product_id: str, size: Amount | None = None) -> TrackedOrder:
+    async def close_position(self, product_id: str, size: Any = None) -> TrackedOrder:
         """Close a futures position at market, journalled like any order."""
         client_order_id = self.ids.next()
         tracked = TrackedOrder(client_order_id, product_id, "CLOSE")
@@ -710,7 +613,7 @@ class Engine:
         ).decode()
         await self._in_journal_thread(self.journal.record_intent, client_order_id, product_id, "CLOSE", body)
         try:
-            result = await self.client.close_position(product_id, size=size, client_order_id=client_order_id)
+            result = await self.venue.close_position(product_id, size, client_order_id=client_order_id)
         except OrderRejected as rejected:
             self._settle(tracked, OrderState.REJECTED, failure_reason=rejected.failure_reason or "REJECTED")
             raise
@@ -745,41 +648,35 @@ class Engine:
         self._order_streams.append(stream)
         return stream
 
-    # == the user channel ================================================================================
+    # == order events from the venue =====================================================================
 
-    def _on_user_envelope(self, envelope: dict[str, Any], received_ns: int) -> None:
-        if envelope.get("channel") != "user":
-            return
-        for event in envelope.get("events") or ():
-            seen: set[str] = set()
-            for raw in event.get("orders") or ():
-                client_order_id = raw.get("client_order_id", "")
-                seen.add(client_order_id)
-                tracked = self.orders.get(client_order_id)
-                if tracked is None:
-                    self.external_orders[raw.get("order_id", "")] = raw
-                    continue
-                self._settle(
-                    tracked,
-                    from_exchange_status(raw.get("status", "")),
-                    order_id=raw.get("order_id") or None,
-                    filled_size=_dec(raw.get("cumulative_quantity")),
-                    filled_value=_dec(raw.get("filled_value")),
-                    total_fees=_dec(raw.get("total_fees")),
-                )
-            if event.get("type") == "snapshot":
-                # The snapshot lists open orders only: an order we hold open that is missing from it finished
-                # while we were not listening. Ask REST what became of it.
-                for tracked in list(self.orders.values()):
-                    if tracked.state is OrderState.OPEN and tracked.client_order_id not in seen:
-                        self._spawn(self._refresh_order(tracked))
+    def _on_order_event(self, event: OrderEvent) -> None:
+        if isinstance(event, OrderUpdate):
+            tracked = self.orders.get(event.client_order_id)
+            if tracked is None:
+                self.external_orders[event.order_id or ""] = event.raw
+                return
+            self._settle(
+                tracked,
+                event.state,
+                order_id=event.order_id,
+                filled_size=event.filled_size,
+                filled_value=event.filled_value,
+                total_fees=event.total_fees,
+            )
+        else:
+            # The snapshot lists open orders only: an order we hold open that is missing from it finished
+            # while we were not listening. Ask the venue what became of it.
+            for tracked in list(self.orders.values()):
+                if tracked.state is OrderState.OPEN and tracked.client_order_id not in event.client_order_ids:
+                    self._spawn(self._refresh_order(tracked))
 
     async def _refresh_order(self, tracked: TrackedOrder) -> None:
         try:
             if tracked.order_id:
-                order: Order | None = await self.client.get_order(tracked.order_id)
+                order: VenueOrder | None = await self.venue.order(tracked.order_id)
             else:
-                order = await self.client.find_order(tracked.client_order_id)
+                order = await self.venue.find_order(tracked.client_order_id)
         except NotFound:
             return
         if order is not None:
@@ -792,17 +689,11 @@ class Engine:
         in_flight = [c for c, o in self.orders.items() if o.state is OrderState.PENDING_NEW]
         available: dict[str, Decimal] = {}
         holds: dict[str, Decimal] = {}
-        cursor: str | None = None
-        while True:
-            page = await self.client.accounts(limit=250, cursor=cursor)
-            for account in page.items:
-                if account.available_balance is not None:
-                    available[account.currency] = account.available_balance.value
-                if account.hold is not None:
-                    holds[account.currency] = account.hold.value
-            if not page.has_next or not page.cursor:
-                break
-            cursor = page.cursor
+        for balance in await self.venue.balances():
+            if balance.available is not None:
+                available[balance.currency] = balance.available
+            if balance.hold is not None:
+                holds[balance.currency] = balance.hold
         self.portfolio.load_balances(available, holds, in_flight=in_flight)
         self._last_account_refresh = time.monotonic()
 
@@ -824,7 +715,7 @@ class Engine:
                 continue
             if tracked.state is OrderState.PENDING_NEW and tracked.request is not None:
                 continue  # our own request is still in flight
-            found = await self.client.find_order(client_order_id)
+            found = await self.venue.find_order(client_order_id)
             if found is None:
                 self._settle(tracked, OrderState.NOT_PLACED, failure_reason="NOT_FOUND")
             else:
@@ -833,7 +724,7 @@ class Engine:
             due, self._fills_due = list(self._fills_due), set()
             await self._in_journal_thread(self.journal.flush)
             if self._journal_thread is None:
-                await fetch_fills(self.client, self.journal, due)
+                await fetch_fills(self.venue, self.journal, due)
         if now - self._last_account_refresh >= self.config.account_refresh_s:
             await self.refresh_balances()
         if now - self._last_checkpoint >= 60.0 and self.journal is not None:
@@ -888,4 +779,20 @@ class Engine:
         return self.portfolio.balances()
 
     def __repr__(self) -> str:
-        return f"Engine(worker={self.config.worker!r}, base_url={self.base_url!r}, open={self._open_total})"
+        return f"Engine(worker={self.config.worker!r}, venue={self.venue!r}, open={self._open_total})"
+
+
+def _advanced_trade(key: ApiKey, config: EngineConfig, base_url: str | None, client: Any) -> Venue:
+    """The default venue, Advanced Trade, with the streams the config asks for."""
+    return default_venue(
+        key,
+        base_url=base_url,
+        client=client,
+        products=config.products,
+        market_channels=config.market_channels,
+        user_channel=config.user_channel,
+        ws_url=config.ws_url,
+        user_ws_url=config.user_ws_url,
+        ws_backoff=config.ws_backoff,
+        ws_idle_timeout=config.ws_idle_timeout,
+    )

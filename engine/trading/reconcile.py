@@ -22,9 +22,8 @@ from typing import TypeVar
 
 from engine.errors import NotFound
 from engine.trading.journal import JournalEntry, JournalFill, OrderJournal
-from engine.trading.order_state import OrderState, advance, from_exchange_status
-from engine.venues.advanced.client import Client
-from engine.venues.advanced.types import Order
+from engine.trading.order_state import OrderState, advance
+from engine.venues.base import Venue, VenueOrder
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ class ReconcileReport:
         default_factory=dict
     )  # unknown outcome -> what it turned out to be
     refreshed: dict[str, OrderState] = field(default_factory=dict)  # live orders whose state moved while down
-    unknown_open_orders: list[Order] = field(default_factory=list)  # on the exchange, not in the journal
+    unknown_open_orders: list[VenueOrder] = field(default_factory=list)  # on the exchange, not in the journal
     fills_fetched: int = 0
 
     @property
@@ -59,9 +58,9 @@ class ExchangeView:
     total_fees: Decimal | None
 
     @classmethod
-    def of(cls, order: Order) -> ExchangeView:
+    def of(cls, order: VenueOrder) -> ExchangeView:
         return cls(
-            from_exchange_status(order.status),
+            order.state,
             order.order_id or None,
             order.filled_size,
             order.filled_value,
@@ -92,12 +91,12 @@ def _record(journal: OrderJournal, entry: JournalEntry, view: ExchangeView) -> O
     return state
 
 
-async def reconcile(client: Client, journal: OrderJournal) -> ReconcileReport:
+async def reconcile(venue: Venue, journal: OrderJournal) -> ReconcileReport:
     report = ReconcileReport()
     filled_changed: list[str] = []  # order ids whose fills must be fetched
 
-    async def lookup(entry: JournalEntry) -> tuple[JournalEntry, Order | None]:
-        return entry, await client.find_order(entry.client_order_id)
+    async def lookup(entry: JournalEntry) -> tuple[JournalEntry, VenueOrder | None]:
+        return entry, await venue.find_order(entry.client_order_id)
 
     for entry, order in await _bounded(journal.unresolved(), lookup):
         if order is None:
@@ -109,11 +108,11 @@ async def reconcile(client: Client, journal: OrderJournal) -> ReconcileReport:
         if view.filled_size and view.order_id:
             filled_changed.append(view.order_id)
 
-    async def refresh(entry: JournalEntry) -> tuple[JournalEntry, Order | None]:
+    async def refresh(entry: JournalEntry) -> tuple[JournalEntry, VenueOrder | None]:
         if entry.order_id is None:
-            return entry, await client.find_order(entry.client_order_id)
+            return entry, await venue.find_order(entry.client_order_id)
         try:
-            return entry, await client.get_order(entry.order_id)
+            return entry, await venue.order(entry.order_id)
         except NotFound:
             return entry, None
 
@@ -131,15 +130,9 @@ async def reconcile(client: Client, journal: OrderJournal) -> ReconcileReport:
             filled_changed.append(view.order_id)
     journal.flush()
 
-    cursor: str | None = None
-    while True:
-        page = await client.list_orders(order_status="OPEN", cursor=cursor, limit=250)
-        for order in page.items:
-            if journal.get(order.client_order_id) is None:
-                report.unknown_open_orders.append(order)
-        if not page.has_next or not page.cursor:
-            break
-        cursor = page.cursor
+    for order in await venue.open_orders():
+        if journal.get(order.client_order_id) is None:
+            report.unknown_open_orders.append(order)
     for order in report.unknown_open_orders:
         log.warning(
             "open order %s (client_order_id %s) on %s is not in the journal",
@@ -148,39 +141,31 @@ async def reconcile(client: Client, journal: OrderJournal) -> ReconcileReport:
             order.product_id,
         )
 
-    report.fills_fetched = await fetch_fills(client, journal, filled_changed)
+    report.fills_fetched = await fetch_fills(venue, journal, filled_changed)
     return report
 
 
-async def fetch_fills(client: Client, journal: OrderJournal, order_ids: list[str]) -> int:
+async def fetch_fills(venue: Venue, journal: OrderJournal, order_ids: list[str]) -> int:
     """Fetch and journal the fills of these orders; returns how many were new to the journal."""
     new = 0
     for start in range(0, len(order_ids), 50):
-        batch = order_ids[start : start + 50]
-        cursor: str | None = None
-        while True:
-            page = await client.fills(order_ids=batch, cursor=cursor, limit=250)
-            for fill in page.items:
-                entry_id = fill.entry_id or f"{fill.trade_id}:{fill.order_id}"
-                if journal.has_fill(entry_id):
-                    continue
-                new += 1
-                journal.record_fill(
-                    JournalFill(
-                        entry_id,
-                        fill.trade_id,
-                        fill.order_id,
-                        str(fill.raw.get("client_order_id") or "") or None,
-                        fill.product_id,
-                        fill.side,
-                        fill.price or _ZERO,
-                        fill.size or _ZERO,
-                        fill.commission or _ZERO,
-                        fill.trade_time,
-                    )
+        for fill in await venue.fills(order_ids[start : start + 50]):
+            if journal.has_fill(fill.entry_id):
+                continue
+            new += 1
+            journal.record_fill(
+                JournalFill(
+                    fill.entry_id,
+                    fill.trade_id,
+                    fill.order_id,
+                    fill.client_order_id,
+                    fill.product_id,
+                    fill.side,
+                    fill.price,
+                    fill.size,
+                    fill.commission,
+                    fill.trade_time,
                 )
-            if not page.cursor or not page.items:
-                break
-            cursor = page.cursor
+            )
     journal.flush()
     return new

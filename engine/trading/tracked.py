@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from engine.risk.terms import OrderTerms
 from engine.trading.order_state import OrderState
-from engine.venues.advanced.orders import OrderRequest
+from engine.venues.base import OrderIntent
 
 _ZERO = Decimal(0)
 
@@ -39,7 +39,7 @@ class TrackedOrder:
         product_id: str,
         side: str,
         *,
-        request: OrderRequest | None = None,
+        request: OrderIntent | None = None,
         terms: OrderTerms | None = None,
         state: OrderState = OrderState.PENDING_NEW,
         order_id: str | None = None,

@@ -22,7 +22,8 @@ import orjson
 import pytest
 
 from engine.trading.journal import OrderJournal
-from engine.trading.order_state import OrderState, from_exchange_status
+from engine.trading.order_state import OrderState
+from engine.venues.advanced.venue import from_exchange_status
 from tests.support import leaks
 from tests.support.keys import new_ed25519_key
 from tests.support.simproc import running_sim

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.trading.order_state import TERMINAL_STATES, OrderState, advance, from_exchange_status
+from engine.trading.order_state import TERMINAL_STATES, OrderState, advance
+from engine.venues.advanced.venue import from_exchange_status
 
 
 @pytest.mark.parametrize(
