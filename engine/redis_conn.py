@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from engine.backoff import Backoff, Jitter
 from engine.errors import ConfigError
-from engine.net.retry import Backoff, Jitter
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis

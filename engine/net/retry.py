@@ -1,8 +1,8 @@
 """Retry policy: exponential backoff with full jitter inside a bounded budget of attempts and time.
 
-`Backoff` is the package's one backoff: request retries, WebSocket reconnects and Redis probes all wait by it.
-Which requests may be retried, and when, is decided by their `Idempotency`; this module only knows how long
-to wait and when to stop.
+It waits by `engine.backoff.Backoff`, the package's one backoff (re-exported here). Which requests may
+be retried, and when, is decided by their `Idempotency`; this module only knows how long to wait and when
+to stop.
 """
 
 from __future__ import annotations
@@ -12,33 +12,9 @@ import random
 import time
 from dataclasses import dataclass
 
+from engine.backoff import Backoff, Jitter
+
 __all__ = ["Backoff", "Idempotency", "Jitter", "RetryBudget", "RetryPolicy"]
-
-
-class Jitter(enum.Enum):
-    """How a wait is drawn below its ceiling (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/)."""
-
-    FULL = "full"  # uniform in [0, ceiling]: clients retrying at once spread out the most
-    EQUAL = "equal"  # uniform in [ceiling / 2, ceiling]: never much sooner than the ceiling
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff: the wait before attempt n (0-based) is drawn below
-    min(maximum, initial x factor^n)."""
-
-    initial: float = 0.1
-    factor: float = 2.0
-    maximum: float = 5.0
-    jitter: Jitter = Jitter.FULL
-
-    def ceiling(self, attempt: int) -> float:
-        return min(self.maximum, self.initial * self.factor**attempt)
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        ceiling = self.ceiling(attempt)
-        low = ceiling / 2 if self.jitter is Jitter.EQUAL else 0.0
-        return (rng or random).uniform(low, ceiling)
 
 
 class Idempotency(enum.Enum):
