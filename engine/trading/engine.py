@@ -215,7 +215,9 @@ class Engine:
             self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix="order-journal")
         else:  # records go to the intent log on the loop; SQLite's transactions and checkpoints run here
             self._journal_writer = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
+        # Opening reads the journal (its ids into memory) on the loop with durability os: start-up only.
         self.journal = await self._in_journal_thread(OrderJournal, journal_path, durability)
+        self.journal.writer = self._journal_writer  # durability os: its statements run there from now on
         audit_path = config.audit_path or journal_path.with_name(journal_path.name + ".audit.jsonl")
         self.risk.audit = AuditLog(audit_path)
         if self._own_client:
@@ -266,6 +268,8 @@ class Engine:
             self._flush_handle = None
         if self._journal_writer is not None:  # let a write in progress, and any queued, finish
             writer, self._journal_writer = self._journal_writer, None
+            if self.journal is not None:  # shutting down: what is left is written on the loop, in `close`
+                self.journal.writer = None
             await asyncio.get_running_loop().run_in_executor(None, writer.shutdown)
         if self.journal is not None:
             await self._in_journal_thread(self.journal.close)
@@ -478,6 +482,8 @@ class Engine:
         """The journal's record of a client_order_id, from this run or an earlier one; None if never used.
         (An order of this run is also in `orders`, whose state is newer than the journal's batched one.)"""
         assert self.journal is not None
+        if self._journal_thread is None:  # from memory, or awaited from the journal's writer thread
+            return await self.journal.entry(client_order_id)
         return await self._in_journal_thread(self.journal.get, client_order_id)
 
     async def submit(self, request: OrderRequest) -> TrackedOrder:
@@ -497,13 +503,12 @@ class Engine:
         try:
             if self._journal_thread is None:
                 # durability os: the intent goes to the journal's intent log (a memory copy, no system call);
-                # the flush timer (`journal_flush_s`) writes it to SQLite off the order path
+                # the flush timer (`journal_flush_s`) writes it to SQLite off the order path. A strategy's own
+                # id is checked in memory, or awaited from the writer thread when memory cannot tell.
+                if not self.ids.minted(client_order_id):
+                    await self.journal.ensure_new(client_order_id)
                 self.journal.record_intent(
-                    client_order_id,
-                    request.product_id,
-                    terms.side,
-                    request.body.decode(),
-                    fresh=self.ids.minted(client_order_id),
+                    client_order_id, request.product_id, terms.side, request.body.decode(), fresh=True
                 )
             else:
                 await self._in_journal_thread(
@@ -708,7 +713,8 @@ class Engine:
         body = orjson.dumps(
             {"client_order_id": client_order_id, "product_id": product_id, "size": size}
         ).decode()
-        await self._in_journal_thread(self.journal.record_intent, client_order_id, product_id, "CLOSE", body)
+        record = functools.partial(self.journal.record_intent, fresh=True)  # a minted id: new
+        await self._in_journal_thread(record, client_order_id, product_id, "CLOSE", body)
         try:
             result = await self.client.close_position(product_id, size=size, client_order_id=client_order_id)
         except OrderRejected as rejected:
@@ -831,9 +837,11 @@ class Engine:
                 self._settle_from_exchange(tracked, found)
         if self._fills_due and self.journal is not None:
             due, self._fills_due = list(self._fills_due), set()
-            await self._in_journal_thread(self.journal.flush)
             if self._journal_thread is None:
+                await self.journal.written()  # on the writer thread
                 await fetch_fills(self.client, self.journal, due)
+            else:
+                await self._in_journal_thread(self.journal.flush)
         if now - self._last_account_refresh >= self.config.account_refresh_s:
             await self.refresh_balances()
         if now - self._last_checkpoint >= 60.0 and self.journal is not None:

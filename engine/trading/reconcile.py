@@ -24,7 +24,7 @@ from engine.errors import NotFound
 from engine.trading.journal import JournalEntry, JournalFill, OrderJournal
 from engine.trading.order_state import OrderState, advance, from_exchange_status
 from engine.venues.advanced.client import Client
-from engine.venues.advanced.types import Order
+from engine.venues.advanced.types import Fill, Order
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +160,12 @@ async def fetch_fills(client: Client, journal: OrderJournal, order_ids: list[str
         cursor: str | None = None
         while True:
             page = await client.fills(order_ids=batch, cursor=cursor, limit=250)
+            known = await journal.known_fills(_entry_id(fill) for fill in page.items)
             for fill in page.items:
-                entry_id = fill.entry_id or f"{fill.trade_id}:{fill.order_id}"
-                if journal.has_fill(entry_id):
+                entry_id = _entry_id(fill)
+                if entry_id in known:
                     continue
+                known.add(entry_id)
                 new += 1
                 journal.record_fill(
                     JournalFill(
@@ -182,5 +184,9 @@ async def fetch_fills(client: Client, journal: OrderJournal, order_ids: list[str
             if not page.cursor or not page.items:
                 break
             cursor = page.cursor
-    journal.flush()
+    await journal.written()
     return new
+
+
+def _entry_id(fill: Fill) -> str:
+    return fill.entry_id or f"{fill.trade_id}:{fill.order_id}"
