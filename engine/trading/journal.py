@@ -192,8 +192,8 @@ class OrderJournal:
         log_capacity: int = DEFAULT_CAPACITY,
         recent_ids: int = 100_000,
     ) -> None:
-        """`recent_ids`: how many of the latest client_order_ids are kept exactly in memory (older ones are
-        in a Bloom filter: a hit there is looked up in SQLite)."""
+        """`recent_ids`: how many of this run's latest client_order_ids are kept exactly in memory (earlier
+        ones are in a Bloom filter: a hit there is looked up in SQLite)."""
         self.path = Path(path)
         self.durability = Durability(durability)
         # isolation_level=None: no implicit transactions, so an intent is one statement = one commit.
@@ -250,8 +250,8 @@ class OrderJournal:
         """Every client_order_id journalled, into memory (on opening: the one full scan)."""
         count = self._db.execute("SELECT count(*) FROM orders").fetchone()[0]
         used = UsedIds(count, window=window)
-        for (client_order_id,) in self._db.execute("SELECT client_order_id FROM orders ORDER BY created_ns"):
-            used.add(client_order_id)
+        for (client_order_id,) in self._db.execute("SELECT client_order_id FROM orders"):
+            used.add_old(client_order_id)
         return used
 
     def _replay(self, log: IntentLog) -> None:

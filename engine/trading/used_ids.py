@@ -2,8 +2,10 @@
 learn whether a strategy's own id was used before.
 
 Exact for a recent window (the last `window` ids recorded: every id of a run up to that many), then a Bloom
-filter over every id the journal holds. A miss is certain ("never used"); a hit outside the window is only
-likely (under 1 % false positives) and is settled by the journal with a lookup in SQLite off the event loop.
+filter over every older id the journal holds (an id enters it when it leaves the window, so the order path
+pays for the filter only in runs of more than `window` orders). A miss is certain ("never used"); a hit in
+the filter is only likely (under 1 % false positives) and is settled by the journal with a lookup in SQLite
+off the event loop.
 A set of every id would be exact, but a journal of ten million orders would hold ~1 GB of strings; the filter
 takes ~12 MB (10 bits an id) and a window of 100,000 ids ~10 MB.
 """
@@ -68,12 +70,20 @@ class UsedIds:
         self._filters = [_Bloom(max(_MIN_CAPACITY, 2 * expected))]
 
     def add(self, client_order_id: str) -> None:
-        if client_order_id in self._recent:
+        """An id just recorded: into the window (the oldest there moves to the filter)."""
+        recent = self._recent
+        if client_order_id in recent:
             return
-        self._recent.add(client_order_id)
-        self._order.append(client_order_id)
-        if len(self._order) > self._window:
-            self._recent.discard(self._order.popleft())
+        recent.add(client_order_id)
+        order = self._order
+        order.append(client_order_id)
+        if len(order) > self._window:
+            oldest = order.popleft()
+            recent.discard(oldest)
+            self.add_old(oldest)
+
+    def add_old(self, client_order_id: str) -> None:
+        """An id journalled earlier (loading the journal): into the filter only."""
         bloom = self._filters[-1]
         if bloom.count >= bloom.capacity:
             bloom = _Bloom(2 * bloom.capacity)
@@ -90,4 +100,4 @@ class UsedIds:
         return False
 
     def __len__(self) -> int:
-        return sum(bloom.count for bloom in self._filters)
+        return len(self._order) + sum(bloom.count for bloom in self._filters)

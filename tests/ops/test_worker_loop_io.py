@@ -114,8 +114,9 @@ def loop_io(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopIo]
         sys.setprofile(None)
 
 
+@pytest.mark.parametrize("durability", ["os", "full"])
 async def test_trading_does_no_disk_io_on_the_loop(
-    running_sim: RunningSim, tmp_path: Path, loop_io: LoopIo
+    running_sim: RunningSim, tmp_path: Path, loop_io: LoopIo, durability: str
 ) -> None:
     sim = running_sim.sim
     key = new_es256_key()
@@ -128,7 +129,7 @@ async def test_trading_does_no_disk_io_on_the_loop(
             "risk": {"products": ["BTC-USD"], "max_order_size": "1"},
             "signals": {"port": 0},
             "metrics": {"enabled": False},
-            "journal": {"path": str(journal)},
+            "journal": {"path": str(journal), "durability": durability},
         }
     )
     env = {

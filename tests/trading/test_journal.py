@@ -380,7 +380,7 @@ async def test_os_with_a_writer_the_loop_answers_from_memory_or_awaits_the_write
             earlier.record_intent(f"old-{i}", "BTC-USD", "BUY", REQUEST)
         earlier.record_outcome("old-7", OrderState.FILLED, order_id="ord-7")
     writer = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
-    # a window of 10 ids: most of the earlier run's are in the Bloom filter only, as in a journal of millions
+    # the earlier run's ids are in the Bloom filter only, as are this run's beyond a window of 10 ids
     with OrderJournal(path, recent_ids=10) as journal:
         journal.writer = writer
         statements = _traced_threads(journal)
@@ -396,7 +396,7 @@ async def test_os_with_a_writer_the_loop_answers_from_memory_or_awaits_the_write
         with pytest.raises(sqlite3.IntegrityError):
             await journal.ensure_new("old-3")
         with pytest.raises(sqlite3.IntegrityError):
-            await journal.ensure_new("old-49")  # in the window: from memory
+            await journal.ensure_new("old-49")
 
         journal.record_intent("new-1", "BTC-USD", "BUY", REQUEST, fresh=True)  # in the intent log only
         with pytest.raises(sqlite3.IntegrityError):
@@ -414,6 +414,11 @@ async def test_os_with_a_writer_the_loop_answers_from_memory_or_awaits_the_write
             )
         )
         assert await journal.known_fills(["e-1", "e-2"]) == {"e-1"}
+        for i in range(20):  # this run's ids: past the window of 10, the first ones move to the filter
+            journal.record_intent(f"run-{i}", "BTC-USD", "BUY", REQUEST, fresh=True)
+        for i in (0, 19):
+            with pytest.raises(sqlite3.IntegrityError):
+                await journal.ensure_new(f"run-{i}")
         await journal.written()
         assert journal.pending == 0
         assert statements  # the trace sees them
