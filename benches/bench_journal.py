@@ -51,3 +51,25 @@ def test_journal_per_order(benchmark: Any, tmp_path: Path, durability: Durabilit
         entries = reopened.entries()
         assert [e.client_order_id for e in entries] == placed
         assert all(e.state is OrderState.OPEN and e.order_id for e in entries)
+
+
+def test_journal_per_order_own_ids(benchmark: Any, tmp_path: Path) -> None:
+    """Durability `os` with the strategy's own client_order_ids: each is checked against the journal (never
+    used before) on the order path, where the engine's minted ids skip that check."""
+    journal = OrderJournal(tmp_path / "journal.db", Durability.OS)
+    placed: list[str] = []
+    order_ids = itertools.count()
+
+    def one_order() -> None:
+        client_order_id = f"strategy-{len(placed)}"
+        journal.record_intent(client_order_id, "BTC-USD", "BUY", REQUEST % client_order_id)
+        journal.record_outcome(client_order_id, OrderState.OPEN, order_id=f"ord-{next(order_ids)}")
+        placed.append(client_order_id)
+        if len(placed) % FLUSH_EVERY == 0:
+            journal.flush()
+
+    benchmark.pedantic(one_order, rounds=2000, iterations=1, warmup_rounds=10)
+    journal.close()
+
+    with OrderJournal(tmp_path / "journal.db") as reopened:
+        assert [e.client_order_id for e in reopened.entries()] == placed

@@ -66,6 +66,10 @@ _ZERO = Decimal(0)
 T = TypeVar("T")
 
 
+# how long stopping waits to journal the fills still due (a venue that is down does not hold a shutdown)
+_STOP_FILLS_TIMEOUT_S = 5.0
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     journal_path: str | Path = "engine-journal.db"
@@ -171,7 +175,9 @@ class Engine:
             self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix="order-journal")
         else:  # records go to the intent log on the loop; SQLite's transactions and checkpoints run here
             self._journal_writer = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
+        # Opening reads the journal (its ids into memory) on the loop with durability os: start-up only.
         self.journal = await self._in_journal_thread(OrderJournal, journal_path, durability)
+        self.journal.writer = self._journal_writer  # durability os: its statements run there from now on
         audit_path = config.audit_path or journal_path.with_name(journal_path.name + ".audit.jsonl")
         self.risk.audit = AuditLog(audit_path)
         await self.venue.open()
@@ -201,6 +207,11 @@ class Engine:
             self._housekeeping.cancel()
             await asyncio.gather(self._housekeeping, return_exceptions=True)
             self._housekeeping = None
+        # fills still due are journalled now: the next start fetches only those of orders it finds changed
+        try:
+            await asyncio.wait_for(self._fetch_due_fills(), _STOP_FILLS_TIMEOUT_S)
+        except (EngineError, OSError, TimeoutError) as exc:
+            log.warning("stopping: the fills of %d orders were not journalled: %s", len(self._fills_due), exc)
         await self._close_resources()
         self._started = False
 
@@ -219,6 +230,8 @@ class Engine:
             self._flush_handle = None
         if self._journal_writer is not None:  # let a write in progress, and any queued, finish
             writer, self._journal_writer = self._journal_writer, None
+            if self.journal is not None:  # shutting down: what is left is written on the loop, in `close`
+                self.journal.writer = None
             await asyncio.get_running_loop().run_in_executor(None, writer.shutdown)
         if self.journal is not None:
             await self._in_journal_thread(self.journal.close)
@@ -388,6 +401,8 @@ class Engine:
         """The journal's record of a client_order_id, from this run or an earlier one; None if never used.
         (An order of this run is also in `orders`, whose state is newer than the journal's batched one.)"""
         assert self.journal is not None
+        if self._journal_thread is None:  # from memory, or awaited from the journal's writer thread
+            return await self.journal.entry(client_order_id)
         return await self._in_journal_thread(self.journal.get, client_order_id)
 
     async def submit(self, request: OrderIntent) -> TrackedOrder:
@@ -407,13 +422,12 @@ class Engine:
         try:
             if self._journal_thread is None:
                 # durability os: the intent goes to the journal's intent log (a memory copy, no system call);
-                # the flush timer (`journal_flush_s`) writes it to SQLite off the order path
+                # the flush timer (`journal_flush_s`) writes it to SQLite off the order path. A strategy's own
+                # id is checked in memory, or awaited from the writer thread when memory cannot tell.
+                if not self.ids.minted(client_order_id):
+                    await self.journal.ensure_new(client_order_id)
                 self.journal.record_intent(
-                    client_order_id,
-                    request.product_id,
-                    terms.side,
-                    request.body.decode(),
-                    fresh=self.ids.minted(client_order_id),
+                    client_order_id, request.product_id, terms.side, request.body.decode(), fresh=True
                 )
             else:
                 await self._in_journal_thread(
@@ -611,7 +625,8 @@ class Engine:
         body = orjson.dumps(
             {"client_order_id": client_order_id, "product_id": product_id, "size": size}
         ).decode()
-        await self._in_journal_thread(self.journal.record_intent, client_order_id, product_id, "CLOSE", body)
+        record = functools.partial(self.journal.record_intent, fresh=True)  # a minted id: new
+        await self._in_journal_thread(record, client_order_id, product_id, "CLOSE", body)
         try:
             result = await self.venue.close_position(product_id, size, client_order_id=client_order_id)
         except OrderRejected as rejected:
@@ -706,6 +721,19 @@ class Engine:
             except (EngineError, OSError, TimeoutError) as exc:
                 log.warning("housekeeping: %s", exc)
 
+    async def _fetch_due_fills(self) -> None:
+        """Journal the fills of orders that filled since the last pass. An order leaves the due set only once
+        its fills are journalled: a pass cancelled half-way (the engine stopping) leaves it due."""
+        if not self._fills_due or self.journal is None:
+            return
+        due = list(self._fills_due)
+        if self._journal_thread is None:
+            await self.journal.written()  # on the writer thread
+            await fetch_fills(self.venue, self.journal, due)
+        else:
+            await self._in_journal_thread(self.journal.flush)
+        self._fills_due.difference_update(due)
+
     async def _housekeep(self) -> None:
         self.risk.audit.flush()
         now = time.monotonic()
@@ -720,11 +748,7 @@ class Engine:
                 self._settle(tracked, OrderState.NOT_PLACED, failure_reason="NOT_FOUND")
             else:
                 self._settle_from_exchange(tracked, found)
-        if self._fills_due and self.journal is not None:
-            due, self._fills_due = list(self._fills_due), set()
-            await self._in_journal_thread(self.journal.flush)
-            if self._journal_thread is None:
-                await fetch_fills(self.venue, self.journal, due)
+        await self._fetch_due_fills()
         if now - self._last_account_refresh >= self.config.account_refresh_s:
             await self.refresh_balances()
         if now - self._last_checkpoint >= 60.0 and self.journal is not None:

@@ -19,26 +19,38 @@ in the journal, and reconciliation looks it up by `client_order_id`.
 
 Reads flush first, so they see everything recorded.
 
+On an event loop (durability `os`), the owner attaches the thread that runs `write_queued` as `writer`; then
+every statement while trading runs there: "was this client_order_id used" is answered from memory (a recent
+window and a Bloom filter, `engine.trading.used_ids`, loaded when the journal opens), and what memory cannot
+settle (`ensure_new`, `entry`, `known_fills`, `written`) is awaited from the writer thread. Opening, the
+synchronous reads (`entries`, `get`, `fills`: start-up and reconciliation) and `close` do their I/O on the
+caller's thread.
+
 The database is opened in exclusive locking mode: two engines sharing a journal would each reconcile the
 other's orders, so a second opener is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from engine.errors import ConfigError
 from engine.trading.intent_log import DEFAULT_CAPACITY, IntentLog, RecordKind
 from engine.trading.order_state import OrderState
+from engine.trading.used_ids import UsedIds
+
+T = TypeVar("T")
 
 _SCHEMA_VERSION: Final = 1
 _AUTOCHECKPOINT_PAGES: Final = 20_000
@@ -141,6 +153,14 @@ class JournalFill:
     trade_time: str
 
 
+def _used_error(client_order_id: str) -> sqlite3.IntegrityError:
+    return sqlite3.IntegrityError(f"client_order_id {client_order_id} is already journalled")
+
+
+def _nothing() -> None:
+    return None
+
+
 def _entry(row: tuple[Any, ...]) -> JournalEntry:
     return JournalEntry(
         client_order_id=row[0],
@@ -170,7 +190,10 @@ class OrderJournal:
         durability: Durability | str = Durability.OS,
         *,
         log_capacity: int = DEFAULT_CAPACITY,
+        recent_ids: int = 100_000,
     ) -> None:
+        """`recent_ids`: how many of this run's latest client_order_ids are kept exactly in memory (earlier
+        ones are in a Bloom filter: a hit there is looked up in SQLite)."""
         self.path = Path(path)
         self.durability = Durability(durability)
         # isolation_level=None: no implicit transactions, so an intent is one statement = one commit.
@@ -202,9 +225,9 @@ class OrderJournal:
         self._queued: deque[list[tuple[str, tuple[Any, ...]]]] = deque()
         self._queue_lock = threading.Lock()  # held only to look at or change `_queued`
         self._db_lock = threading.Lock()  # held for every use of the connection after opening
-        # Ids recorded but perhaps not in SQLite yet: kept until every record is (a superset is still right).
-        self._pending_intents: set[str] = set()
+        # Fill ids recorded but perhaps not in SQLite yet: kept until every record is (a superset is right).
         self._pending_fills: set[str] = set()
+        self.writer: Executor | None = None  # the thread that runs `write_queued`, if the owner has one
         self._closed = False
         # The log is opened, and replayed, under SQLite's exclusive lock: it has one writer.
         self._log: IntentLog | None = None
@@ -221,6 +244,15 @@ class OrderJournal:
             else:  # an fsync journal that ran with `os` before: its log is replayed, then no longer needed
                 log.close()
                 log_path.unlink()
+        self._used = self._load_used(recent_ids)
+
+    def _load_used(self, window: int) -> UsedIds:
+        """Every client_order_id journalled, into memory (on opening: the one full scan)."""
+        count = self._db.execute("SELECT count(*) FROM orders").fetchone()[0]
+        used = UsedIds(count, window=window)
+        for (client_order_id,) in self._db.execute("SELECT client_order_id FROM orders"):
+            used.add_old(client_order_id)
+        return used
 
     def _replay(self, log: IntentLog) -> None:
         records = log.replay()
@@ -256,40 +288,125 @@ class OrderJournal:
 
         Raises `sqlite3.IntegrityError` if the client_order_id was already journalled: sending it again would
         not place a second order (Coinbase returns the first), but it would confuse the caller's bookkeeping.
-        `fresh=True` skips that lookup for an id known to be new (one this run's `ClientOrderIds` just made).
+        The check is in memory; only an id the Bloom filter cannot clear is looked up in SQLite, here (an
+        owner on an event loop awaits `ensure_new` first, which looks it up on the writer thread).
+        `fresh=True` skips the check for an id known to be new (one this run's `ClientOrderIds` just made, or
+        one `ensure_new` cleared).
         """
         now = time.time_ns()
         params = (client_order_id, product_id, side, request, now, now)
         log = self._log
         if log is not None:
-            if not fresh and self._known(client_order_id):
-                raise sqlite3.IntegrityError(f"client_order_id {client_order_id} is already journalled")
+            if not fresh and self._used_now(client_order_id):
+                raise _used_error(client_order_id)
             self._log_record(log, RecordKind.INTENT, _INSERT_INTENT_ONCE, params)
-            self._pending_intents.add(client_order_id)
+            self._used.add(client_order_id)
             return
         with self._db_lock:
             self._write_queued()
             if not carry_pending or not self._pending:
                 self._db.execute(_INSERT_INTENT, params)
+                self._used.add(client_order_id)
                 return
             # Queued outcomes ride in the same commit: one disk write for all of them. If it fails, they
             # stay queued.
             self._transaction([*self._pending, (_INSERT_INTENT, params)])
+        self._used.add(client_order_id)
         self._committed()
 
-    def _known(self, client_order_id: str) -> bool:
-        if client_order_id in self._pending_intents:
-            return True
+    def _used_now(self, client_order_id: str) -> bool:
+        """Owner's thread: whether the id was journalled, from memory or else from SQLite on this thread."""
+        seen = self._used.seen(client_order_id)
+        if seen is None:
+            return self._read_now(self._select_used, client_order_id)
+        return seen
+
+    async def ensure_new(self, client_order_id: str) -> None:
+        """Raise `sqlite3.IntegrityError` if the id was journalled: from memory, or awaited from the writer
+        thread when memory cannot tell. Then record its intent with `fresh=True`."""
+        seen = self._used.seen(client_order_id)
+        if seen is None:
+            seen = await self._read(self._select_used, client_order_id)
+        if seen:
+            raise _used_error(client_order_id)
+
+    async def entry(self, client_order_id: str) -> JournalEntry | None:
+        """`get`, for an owner on an event loop: None from memory for an id never used, else the row read on
+        the writer thread after everything recorded so far is written."""
+        if self._used.seen(client_order_id) is False:
+            return None
+        return await self._read(self._select_entry, client_order_id)
+
+    async def known_fills(self, entry_ids: Iterable[str]) -> set[str]:
+        """Which of these fills are journalled already (read on the writer thread, if there is one)."""
+        pending = self._pending_fills  # taken now: settling after the read clears it
+        ids = list(entry_ids)
+        recorded = {entry_id for entry_id in ids if entry_id in pending}
+        wanted = [entry_id for entry_id in ids if entry_id not in recorded]
+        return recorded | (await self._read(self._select_fills, wanted) if wanted else set())
+
+    async def written(self) -> None:
+        """Everything recorded so far is in SQLite, written on the writer thread if there is one."""
+        await self._read(_nothing)
+
+    async def _read(self, query: Callable[..., T], *args: Any) -> T:
+        """Owner's thread: `query` (under the database lock) once every record so far is in SQLite; run on the
+        writer thread, and awaited, if there is one."""
+        writer = self.writer
+        if writer is None:
+            return self._read_now(query, *args)
+        self.start_flush()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(writer, self._write_then, query, args)
+        finally:
+            self.settle()
+
+    def _read_now(self, query: Callable[..., T], *args: Any) -> T:
+        self.flush()
         with self._db_lock:
-            row = self._db.execute("SELECT 1 FROM orders WHERE client_order_id = ?", (client_order_id,))
-            return row.fetchone() is not None
+            return query(*args)
+
+    def _write_then(self, query: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """Writer thread: the queued batches, then `query`."""
+        with self._db_lock:
+            self._write_queued()
+            return query(*args)
+
+    def _select_used(self, client_order_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM orders WHERE client_order_id = ?", (client_order_id,))
+        return row.fetchone() is not None
+
+    def _select_entry(self, client_order_id: str) -> JournalEntry | None:
+        row = self._db.execute(_SELECT_ORDERS + " WHERE client_order_id = ?", (client_order_id,)).fetchone()
+        return None if row is None else _entry(row)
+
+    def _select_fills(self, entry_ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(entry_ids), 500):  # under SQLite's limit of bound parameters
+            batch = entry_ids[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            query = f"SELECT entry_id FROM fills WHERE entry_id IN ({marks})"  # noqa: S608 (only "?" marks)
+            rows = self._db.execute(query, batch)
+            found.update(row[0] for row in rows)
+        return found
 
     def _log_record(self, log: IntentLog, kind: RecordKind, sql: str, params: tuple[Any, ...]) -> None:
-        """Durable in the log, then queued for SQLite; a full log is flushed (which rewinds it) first."""
+        """Durable in the log, then queued for SQLite; a full log is written to SQLite (which rewinds it)
+        first."""
         if not log.append(kind, params):
-            self.flush()
+            self._make_room()
             log.append(kind, params)
         self._pending.append((sql, params))
+
+    def _make_room(self) -> None:
+        """The log is full (thousands of records within one flush interval): write them to SQLite so that it
+        rewinds. With a writer, the statements run there while the owner waits for them: back-pressure."""
+        if self.writer is None:
+            self.flush()
+            return
+        self.start_flush()
+        self.writer.submit(self.write_queued).result()
+        self.settle()
 
     def record_outcome(
         self,
@@ -380,7 +497,6 @@ class OrderJournal:
         with self._queue_lock:
             if self._queued:
                 return
-        self._pending_intents.clear()
         self._pending_fills.clear()
         if self._log is not None:
             self._log.rewind()
@@ -421,12 +537,9 @@ class OrderJournal:
     # -- reading (reconciliation, start-up) -------------------------------------------------------------
 
     def get(self, client_order_id: str) -> JournalEntry | None:
-        self.flush()
-        with self._db_lock:
-            row = self._db.execute(
-                _SELECT_ORDERS + " WHERE client_order_id = ?", (client_order_id,)
-            ).fetchone()
-        return None if row is None else _entry(row)
+        if self._used.seen(client_order_id) is False:  # never used: no flush, no lookup
+            return None
+        return self._read_now(self._select_entry, client_order_id)
 
     def entries(self, states: Iterable[OrderState] | None = None) -> list[JournalEntry]:
         """Journalled orders, oldest first, optionally only those in `states`."""

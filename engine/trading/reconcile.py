@@ -149,9 +149,12 @@ async def fetch_fills(venue: Venue, journal: OrderJournal, order_ids: list[str])
     """Fetch and journal the fills of these orders; returns how many were new to the journal."""
     new = 0
     for start in range(0, len(order_ids), 50):
-        for fill in await venue.fills(order_ids[start : start + 50]):
-            if journal.has_fill(fill.entry_id):
+        fills = await venue.fills(order_ids[start : start + 50])
+        known = await journal.known_fills(fill.entry_id for fill in fills)
+        for fill in fills:
+            if fill.entry_id in known:
                 continue
+            known.add(fill.entry_id)
             new += 1
             journal.record_fill(
                 JournalFill(
@@ -167,5 +170,5 @@ async def fetch_fills(venue: Venue, journal: OrderJournal, order_ids: list[str])
                     fill.trade_time,
                 )
             )
-    journal.flush()
+    await journal.written()
     return new

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -363,3 +364,80 @@ def test_fsync_an_intent_can_be_written_alone_leaving_outcomes_for_the_flush(tmp
         first = journal.get("w-1-1")
         assert first is not None
         assert (first.state, first.order_id) == (OrderState.OPEN, "ord-1")
+
+
+def _traced_threads(journal: OrderJournal) -> list[tuple[int, str]]:
+    """Every statement the journal's connection runs from now on, with its thread."""
+    seen: list[tuple[int, str]] = []
+    journal._db.set_trace_callback(lambda statement: seen.append((threading.get_ident(), statement)))
+    return seen
+
+
+async def test_os_with_a_writer_the_loop_answers_from_memory_or_awaits_the_writer(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with OrderJournal(path) as earlier:  # an earlier run: its ids are in SQLite only
+        for i in range(50):
+            earlier.record_intent(f"old-{i}", "BTC-USD", "BUY", REQUEST)
+        earlier.record_outcome("old-7", OrderState.FILLED, order_id="ord-7")
+    writer = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
+    # the earlier run's ids are in the Bloom filter only, as are this run's beyond a window of 10 ids
+    with OrderJournal(path, recent_ids=10) as journal:
+        journal.writer = writer
+        statements = _traced_threads(journal)
+        loop_thread = threading.get_ident()
+
+        assert await journal.entry("never-used") is None  # memory: no statement at all
+        await journal.ensure_new("never-used")
+        assert statements == []
+
+        entry = await journal.entry("old-7")  # outside the window: read on the writer thread
+        assert entry is not None
+        assert entry.state is OrderState.FILLED
+        with pytest.raises(sqlite3.IntegrityError):
+            await journal.ensure_new("old-3")
+        with pytest.raises(sqlite3.IntegrityError):
+            await journal.ensure_new("old-49")
+
+        journal.record_intent("new-1", "BTC-USD", "BUY", REQUEST, fresh=True)  # in the intent log only
+        with pytest.raises(sqlite3.IntegrityError):
+            await journal.ensure_new("new-1")
+        with pytest.raises(sqlite3.IntegrityError):
+            journal.record_intent("new-1", "BTC-USD", "BUY", REQUEST)
+        journal.record_outcome("new-1", OrderState.OPEN, order_id="ord-new")
+        fresh = await journal.entry("new-1")  # what was recorded is written first, then read
+        assert fresh is not None
+        assert fresh.state is OrderState.OPEN
+
+        journal.record_fill(
+            JournalFill(
+                "e-1", "t-1", "ord-new", "new-1", "BTC-USD", "BUY", Decimal(1), Decimal(1), Decimal(0), "T"
+            )
+        )
+        assert await journal.known_fills(["e-1", "e-2"]) == {"e-1"}
+        for i in range(20):  # this run's ids: past the window of 10, the first ones move to the filter
+            journal.record_intent(f"run-{i}", "BTC-USD", "BUY", REQUEST, fresh=True)
+        for i in (0, 19):
+            with pytest.raises(sqlite3.IntegrityError):
+                await journal.ensure_new(f"run-{i}")
+        await journal.written()
+        assert journal.pending == 0
+        assert statements  # the trace sees them
+        assert all(thread != loop_thread for thread, _ in statements), statements
+    writer.shutdown()
+
+
+def test_os_a_full_intent_log_with_a_writer_is_written_there(tmp_path: Path) -> None:
+    writer = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
+    with OrderJournal(tmp_path / "j.db", log_capacity=4096) as journal:
+        journal.writer = writer
+        statements = _traced_threads(journal)
+        for i in range(200):  # the log fills many times over: the owner waits for the writer, back-pressure
+            journal.record_intent(f"w-1-{i}", "BTC-USD", "BUY", REQUEST, fresh=True)
+            journal.record_outcome(f"w-1-{i}", OrderState.OPEN, order_id=f"ord-{i}")
+        assert statements
+        assert all(thread != threading.get_ident() for thread, _ in statements)
+        journal.writer = None
+        entries = journal.entries()
+        assert [e.client_order_id for e in entries] == [f"w-1-{i}" for i in range(200)]
+        assert all(e.state is OrderState.OPEN for e in entries)
+    writer.shutdown()
