@@ -21,8 +21,10 @@ from aiohttp import web
 from engine.sim.accounts import Accounts
 from engine.sim.admin import AdminApi
 from engine.sim.auth import SCOPES, CdpKey, ExchangeKey, KeyRing
+from engine.sim.candles import CandleBook
 from engine.sim.clock import SimClock
 from engine.sim.config import SimConfig
+from engine.sim.converts import Converts
 from engine.sim.faults import FaultDice, Faults
 from engine.sim.futures import FuturesPositions
 from engine.sim.gateway import guard
@@ -31,6 +33,8 @@ from engine.sim.market import Market, Trade
 from engine.sim.matching import MatchingEngine
 from engine.sim.messages import Handler, aiohttp_handler
 from engine.sim.orders import Fill, Order
+from engine.sim.payments import linked_methods
+from engine.sim.portfolios import Portfolios
 from engine.sim.ratelimit import RateLimiter
 from engine.sim.rest_advanced import AdvancedTradeApi
 from engine.sim.rest_exchange import ExchangeApi
@@ -85,6 +89,16 @@ class Simulator:
             random.Random(seeds.getrandbits(64)),
             user_id=_uuid(ids_rng),
         )
+        self.candles = CandleBook()
+        self.portfolios = Portfolios(self.accounts)
+        self.converts = Converts(
+            self.accounts,
+            self.usd_price,
+            lambda: config.fees.taker_fee_rate,
+            self.clock.now,
+            self.engine.new_id,
+        )
+        self.payment_methods = linked_methods([_uuid(ids_rng), _uuid(ids_rng)], "USD", now)
         self.keys = KeyRing(
             self.clock, config.jwt_nbf_leeway_s, config.jwt_max_lifetime_s, config.hmac_window_s
         )
@@ -150,6 +164,13 @@ class Simulator:
     def recent_trades(self, product_id: str) -> deque[Trade]:
         return self._recent_trades[product_id]
 
+    def usd_price(self, currency: str) -> Decimal | None:
+        """What one unit of `currency` is worth in USD now (its -USD market's mid), or None."""
+        if currency in ("USD", "USDC"):
+            return Decimal(1)
+        market = self.markets.get(f"{currency}-USD")
+        return market.mid if market is not None else None
+
     # ---- the market -----------------------------------------------------------------------------------
     def tick(self) -> None:
         """One market step for every product: walk, refresh book, match resting orders, publish."""
@@ -179,6 +200,7 @@ class Simulator:
 
     def _on_trade(self, trade: Trade) -> None:
         self._recent_trades[trade.product_id].append(trade)
+        self.candles.on_trade(trade)
         self.hub.publish_trade(trade)
         self.exchange.on_trade(trade)
 

@@ -252,6 +252,7 @@ class MatchingEngine:
         source: str = "advanced",
         leverage: str = "",
         margin_type: str = "",
+        portfolio_uuid: str = "",
     ) -> tuple[Order, bool]:
         """Place an order. Returns (order, created); a known client_order_id returns the existing order.
 
@@ -279,7 +280,7 @@ class MatchingEngine:
             key_name=key_name,
             source=source,
             user_id=self.user_id,
-            portfolio_uuid=self.accounts.portfolio_uuid,
+            portfolio_uuid=portfolio_uuid or self.accounts.portfolio_uuid,
             leverage=leverage,
             margin_type=margin_type,
         )
@@ -294,6 +295,9 @@ class MatchingEngine:
 
     def _execute(self, market: Market, order: Order) -> None:
         spec = order.spec
+        if spec.order_type == MARKET and spec.time_in_force == FOK and not self._fillable(market, order):
+            self._finish(order, CANCELLED, "Fill or kill: not enough liquidity")
+            return
         if spec.order_type == MARKET:
             self._take(market, order, None)
             self._finish(order, FILLED if self._complete(order) else CANCELLED)
@@ -321,6 +325,24 @@ class MatchingEngine:
             if spec.order_type == BRACKET and not order.triggered:
                 self._arm_stop(order, STOP_DOWN if order.side == "SELL" else STOP_UP)
             self._arm_expiry(order)
+
+    def _fillable(self, market: Market, order: Order) -> bool:
+        """Whether the book holds enough for a market order in full now (fill or kill, all or nothing)."""
+        spec = order.spec
+        if spec.base_size is not None:
+            base = spec.base_size
+            got = sum((s for _, s in market.take(order.side, None, base, None, True)), ZERO)
+            return got >= base
+        quote = spec.quote_size or ZERO
+        if order.side == "SELL":
+            base = market.round_size(quote / market.best_bid())
+            got = sum((s for _, s in market.take(order.side, None, base, None, True)), ZERO)
+            return got >= base
+        budget = quote / (1 + self.fees.taker_fee_rate)
+        fills = market.take(order.side, None, None, budget, True)
+        spent = sum((p * s for p, s in fills), ZERO)
+        # filled when what is left of the budget buys less than one size increment at the last level taken
+        return bool(fills) and budget - spent < fills[-1][0] * market.spec.base_increment
 
     @staticmethod
     def _crosses(market: Market, side: str, limit: Decimal | None) -> bool:
