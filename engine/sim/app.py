@@ -116,6 +116,7 @@ class Simulator:
             "slow_response": 0,
         }
         self.market_paused = False
+        self.product_status = {product_id: "online" for product_id in self.markets}
         self.intraday_margin_setting = "INTRADAY_MARGIN_SETTING_STANDARD"
         # Coinbase allows one pending futures→spot sweep at a time; it settles at the daily cutoff, which a
         # session of the simulator never reaches, so a scheduled sweep stays pending until cancelled.
@@ -192,6 +193,11 @@ class Simulator:
         self.publish_book(product_id)
         self.hub.publish_tickers(product_id)
 
+    def set_product_status(self, product_id: str, status: str) -> None:
+        """Take a product offline, to cancel-only, or back online; the status channel says so."""
+        self.product_status[product_id] = status
+        self.hub.publish_status(product_id)
+
     def publish_book(self, product_id: str) -> None:
         changes = self.markets[product_id].book.drain_changes()
         if changes:
@@ -201,6 +207,7 @@ class Simulator:
     def _on_trade(self, trade: Trade) -> None:
         self._recent_trades[trade.product_id].append(trade)
         self.candles.on_trade(trade)
+        self.hub.publish_candle(trade.product_id)
         self.hub.publish_trade(trade)
         self.exchange.on_trade(trade)
 
