@@ -49,6 +49,10 @@ TradeListener = Callable[[Trade], None]
 _UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
 _UUID4_SET = (0x8000 << 48) | (4 << 76)
 
+# Coinbase: a triggered bracket places a stop-limit 5% beyond the stop trigger price (below for a sell)
+# https://help.coinbase.com/en/coinbase/trading-and-funding/advanced-trade/order-types
+BRACKET_STOP_LIMIT = Decimal("0.05")
+
 _INSUFFICIENT = ("INSUFFICIENT_FUND", "PREVIEW_INSUFFICIENT_FUND", "Insufficient balance in source account")
 
 
@@ -184,6 +188,14 @@ class MatchingEngine:
                 raise OrderRefused("UNKNOWN_FAILURE_REASON", "PREVIEW_STOP_PRICE_ABOVE_LAST_TRADE_PRICE")
             if spec.stop_direction == STOP_UP and spec.stop_price <= last:
                 raise OrderRefused("UNKNOWN_FAILURE_REASON", "PREVIEW_STOP_PRICE_BELOW_LAST_TRADE_PRICE")
+        if spec.order_type == BRACKET and ps.is_future:
+            size = spec.base_size or ZERO
+            if self.positions.reducing_contracts(ps.product_id, side, size) < size:
+                raise OrderRefused(
+                    "INVALID_ARGUMENT",
+                    "PREVIEW_INVALID_ARGUMENT",
+                    "a futures bracket order is reduce-only: it may only close an open position",
+                )
         if spec.end_time is not None and spec.end_time <= self.clock.now():
             raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_END_TIME", "end_time is in the past")
 
@@ -373,13 +385,15 @@ class MatchingEngine:
         for price, size in market.take(order.side, limit, base, budget):
             self._fill(market, order, price, size, "TAKER")
 
-    def _rest(self, order: Order) -> None:
+    def _rest(self, order: Order, seq: int | None = None) -> None:
+        """Queue the order at its price; `seq` keeps an order's place in time priority when it goes back."""
         index = self._index[order.product_id]
-        price = order.spec.limit_price or ZERO
+        price = order.resting_price or ZERO
+        entry_seq = seq if seq is not None else self._next_seq()
         if order.side == "BUY":
-            heapq.heappush(index.bids, (-price, self._next_seq(), order))
+            heapq.heappush(index.bids, (-price, entry_seq, order))
         else:
-            heapq.heappush(index.asks, (price, self._next_seq(), order))
+            heapq.heappush(index.asks, (price, entry_seq, order))
 
     def _arm_stop(self, order: Order, direction: str) -> None:
         index = self._index[order.product_id]
@@ -530,35 +544,52 @@ class MatchingEngine:
             self._trigger(market, heapq.heappop(index.stop_up)[2])
         while index.stop_down and -index.stop_down[0][0] >= last:
             self._trigger(market, heapq.heappop(index.stop_down)[2])
-        best_ask, best_bid = market.best_ask(), market.best_bid()
-        while index.bids and -index.bids[0][0] >= best_ask:
-            neg_price, _, order = heapq.heappop(index.bids)
-            self._fill_resting(market, order, -neg_price)
-        while index.asks and index.asks[0][0] <= best_bid:
-            price, _, order = heapq.heappop(index.asks)
-            self._fill_resting(market, order, price)
+        # price-time priority: best price first, then the earliest queued; each order takes what the market
+        # offers through its price, so a large order fills partly and keeps its place
+        while index.bids and -index.bids[0][0] >= market.best_ask():
+            neg_price, seq, order = heapq.heappop(index.bids)
+            if not self._fill_resting(market, order, -neg_price):
+                self._rest(order, seq)
+                break
+        while index.asks and index.asks[0][0] <= market.best_bid():
+            price, seq, order = heapq.heappop(index.asks)
+            if not self._fill_resting(market, order, price):
+                self._rest(order, seq)
+                break
         self.expire_due()
 
-    def _fill_resting(self, market: Market, order: Order, price: Decimal) -> None:
-        # the market traded through the order's price: it fills in full, as maker, at its own price
+    def _fill_resting(self, market: Market, order: Order, price: Decimal) -> bool:
+        """Fill a resting order the market crossed, as maker at its own price, from the book liquidity at
+        or through that price. False when it is still open and the crossing liquidity is used up."""
         if (
             not order.is_open
-            or order.spec.limit_price != price
+            or order.resting_price != price
             or (order.spec.order_type == STOP_LIMIT and not order.triggered)
         ):
-            return
-        self._fill(market, order, price, order.leaves, "MAKER")
-        self._finish(order, FILLED)
+            return True  # a stale queue entry: dropped
+        available = sum((s for _, s in market.take(order.side, price, order.leaves, None)), ZERO)
+        if available >= order.leaves:  # filled in full: the order's own size, as it was written
+            available = order.leaves
+        if available > ZERO:
+            self._fill(market, order, price, available, "MAKER")
+        if order.leaves <= ZERO:
+            self._finish(order, FILLED)
+            return True
+        if available > ZERO:
+            self._notify(order, None)
+        return False
 
     def _trigger(self, market: Market, order: Order) -> None:
         if not order.is_open or order.triggered:
             return
         order.triggered = True
-        if order.spec.order_type == BRACKET:  # the stop leg: close out at market
-            self._take(market, order, None)
-            self._finish(order, FILLED if self._complete(order) else CANCELLED)
-            return
-        self._take(market, order, order.spec.limit_price)
+        if (
+            order.spec.order_type == BRACKET
+        ):  # the stop leg: a limit order BRACKET_STOP_LIMIT past the trigger
+            stop = order.spec.stop_price or ZERO
+            band = 1 - BRACKET_STOP_LIMIT if order.side == "SELL" else 1 + BRACKET_STOP_LIMIT
+            order.working_price = market.round_price(stop * band)
+        self._take(market, order, order.resting_price)
         if self._complete(order):
             self._finish(order, FILLED)
         else:

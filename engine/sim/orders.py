@@ -229,6 +229,8 @@ class Order:
     hold_currency: str = ""
     hold_amount: Decimal = ZERO
     triggered: bool = False
+    # the price it rests at once triggered: a bracket's stop leg works as a limit below (sell) or above (buy)
+    working_price: Decimal | None = None
     cancel_message: str = ""
     done_time: float | None = None
     edit_history: list[dict[str, str]] = field(default_factory=list)
@@ -236,6 +238,10 @@ class Order:
     @property
     def is_open(self) -> bool:
         return self.status == OPEN
+
+    @property
+    def resting_price(self) -> Decimal | None:
+        return self.working_price if self.working_price is not None else self.spec.limit_price
 
     @property
     def leaves(self) -> Decimal:

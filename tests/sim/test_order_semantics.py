@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine.sim import Simulator
-from engine.sim.orders import Order, OrderSpec
+from engine.sim.orders import Order, OrderRefused, OrderSpec
 from tests.sim.conftest import Served, quiet_config
 
 _ids = itertools.count()
@@ -86,3 +86,84 @@ async def test_close_position_refusal_parses_in_the_official_sdk(served: Served)
     assert body["success"] is False
     parsed = ClosePositionResponse(body)
     assert parsed.order_configuration.market_market_ioc is not None
+
+
+def _cross_to(sim: Simulator, mid: D) -> None:
+    """Move the mid without letting resting orders react yet (the test reads the book first)."""
+    market = sim.markets["BTC-USD"]
+    market.set_mid(mid)
+    market.last_price = market.mid
+
+
+def test_resting_orders_fill_partly_with_price_time_priority(sim: Simulator) -> None:
+    sim.accounts.credit("USD", D("5000000"))
+    first = place(sim, "BUY", {"limit_limit_gtc": {"base_size": "60", "limit_price": "59000.00"}})
+    better = place(sim, "BUY", {"limit_limit_gtc": {"base_size": "1", "limit_price": "59005.00"}})
+    later = place(sim, "BUY", {"limit_limit_gtc": {"base_size": "1", "limit_price": "59000.00"}})
+    _cross_to(sim, D("58990"))
+    market = sim.markets["BTC-USD"]
+    through = sum((s for p, s in market.book.asks.walk() if p <= D("59000.00")), D(0))
+    assert D(1) < through < D(61)
+    sim.engine.on_tick("BTC-USD")
+    assert better.status == "FILLED"  # the better price first
+    assert first.status == "OPEN"
+    assert first.filled_size == through - 1  # the rest of what traded through its price, no more
+    assert later.filled_size == 0  # same price, queued later: waits behind the first
+    assert first.average_filled_price == D("59000.00")
+    assert {f.liquidity_indicator for f in sim.engine.fills} == {"MAKER"}
+    usd = sim.accounts.get("USD")
+    assert usd is not None
+    assert usd.hold == first.hold_amount + later.hold_amount  # the unfilled part is still held
+
+
+def test_a_triggered_bracket_stop_leg_works_as_a_limit_order(sim: Simulator) -> None:
+    sim.accounts.credit("BTC", D("500"))
+    order = place(
+        sim,
+        "SELL",
+        {
+            "trigger_bracket_gtc": {
+                "base_size": "300",
+                "limit_price": "65000.00",
+                "stop_trigger_price": "59500.00",
+            }
+        },
+    )
+    sim.set_mid("BTC-USD", D("59400"))
+    floor = D("59500.00") * D("0.95")
+    assert order.trigger_status == "STOP_TRIGGERED"
+    assert 0 < order.filled_size < D("300")  # not a market order: it stops at its limit
+    assert order.status == "OPEN"
+    assert all(f.price >= floor for f in sim.engine.fills)
+    filled = order.filled_size
+    sim.set_mid("BTC-USD", D("57000"))  # the book refills with bids above the stop leg's limit
+    assert order.filled_size > filled
+    assert sim.engine.fills[-1].price == floor
+    assert sim.engine.fills[-1].liquidity_indicator == "MAKER"
+
+
+def test_futures_brackets_are_reduce_only(sim: Simulator) -> None:
+    bracket = {
+        "trigger_bracket_gtc": {"base_size": "2", "limit_price": "70000", "stop_trigger_price": "55000"}
+    }
+    with pytest.raises(OrderRefused, match="reduce-only"):
+        place(sim, "SELL", bracket, FUTURE)  # no position to reduce
+    place(sim, "BUY", {"market_market_ioc": {"base_size": "3"}}, FUTURE)
+    with pytest.raises(OrderRefused, match="reduce-only"):
+        place(
+            sim,
+            "BUY",
+            {
+                "trigger_bracket_gtc": {
+                    **bracket["trigger_bracket_gtc"],
+                    "limit_price": "50000",
+                    "stop_trigger_price": "70000",
+                }
+            },
+            FUTURE,
+        )
+    with pytest.raises(OrderRefused, match="reduce-only"):
+        place(
+            sim, "SELL", {"trigger_bracket_gtc": {**bracket["trigger_bracket_gtc"], "base_size": "4"}}, FUTURE
+        )
+    assert place(sim, "SELL", bracket, FUTURE).status == "OPEN"
