@@ -144,6 +144,10 @@ class MatchingEngine:
 
     def _validate(self, market: Market, side: str, spec: OrderSpec) -> None:
         ps = market.spec
+        if spec.quote_size is not None and spec.order_type not in (MARKET, "TWAP") and spec.limit_price:
+            # a limit order sized in quote: Coinbase buys the base the quote pays for at the limit price,
+            # rounded down to the product's size increment, so it never spends more than asked
+            spec.base_size = market.round_size(spec.quote_size / spec.limit_price)
         if side not in ("BUY", "SELL"):
             raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_SIDE", "side must be BUY or SELL")
         if spec.base_size is not None:

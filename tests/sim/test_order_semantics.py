@@ -167,3 +167,13 @@ def test_futures_brackets_are_reduce_only(sim: Simulator) -> None:
             sim, "SELL", {"trigger_bracket_gtc": {**bracket["trigger_bracket_gtc"], "base_size": "4"}}, FUTURE
         )
     assert place(sim, "SELL", bracket, FUTURE).status == "OPEN"
+
+
+def test_a_quote_sized_limit_order_is_rounded_down_to_the_size_increment(sim: Simulator) -> None:
+    # 1000 USD at 59000.00 is 0.01694915254... BTC: Coinbase takes 0.01694915 (BTC-USD's increment is 1e-8)
+    order = place(sim, "BUY", {"limit_limit_gtc": {"quote_size": "1000", "limit_price": "59000.00"}})
+    assert order.status == "OPEN"
+    assert order.spec.base_size == D("0.01694915")
+    assert order.spec.base_size * D("59000.00") <= D("1000")
+    eth = place(sim, "SELL", {"limit_limit_gtc": {"quote_size": "100", "limit_price": "3100.00"}}, "ETH-USD")
+    assert eth.spec.base_size == D("0.03225806")
