@@ -68,6 +68,7 @@ class Preview:
     best_bid: Decimal
     best_ask: Decimal
     margin: Decimal
+    slippage: Decimal = ZERO  # how far the average fill is from the best price, as a fraction of it
 
 
 class _RestingIndex:
@@ -111,6 +112,7 @@ class MatchingEngine:
         self._seq = 0
         self.total_volume = ZERO
         self.total_fees = ZERO
+        self.order_events = 0
 
     # ---- identifiers --------------------------------------------------------------------------------
     def new_id(self) -> str:
@@ -225,8 +227,11 @@ class MatchingEngine:
             fills = market.take(side, None, base, budget, dry_run=True)
             size = sum((s for _, s in fills), ZERO)
             value = sum((p * s for p, s in fills), ZERO)
-            price = value / size if size > ZERO else (best_ask if side == "BUY" else best_bid)
+            best = best_ask if side == "BUY" else best_bid
+            price = value / size if size > ZERO else best
+            slippage = (abs(price - best) / best).quantize(Decimal("1e-6")) if best > ZERO else ZERO
         else:
+            slippage = ZERO
             size = spec.base_size or ZERO
             price = spec.limit_price or ZERO
             value = size * price
@@ -235,15 +240,17 @@ class MatchingEngine:
             opening = size - self.positions.reducing_contracts(ps.product_id, side, size)
             margin = FuturesPositions.notional(opening, ps, price) * ps.initial_margin_rate
             need = margin + fee
-            preview = Preview(spec, size, value * ps.contract_size, fee, need, best_bid, best_ask, margin)
+            preview = Preview(
+                spec, size, value * ps.contract_size, fee, need, best_bid, best_ask, margin, slippage
+            )
             return "USD", need, preview
         if side == "BUY":
             need = (
                 spec.quote_size if spec.order_type == MARKET and spec.quote_size is not None else value + fee
             )
-            preview = Preview(spec, size, value, fee, value + fee, best_bid, best_ask, ZERO)
+            preview = Preview(spec, size, value, fee, value + fee, best_bid, best_ask, ZERO, slippage)
             return ps.quote_currency, need, preview
-        preview = Preview(spec, size, value, fee, value - fee, best_bid, best_ask, ZERO)
+        preview = Preview(spec, size, value, fee, value - fee, best_bid, best_ask, ZERO, slippage)
         return ps.base_currency, size, preview
 
     def preview(self, product_id: str, side: str, spec: OrderSpec) -> Preview:
@@ -470,6 +477,7 @@ class MatchingEngine:
         self._notify(order, None)
 
     def _notify(self, order: Order, fill: Fill | None) -> None:
+        self.order_events += 1  # the sequence a list of orders reports: it grows with every order event
         for listener in self.order_listeners:
             listener(order, fill)
 

@@ -16,6 +16,7 @@ from engine.sim.breakdown import portfolio_breakdown
 from engine.sim.candles import GRANULARITIES, MAX_CANDLES
 from engine.sim.clock import fmt, iso
 from engine.sim.futures import FuturesPositions
+from engine.sim.margin_window import current_window
 from engine.sim.messages import SimRequest, SimResponse
 from engine.sim.orders import Order, OrderRefused, OrderSpec
 from engine.sim.products import CRYPTO_NAMES, FIAT, account_json, product_json, v2_account_json
@@ -403,8 +404,12 @@ class AdvancedTradeApi:
     async def preview_order(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         _, product_id, side = self._order_request(body)
+        is_max = body.get("is_max") is True
         try:
-            spec = OrderSpec.parse(body.get("order_configuration"))
+            configuration = body.get("order_configuration")
+            if is_max:
+                configuration = self._sized_to_max(product_id, side, configuration)
+            spec = OrderSpec.parse(configuration)
             preview = self.sim.engine.preview(product_id, side, spec)
         except OrderRefused as refused:
             return json_response(
@@ -430,13 +435,29 @@ class AdvancedTradeApi:
                 "base_size": fmt(preview.base_size),
                 "best_bid": fmt(preview.best_bid),
                 "best_ask": fmt(preview.best_ask),
-                "is_max": False,
+                "is_max": is_max,
                 "order_margin_total": fmt(preview.margin),
                 "leverage": str(body.get("leverage") or "1"),
-                "slippage": "0",
+                "slippage": fmt(preview.slippage),
                 "preview_id": self.sim.engine.new_id(),
             }
         )
+
+    def _sized_to_max(self, product_id: str, side: str, configuration: Any) -> Any:
+        """is_max: a market order sized to everything available (quote to buy with, base to sell)."""
+        market = self._market_or_404(product_id)
+        if not isinstance(configuration, dict) or len(configuration) != 1:
+            return configuration
+        ((key, config),) = configuration.items()
+        if not key.startswith("market_market_") or not isinstance(config, dict) or market.spec.is_future:
+            raise BadRequest("is_max applies to spot market orders")
+        spec = market.spec
+        if side == "BUY":
+            # the fee comes out of the quote: what is available is the whole budget
+            sized = {"quote_size": fmt(self.sim.accounts.available(spec.quote_currency))}
+        else:
+            sized = {"base_size": fmt(market.round_size(self.sim.accounts.available(spec.base_currency)))}
+        return {key: sized}
 
     async def batch_cancel(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
@@ -544,7 +565,14 @@ class AdvancedTradeApi:
             and (end is None or o.created_time <= end)
         ]
         chunk, cursor, has_next = page(selected, request, 100, 1000)
-        return json_response({"orders": chunk, "sequence": "0", "has_next": has_next, "cursor": cursor})
+        return json_response(
+            {
+                "orders": chunk,
+                "sequence": str(self.sim.engine.order_events),
+                "has_next": has_next,
+                "cursor": cursor,
+            }
+        )
 
     async def list_fills(self, request: SimRequest) -> SimResponse:
         order_ids = set(query_list(request, "order_ids", "order_id"))
@@ -680,13 +708,10 @@ class AdvancedTradeApi:
         return json_response({})
 
     async def current_margin_window(self, request: SimRequest) -> SimResponse:
-        now = self.sim.clock.now()
+        kind, ends = current_window(self.sim.clock.now())
         return json_response(
             {
-                "margin_window": {
-                    "margin_window_type": "FCM_MARGIN_WINDOW_TYPE_INTRADAY",
-                    "end_time": iso(now + 3600),
-                },
+                "margin_window": {"margin_window_type": kind, "end_time": iso(ends)},
                 "is_intraday_margin_killswitch_enabled": False,
                 "is_intraday_margin_enrollment_killswitch_enabled": False,
             }

@@ -177,3 +177,57 @@ def test_a_quote_sized_limit_order_is_rounded_down_to_the_size_increment(sim: Si
     assert order.spec.base_size * D("59000.00") <= D("1000")
     eth = place(sim, "SELL", {"limit_limit_gtc": {"quote_size": "100", "limit_price": "3100.00"}}, "ETH-USD")
     assert eth.spec.base_size == D("0.03225806")
+
+
+async def test_preview_reports_slippage_and_is_max(served: Served) -> None:
+    path = "/api/v3/brokerage/orders/preview"
+    market = served.sim.markets["BTC-USD"]
+    body: dict[str, Any] = {"product_id": "BTC-USD", "side": "BUY", "is_max": True}
+    body["order_configuration"] = {"market_market_ioc": {"quote_size": "1"}}
+    status, preview = await served.call("POST", path, body)
+    assert status == 200
+    assert preview["is_max"] is True
+    available = served.sim.accounts.available("USD")
+    assert available * D("0.99") < D(preview["order_total"]) <= available  # sized to what is there, not to 1
+
+    served.sim.accounts.credit("USD", D("1000000"))
+    top = market.best_ask()
+    deep = format(market.book.asks.size_at(top) * 3, "f")
+    body = {
+        "product_id": "BTC-USD",
+        "side": "BUY",
+        "order_configuration": {"market_market_ioc": {"base_size": deep}},
+    }
+    status, preview = await served.call("POST", path, body)
+    assert status == 200
+    assert preview["is_max"] is False
+    average = D(preview["quote_size"]) / D(preview["base_size"])
+    assert D(preview["slippage"]) == ((average - top) / top).quantize(D("1e-6"))
+    assert D(preview["slippage"]) > 0  # it walks past the best level
+
+
+async def test_list_orders_sequence_grows_with_order_events(served: Served) -> None:
+    path = "/api/v3/brokerage/orders/historical/batch"
+    _, first = await served.call("GET", path)
+    place(served.sim, "BUY", {"limit_limit_gtc": {"base_size": "0.01", "limit_price": "50000.00"}})
+    _, second = await served.call("GET", path)
+    assert int(second["sequence"]) > int(first["sequence"])
+
+
+@pytest.mark.parametrize(
+    ("when", "kind", "ends"),
+    [
+        ("2026-12-02T14:00:00+00:00", "INTRADAY", "2026-12-02T21:00:00+00:00"),  # 9 AM in New York
+        ("2026-12-02T22:00:00+00:00", "OVERNIGHT", "2026-12-03T13:00:00+00:00"),  # 5 PM: until 8 AM
+        ("2026-12-04T22:00:00+00:00", "OVERNIGHT", "2026-12-07T13:00:00+00:00"),  # Friday: until Monday
+        ("2026-07-01T12:30:00+00:00", "INTRADAY", "2026-07-01T20:00:00+00:00"),  # summer time
+    ],
+)
+def test_the_margin_window_follows_the_new_york_clock(when: str, kind: str, ends: str) -> None:
+    from datetime import datetime
+
+    from engine.sim.margin_window import current_window
+
+    got_kind, got_end = current_window(datetime.fromisoformat(when).timestamp())
+    assert got_kind == f"FCM_MARGIN_WINDOW_TYPE_{kind}"
+    assert got_end == datetime.fromisoformat(ends).timestamp()
