@@ -94,7 +94,7 @@ class Simulator:
         self.converts = Converts(
             self.accounts,
             self.usd_price,
-            lambda: config.fees.taker_fee_rate,
+            lambda: self.engine.fees.taker_fee_rate,
             self.clock.now,
             self.engine.new_id,
         )

@@ -18,6 +18,7 @@ from engine.sim.accounts import Accounts, InsufficientFunds
 from engine.sim.book import ZERO
 from engine.sim.clock import SimClock
 from engine.sim.config import FeeSchedule, ProductSpec
+from engine.sim.fees import FeeTiers
 from engine.sim.futures import FuturesPositions
 from engine.sim.ledger import Ledger
 from engine.sim.market import Market, Trade
@@ -99,7 +100,7 @@ class MatchingEngine:
         self.accounts = accounts
         self.positions = positions
         self.ledger = ledger
-        self.fees = fees
+        self.fees = FeeTiers(fees, clock.now)  # the rates follow the 30-day volume
         self.clock = clock
         self._rng = rng
         self.user_id = user_id
@@ -446,6 +447,7 @@ class MatchingEngine:
         order.number_of_fills += 1
         order.last_fill_time = now
         self.total_volume += value
+        self.fees.record(value * ps.contract_size if ps.is_future else value, now)
         self.total_fees += fee
         trade = market.record_trade(price, size, order.side, now)
         fill = Fill(

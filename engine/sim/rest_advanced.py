@@ -239,18 +239,18 @@ class AdvancedTradeApi:
         )
 
     async def transaction_summary(self, request: SimRequest) -> SimResponse:
-        fees = self.sim.config.fees
-        volume, paid = self.sim.engine.total_volume, self.sim.engine.total_fees
+        tier = self.sim.engine.fees.current()
+        volume, paid = self.sim.engine.fees.volume_30d(), self.sim.engine.total_fees
         return json_response(
             {
                 "total_volume": float(volume),  # Coinbase sends these two as JSON numbers
                 "total_fees": float(paid),
                 "fee_tier": {
-                    "pricing_tier": fees.pricing_tier,
-                    "usd_from": "0",
-                    "usd_to": "1000",
-                    "taker_fee_rate": fmt(fees.taker_fee_rate),
-                    "maker_fee_rate": fmt(fees.maker_fee_rate),
+                    "pricing_tier": tier.name,
+                    "usd_from": fmt(tier.usd_from),
+                    "usd_to": fmt(tier.usd_to) if tier.usd_to is not None else "",
+                    "taker_fee_rate": fmt(tier.taker_fee_rate),
+                    "maker_fee_rate": fmt(tier.maker_fee_rate),
                     "aop_from": "",
                     "aop_to": "",
                 },
@@ -505,7 +505,7 @@ class AdvancedTradeApi:
             return json_response({"errors": errors})
         new_size = size or order.spec.base_size or ZERO
         new_price = price or order.spec.limit_price or ZERO
-        commission = new_size * new_price * self.sim.config.fees.taker_fee_rate
+        commission = new_size * new_price * self.sim.engine.fees.taker_fee_rate
         return json_response(
             {
                 "errors": [],

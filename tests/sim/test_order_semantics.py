@@ -231,3 +231,23 @@ def test_the_margin_window_follows_the_new_york_clock(when: str, kind: str, ends
     got_kind, got_end = current_window(datetime.fromisoformat(when).timestamp())
     assert got_kind == f"FCM_MARGIN_WINDOW_TYPE_{kind}"
     assert got_end == datetime.fromisoformat(ends).timestamp()
+
+
+async def test_fee_tier_follows_the_30_day_volume(served: Served) -> None:
+    sim = served.sim
+    path = "/api/v3/brokerage/transaction_summary"
+    _, entry = await served.call("GET", path)
+    assert (entry["fee_tier"]["pricing_tier"], entry["fee_tier"]["taker_fee_rate"]) == ("Advanced 1", "0.006")
+    sim.accounts.credit("USD", D("100000"))
+    bought = place(sim, "BUY", {"market_market_ioc": {"quote_size": "12000"}})
+    assert bought.total_fees == bought.filled_value * D("0.006")  # charged at the tier it traded in
+    _, stepped = await served.call("GET", path)
+    assert stepped["total_volume"] == float(bought.filled_value)
+    assert stepped["fee_tier"]["pricing_tier"] == "Advanced 2"
+    assert (stepped["fee_tier"]["taker_fee_rate"], stepped["fee_tier"]["usd_from"]) == ("0.004", "10000")
+    second = place(sim, "BUY", {"market_market_ioc": {"quote_size": "1000"}})
+    assert second.total_fees == second.filled_value * D("0.004")
+    sim.clock.base_offset_s += 31 * 86400  # a month on, the volume has rolled out of the window
+    assert sim.engine.fees.current().name == "Advanced 1"
+    assert sim.engine.fees.volume_30d() == 0
+    sim.clock.base_offset_s = 0
