@@ -42,6 +42,7 @@ from engine.sim.orders import (
     OrderRefused,
     OrderSpec,
 )
+from engine.sim.scaled import ladder
 
 OrderListener = Callable[[Order, Fill | None], None]
 TradeListener = Callable[[Trade], None]
@@ -114,6 +115,7 @@ class MatchingEngine:
         self.total_volume = ZERO
         self.total_fees = ZERO
         self.order_events = 0
+        self._laddering: set[str] = set()
 
     # ---- identifiers --------------------------------------------------------------------------------
     def new_id(self) -> str:
@@ -288,7 +290,14 @@ class MatchingEngine:
                 return existing, False
         market = self._market(product_id)
         self._validate(market, side, spec)
-        currency, need, _ = self._requirement(market, side, spec)
+        legs = ladder(spec.config, market.spec) if spec.config_key == "scaled_limit_gtc" else None
+        if legs is not None:  # the children hold the funds: check all of them before placing any
+            taker = 1 + self.fees.taker_fee_rate
+            buy = side == "BUY"
+            currency = market.spec.quote_currency if buy else market.spec.base_currency
+            need = sum((size * price * taker if buy else size for size, price in legs), ZERO)
+        else:
+            currency, need, _ = self._requirement(market, side, spec)
         if self._available_for(market.spec, currency) < need:
             raise OrderRefused(*_INSUFFICIENT)
         now = self.clock.now()
@@ -308,14 +317,69 @@ class MatchingEngine:
             leverage=leverage,
             margin_type=margin_type,
         )
-        if spec.order_type != MARKET:  # market orders execute now: nothing to hold
+        if spec.order_type != MARKET and legs is None:  # market orders execute now: nothing to hold
             self.accounts.place_hold(currency, need)
             order.hold_currency, order.hold_amount = currency, need
         self.orders[order.order_id] = order
         self.ledger.record(order)
         self._notify(order, None)
-        self._execute(market, order)
+        if legs is not None:
+            self._place_ladder(order, legs)
+        else:
+            self._execute(market, order)
         return order, True
+
+    def _place_ladder(self, parent: Order, legs: list[tuple[Decimal, Decimal]]) -> None:
+        self._laddering.add(parent.order_id)  # not done while its children are still being placed
+        for size, price in legs:
+            config: dict[str, object] = {"base_size": format(size, "f"), "limit_price": format(price, "f")}
+            if parent.spec.post_only:
+                config["post_only"] = True
+            child_spec = OrderSpec(
+                "limit_limit_gtc",
+                config,
+                LIMIT,
+                GTC,
+                base_size=size,
+                limit_price=price,
+                post_only=parent.spec.post_only,
+            )
+            child = Order(
+                order_id=self.new_id(),
+                client_order_id="",
+                product_id=parent.product_id,
+                side=parent.side,
+                spec=child_spec,
+                created_time=parent.created_time,
+                product_type=parent.product_type,
+                status=OPEN,
+                key_name=parent.key_name,
+                source=parent.source,
+                user_id=self.user_id,
+                portfolio_uuid=parent.portfolio_uuid,
+                originating_order_id=parent.order_id,
+            )
+            market = self.markets[parent.product_id]
+            currency, need, _ = self._requirement(market, child.side, child_spec)
+            self.accounts.place_hold(currency, need)
+            child.hold_currency, child.hold_amount = currency, need
+            parent.children.append(child.order_id)
+            self.orders[child.order_id] = child
+            self._notify(child, None)
+            self._execute(market, child)
+        self._laddering.discard(parent.order_id)
+        self._follow_children(parent)
+
+    def _follow_children(self, parent: Order) -> None:
+        """A scaled order reports the sum of its children, and is done when they all are."""
+        children = [self.orders[c] for c in parent.children]
+        parent.filled_size = sum((c.filled_size for c in children), ZERO)
+        parent.filled_value = sum((c.filled_value for c in children), ZERO)
+        parent.total_fees = sum((c.total_fees for c in children), ZERO)
+        parent.number_of_fills = sum((c.number_of_fills for c in children), 0)
+        parent.last_fill_time = max((c.last_fill_time or 0.0 for c in children), default=None) or None
+        if parent.is_open and parent.order_id not in self._laddering and all(not c.is_open for c in children):
+            self._finish(parent, FILLED if all(c.status == FILLED for c in children) else CANCELLED)
 
     def _execute(self, market: Market, order: Order) -> None:
         spec = order.spec
@@ -482,6 +546,8 @@ class MatchingEngine:
         self.order_events += 1  # the sequence a list of orders reports: it grows with every order event
         for listener in self.order_listeners:
             listener(order, fill)
+        if order.originating_order_id:
+            self._follow_children(self.orders[order.originating_order_id])
 
     # ---- cancel / edit --------------------------------------------------------------------------------
     def cancel(self, order_id: str) -> tuple[bool, str]:
@@ -491,6 +557,13 @@ class MatchingEngine:
             return False, "UNKNOWN_CANCEL_ORDER"
         if not order.is_open:
             return False, "COMMANDER_REJECTED_CANCEL_ORDER"
+        for child_id in order.children:  # a scaled order: its open children go with it
+            child = self.orders[child_id]
+            if child.is_open:
+                self._finish(child, CANCELLED, "User requested cancel")
+        if not order.is_open:  # the last child's cancel finished the parent
+            order.cancel_message = "User requested cancel"
+            return True, "UNKNOWN_CANCEL_FAILURE_REASON"
         self._finish(order, CANCELLED, "User requested cancel")
         return True, "UNKNOWN_CANCEL_FAILURE_REASON"
 

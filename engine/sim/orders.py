@@ -1,10 +1,9 @@
 """Orders: the normalized request (`OrderSpec`, parsed from any `order_configuration`), the live `Order`, its
 `Fill`s, and their Advanced Trade JSON shapes.
 
-Every configuration Coinbase documents is accepted. Market, limit (IOC/FOK/GTC/GTD, post-only), stop-limit
-and bracket orders behave as on Coinbase. Approximations, said plainly: `twap_limit_gtd` rests as one GTD
-limit order (no time slicing) and `scaled_limit_gtc` rests as one GTC limit order at the middle of its price
-range.
+Every configuration Coinbase documents is accepted. Market, limit (IOC/FOK/GTC/GTD, post-only), stop-limit,
+bracket and scaled orders (a ladder of child limit orders, see `scaled.py`) behave as on Coinbase. An
+approximation, said plainly: `twap_limit_gtd` rests as one GTD limit order (no time slicing).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ LIMIT = "LIMIT"
 STOP_LIMIT = "STOP_LIMIT"
 BRACKET = "BRACKET"
 TWAP = "TWAP"
-SCALED = "LIMIT"  # a scaled order's children are limit orders; approximated by one
+SCALED = "LIMIT"  # a scaled order's children are limit orders
 
 IOC = "IMMEDIATE_OR_CANCEL"
 FOK = "FILL_OR_KILL"
@@ -231,6 +230,8 @@ class Order:
     triggered: bool = False
     # the price it rests at once triggered: a bracket's stop leg works as a limit below (sell) or above (buy)
     working_price: Decimal | None = None
+    originating_order_id: str = ""  # a scaled order's child names its parent
+    children: list[str] = field(default_factory=list)  # a scaled order's child order ids
     cancel_message: str = ""
     done_time: float | None = None
     edit_history: list[dict[str, str]] = field(default_factory=list)
@@ -309,7 +310,7 @@ class Order:
             "leverage": self.leverage,
             "margin_type": self.margin_type or "UNKNOWN_MARGIN_TYPE",
             "retail_portfolio_id": self.portfolio_uuid,
-            "originating_order_id": "",
+            "originating_order_id": self.originating_order_id,
             "attached_order_id": "",
         }
 

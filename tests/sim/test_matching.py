@@ -298,9 +298,15 @@ def test_every_documented_configuration_does_what_it_says(sim: Simulator) -> Non
     )
     # each did what its configuration says, not only "accepted"
     assert (fok.status, fok.filled_size) == ("FILLED", D("0.001"))
-    for resting, size, price in ((twap, "0.01", "50000.00"), (scaled, "0.02", "49500.00")):
-        assert (resting.status, resting.filled_size) == ("OPEN", 0)
-        assert resting.hold_amount == D(size) * D(price) * D("1.006")  # limit value plus the taker fee
+    assert (twap.status, twap.filled_size) == ("OPEN", 0)
+    assert twap.hold_amount == D("0.01") * D("50000.00") * D("1.006")  # limit value plus the taker fee
+    children = [sim.engine.orders[c] for c in scaled.children]  # the ladder: one limit order per rung
+    assert [(c.spec.limit_price, c.status, c.originating_order_id) for c in children] == [
+        (D("49000.00"), "OPEN", scaled.order_id),
+        (D("50000.00"), "OPEN", scaled.order_id),
+    ]
+    assert [c.hold_amount for c in children] == [D("0.01") * p * D("1.006") for p in (D("49000"), D("50000"))]
+    assert (scaled.status, scaled.hold_amount) == ("OPEN", 0)
     assert (stop.status, stop.trigger_status, stop.spec.end_time is not None) == (
         "OPEN",
         "STOP_PENDING",

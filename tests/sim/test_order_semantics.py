@@ -251,3 +251,58 @@ async def test_fee_tier_follows_the_30_day_volume(served: Served) -> None:
     assert sim.engine.fees.current().name == "Advanced 1"
     assert sim.engine.fees.volume_30d() == 0
     sim.clock.base_offset_s = 0
+
+
+def test_a_scaled_order_is_a_ladder_of_child_limit_orders(sim: Simulator) -> None:
+    config = {
+        "scaled_limit_gtc": {
+            "base_size": "0.6",
+            "min_price": "58000.00",
+            "max_price": "59000.00",
+            "num_orders": 3,
+            "size_distribution": "LINEAR_INCREASING",
+        }
+    }
+    usd_before = sim.accounts.available("USD")
+    parent = place(sim, "BUY", config)
+    children = [sim.engine.orders[c] for c in parent.children]
+    # evenly spaced prices; sizes 1:2:3 of the total, the most at the highest price
+    assert [(c.spec.limit_price, c.spec.base_size) for c in children] == [
+        (D("58000.00"), D("0.1")),
+        (D("58500.00"), D("0.2")),
+        (D("59000.00"), D("0.3")),
+    ]
+    held = sum((c.hold_amount for c in children), D(0))
+    assert held == (D("0.1") * 58000 + D("0.2") * 58500 + D("0.3") * 59000) * D("1.006")
+    assert sim.accounts.available("USD") == usd_before - held
+    sim.set_mid("BTC-USD", D("58800"))  # only the top rung is crossed
+    assert [c.status for c in children] == ["OPEN", "OPEN", "FILLED"]
+    assert (parent.status, parent.filled_size) == ("OPEN", D("0.3"))
+    assert sim.engine.cancel(parent.order_id) == (True, "UNKNOWN_CANCEL_FAILURE_REASON")
+    assert [c.status for c in children] == ["CANCELLED", "CANCELLED", "FILLED"]
+    assert parent.status == "CANCELLED"
+    assert sim.accounts.get("USD").hold == 0  # type: ignore[union-attr]
+
+
+def test_a_scaled_order_with_flat_sizes_fills_completely_when_the_market_runs_through(sim: Simulator) -> None:
+    config = {
+        "scaled_limit_gtc": {
+            "base_size": "0.3",
+            "min_price": "100.00",
+            "max_price": "102.00",
+            "num_orders": 3,
+        }
+    }
+    parent = place(sim, "SELL", config, "ETH-USD")
+    children = [sim.engine.orders[c] for c in parent.children]
+    assert [c.spec.base_size for c in children] == [D("0.1")] * 3
+    with pytest.raises(OrderRefused, match="size_distribution"):
+        place(
+            sim,
+            "SELL",
+            {"scaled_limit_gtc": {**config["scaled_limit_gtc"], "size_distribution": "CUBIC"}},
+            "ETH-USD",
+        )
+    # the rungs are far below ETH's market: they sell at once, as takers, each at or above its limit
+    assert [c.status for c in children] == ["FILLED"] * 3
+    assert (parent.status, parent.filled_size) == ("FILLED", D("0.3"))
