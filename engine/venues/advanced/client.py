@@ -623,9 +623,17 @@ class Client:
         data = await self._pipeline.call("POST", f"{ORDERS}/edit_preview", body=body, timeout_s=timeout_s)
         return EditPreview.parse(data)
 
-    async def get_order(self, order_id: str, *, timeout_s: float | None = None) -> Order:
+    async def get_order(
+        self,
+        order_id: str,
+        *,
+        client_order_id: str | None = None,
+        user_native_currency: str | None = None,
+        timeout_s: float | None = None,
+    ) -> Order:
         path = f"{ORDERS}/historical/{path_segment(order_id, 'order_id')}"
-        data = await self._get(path, timeout_s=timeout_s)
+        params = {"client_order_id": client_order_id, "user_native_currency": user_native_currency}
+        data = await self._get(path, params, timeout_s=timeout_s)
         return Order.parse(data.get("order", data))
 
     async def list_orders(

@@ -59,11 +59,10 @@ class Page(Generic[T]):
 
     @classmethod
     def parse(cls, data: Json, key: str, item: Callable[[Json], T]) -> Page[T]:
-        return cls(
-            [item(entry) for entry in data.get(key) or ()],
-            bool(data.get("has_next", False)),
-            as_str(data.get("cursor")),
-        )
+        cursor = as_str(data.get("cursor"))
+        # Fills send only a cursor, non-empty while more remain; the other listings say has_next as well.
+        has_next = data.get("has_next", bool(cursor))
+        return cls([item(entry) for entry in data.get(key) or ()], bool(has_next), cursor)
 
 
 @dataclass(frozen=True, slots=True)
