@@ -37,12 +37,14 @@ from engine.sim.orders import (
     STOP_DOWN,
     STOP_LIMIT,
     STOP_UP,
+    TWAP,
     Fill,
     Order,
     OrderRefused,
     OrderSpec,
 )
 from engine.sim.scaled import ladder
+from engine.sim.twap import TwapSchedule
 
 OrderListener = Callable[[Order, Fill | None], None]
 TradeListener = Callable[[Trade], None]
@@ -116,6 +118,7 @@ class MatchingEngine:
         self.total_fees = ZERO
         self.order_events = 0
         self._laddering: set[str] = set()
+        self._twaps: dict[str, tuple[Order, TwapSchedule]] = {}
 
     # ---- identifiers --------------------------------------------------------------------------------
     def new_id(self) -> str:
@@ -205,6 +208,8 @@ class MatchingEngine:
                     "PREVIEW_INVALID_ARGUMENT",
                     "a futures bracket order is reduce-only: it may only close an open position",
                 )
+        if spec.order_type == TWAP:  # a schedule that cannot run is refused before anything is held
+            TwapSchedule.parse(spec.config, self.clock.now(), spec.end_time or self.clock.now())
         if spec.end_time is not None and spec.end_time <= self.clock.now():
             raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_END_TIME", "end_time is in the past")
 
@@ -393,6 +398,14 @@ class MatchingEngine:
         if spec.order_type == STOP_LIMIT and not order.triggered:
             self._arm_stop(order, spec.stop_direction or STOP_UP)
             self._arm_expiry(order)
+            return
+        if spec.order_type == TWAP:  # slices on the timer, never rests whole
+            schedule = TwapSchedule.parse(
+                spec.config, order.created_time, spec.end_time or order.created_time
+            )
+            self._twaps[order.order_id] = (order, schedule)
+            self._arm_expiry(order)
+            self._slice(market, order, schedule)
             return
         if spec.time_in_force == FOK:
             wanted = order.leaves
@@ -643,6 +656,7 @@ class MatchingEngine:
             if not self._fill_resting(market, order, price):
                 self._rest(order, seq)
                 break
+        self.run_twaps(product_id)
         self.expire_due()
 
     def _fill_resting(self, market: Market, order: Order, price: Decimal) -> bool:
@@ -682,6 +696,28 @@ class MatchingEngine:
         else:
             self._rest(order)
             self._notify(order, None)
+
+    def _slice(self, market: Market, order: Order, schedule: TwapSchedule) -> None:
+        """Trade what the schedule says is due by now (and not yet filled), at or better than the limit."""
+        total = order.spec.base_size or ZERO
+        behind = schedule.target(total, self.clock.now(), market.spec.base_increment) - order.filled_size
+        if behind <= ZERO or not order.is_open:
+            return
+        limit = order.spec.limit_price
+        for price, size in market.take(order.side, limit, behind, None):
+            self._fill(market, order, price, size, "TAKER")
+        if order.leaves <= ZERO:
+            self._finish(order, FILLED)
+            del self._twaps[order.order_id]
+        elif order.filled_size:
+            self._notify(order, None)
+
+    def run_twaps(self, product_id: str | None = None) -> None:
+        for order, schedule in list(self._twaps.values()):
+            if not order.is_open:
+                self._twaps.pop(order.order_id, None)
+            elif product_id is None or order.product_id == product_id:
+                self._slice(self.markets[order.product_id], order, schedule)
 
     def expire_due(self) -> None:
         now = self.clock.now()

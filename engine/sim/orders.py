@@ -2,8 +2,8 @@
 `Fill`s, and their Advanced Trade JSON shapes.
 
 Every configuration Coinbase documents is accepted. Market, limit (IOC/FOK/GTC/GTD, post-only), stop-limit,
-bracket and scaled orders (a ladder of child limit orders, see `scaled.py`) behave as on Coinbase. An
-approximation, said plainly: `twap_limit_gtd` rests as one GTD limit order (no time slicing).
+bracket, scaled (a ladder of child limit orders, see `scaled.py`) and TWAP orders (slices over buckets, see
+`twap.py`) behave as on Coinbase.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ class OrderSpec:
         if spec.base_size is None:
             if spec.quote_size is None or spec.limit_price is None:
                 raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_ARGUMENT", "base_size is required")
-            spec.base_size = spec.quote_size / spec.limit_price  # TWAP by quote: sized at the limit price
+            spec.base_size = spec.quote_size / spec.limit_price  # sized at the limit price
         if order_type == STOP_LIMIT:
             spec.stop_price = _decimal(config, "stop_price", required=True)
             direction = config.get("stop_direction")

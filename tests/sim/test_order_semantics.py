@@ -306,3 +306,53 @@ def test_a_scaled_order_with_flat_sizes_fills_completely_when_the_market_runs_th
     # the rungs are far below ETH's market: they sell at once, as takers, each at or above its limit
     assert [c.status for c in children] == ["FILLED"] * 3
     assert (parent.status, parent.filled_size) == ("FILLED", D("0.3"))
+
+
+def test_a_twap_order_slices_its_size_over_its_buckets(sim: Simulator) -> None:
+    from engine.sim.clock import iso
+
+    now = sim.clock.now()
+    config = {
+        "twap_limit_gtd": {
+            "base_size": "0.4",
+            "limit_price": "61000.00",
+            "start_time": iso(now),
+            "end_time": iso(now + 400),
+            "number_buckets": 4,
+        }
+    }
+    order = place(sim, "BUY", config)
+    assert order.filled_size == D("0.1")  # the first bucket's slice, at once
+    assert all(f.price <= D("61000.00") for f in sim.engine.fills)
+    sim.engine.run_twaps()
+    assert order.filled_size == D("0.1")  # nothing more until the next bucket begins
+    sim.clock.base_offset_s += 100
+    sim.engine.run_twaps()
+    assert order.filled_size == D("0.2")
+    sim.clock.base_offset_s += 200  # two buckets later: both slices
+    sim.engine.run_twaps()
+    assert (order.filled_size, order.status) == (D("0.4"), "FILLED")
+    assert order.number_of_fills >= 3
+    sim.clock.base_offset_s = 0
+
+
+def test_a_twap_slice_waits_when_the_market_is_above_its_limit(sim: Simulator) -> None:
+    from engine.sim.clock import iso
+
+    now = sim.clock.now()
+    config = {
+        "twap_limit_gtd": {
+            "base_size": "0.2",
+            "limit_price": "59000.00",
+            "end_time": iso(now + 200),
+            "number_buckets": 2,
+        }
+    }
+    order = place(sim, "BUY", config)
+    assert order.filled_size == 0  # asks are near 60000: the slice does not chase the market
+    sim.clock.base_offset_s += 120
+    sim.set_mid("BTC-USD", D("58500"))  # the market comes to it: both slices, now due, trade
+    assert (order.filled_size, order.status) == (D("0.2"), "FILLED")
+    sim.clock.base_offset_s = 0
+    with pytest.raises(OrderRefused):
+        place(sim, "BUY", {"twap_limit_gtd": {**config["twap_limit_gtd"], "start_time": iso(now + 300)}})
