@@ -540,6 +540,7 @@ class MatchingEngine:
             liquidity_indicator=liquidity,
             size_in_quote=order.spec.base_size is None,
             user_id=self.user_id,
+            retail_portfolio_id=order.portfolio_uuid,
         )
         self.fills.append(fill)
         for listener in self.trade_listeners:

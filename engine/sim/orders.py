@@ -183,6 +183,7 @@ class Fill:
     liquidity_indicator: str  # "MAKER" or "TAKER"
     size_in_quote: bool
     user_id: str
+    retail_portfolio_id: str = ""
 
     def to_advanced(self) -> dict[str, Any]:
         return {
@@ -200,7 +201,7 @@ class Fill:
             "size_in_quote": self.size_in_quote,
             "user_id": self.user_id,
             "side": self.side,
-            "retail_portfolio_id": "",
+            "retail_portfolio_id": self.retail_portfolio_id,
         }
 
 

@@ -76,6 +76,10 @@ async def test_an_order_carries_its_retail_portfolio_id(served: Served) -> None:
     placed = await _ok(served, "POST", f"{P}/orders", order)
     fetched = (await _ok(served, "GET", f"{P}/orders/historical/{placed['order_id']}"))["order"]
     assert fetched["retail_portfolio_id"] == created["uuid"]
+    served.sim.set_mid("BTC-USD", D("49000"))  # it fills: the fill carries the portfolio too
+    fills = (await _ok(served, "GET", f"{P}/orders/historical/fills?order_ids={placed['order_id']}"))["fills"]
+    assert fills
+    assert {f["retail_portfolio_id"] for f in fills} == {created["uuid"]}
     status, _ = await served.call(
         "POST", f"{P}/orders", dict(order, client_order_id="pf-2", retail_portfolio_id="nope")
     )
