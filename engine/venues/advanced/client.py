@@ -5,8 +5,9 @@
         order = await client.create_order("BTC-USD", Side.BUY, config)
 
 One aiohttp session per client, many requests in flight at once. Which API it speaks follows from the key:
-a CDP key talks Advanced Trade (`client.*`, `client.futures.*`), an Exchange key the Exchange API
-(`client.exchange.*`). The base URL alone points it at Coinbase or at the simulator.
+a CDP key talks Advanced Trade (`client.*`, `client.futures.*`, `client.portfolios.*`, `client.converts.*`,
+`client.payment_methods.*`), an Exchange key the Exchange API (`client.exchange.*`). The base URL alone
+points it at Coinbase or at the simulator.
 """
 
 from __future__ import annotations
