@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 
 EnvelopeHandler = Callable[[dict[str, Any], int], None]
 
+# Coinbase closes a connection that has not subscribed within 5 seconds (so every connection subscribes at
+# once, heartbeats included), and allows an unauthenticated connection 8 messages a second:
+# https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-rate-limits
+MAX_UNAUTHENTICATED_PER_S = 8.0
+
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
@@ -47,6 +52,7 @@ class SocketStats:
     gaps: int = 0
     resubscribes: int = 0
     messages: int = 0
+    paced: int = 0  # unauthenticated messages held back to stay within Coinbase's rate
     errors: list[str] = field(default_factory=list)
 
 
@@ -86,6 +92,7 @@ class CoinbaseSocket:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._last_seq = -1
+        self._next_send = 0.0  # loop time before which an unauthenticated message may not go out
         self.connected = asyncio.Event()
         self.stats = SocketStats()
 
@@ -192,7 +199,40 @@ class CoinbaseSocket:
             message["product_ids"] = list(subscription.product_ids)
         if self._token is not None:
             message["jwt"] = self._token()  # a fresh token for every subscribe
+        else:
+            await self._pace()
         await ws.send_str(orjson.dumps(message).decode())
+
+    async def _pace(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        wait = self._next_send - now
+        self._next_send = max(now, self._next_send) + 1.0 / MAX_UNAUTHENTICATED_PER_S
+        if wait > 0:
+            self.stats.paced += 1
+            await asyncio.sleep(wait)
+
+    async def subscribe(self, subscription: Subscription) -> None:
+        """Subscribe at run time (now if connected); kept for every reconnect after."""
+        self.subscriptions = (*(s for s in self.subscriptions if s != subscription), subscription)
+        ws = self._ws
+        if ws is not None and not ws.closed and self.connected.is_set():
+            await self._send_subscribe(ws, "subscribe", subscription)
+
+    async def unsubscribe(self, channel: str, product_ids: Sequence[str] = ()) -> None:
+        """Unsubscribe `product_ids` of `channel` (all of it when none are given), now and on reconnects."""
+        dropped = set(product_ids)
+        kept: list[Subscription] = []
+        for s in self.subscriptions:
+            if s.channel != channel:
+                kept.append(s)
+            elif dropped and set(s.product_ids) - dropped:
+                remaining = tuple(p for p in s.product_ids if p not in dropped)
+                kept.append(Subscription(s.channel, remaining, s.resync_on_gap))
+        self.subscriptions = tuple(kept)
+        ws = self._ws
+        if ws is not None and not ws.closed and self.connected.is_set():
+            await self._send_subscribe(ws, "unsubscribe", Subscription(channel, tuple(product_ids)))
 
     def _on_control(self, envelope: dict[str, Any]) -> None:
         if envelope.get("type") == "error":

@@ -7,8 +7,12 @@ plumbing they share (transport, retries, clock offset) `engine.net`; these names
 from engine.net.retry import RetryPolicy
 from engine.net.transport import Timeouts
 from engine.venues.advanced.client import Client
+from engine.venues.advanced.converts import ConvertTrade
+from engine.venues.advanced.fees import FeeTier, TransactionSummary
 from engine.venues.advanced.futures import IntradayMarginSetting
+from engine.venues.advanced.market import Candle, Granularity, MarketTrade, MarketTrades, ProductBook
 from engine.venues.advanced.orders import (
+    ClosePositionRequest,
     LimitFok,
     LimitGtc,
     LimitGtd,
@@ -29,11 +33,21 @@ from engine.venues.advanced.orders import (
     TriggerBracketGtd,
     TwapLimitGtd,
 )
+from engine.venues.advanced.payments import PaymentMethod
+from engine.venues.advanced.portfolios import FundsMoved, Portfolio, PortfolioBreakdown, SpotPosition
+from engine.venues.advanced.types import EditPreview
 from engine.venues.exchange import ExchangeOrderType, TimeInForce
 
 __all__ = [
+    "Candle",
     "Client",
+    "ClosePositionRequest",
+    "ConvertTrade",
+    "EditPreview",
     "ExchangeOrderType",
+    "FeeTier",
+    "FundsMoved",
+    "Granularity",
     "IntradayMarginSetting",
     "LimitFok",
     "LimitGtc",
@@ -41,19 +55,27 @@ __all__ = [
     "MarginType",
     "MarketFok",
     "MarketIoc",
+    "MarketTrade",
+    "MarketTrades",
     "OrderConfiguration",
     "OrderRequest",
+    "PaymentMethod",
+    "Portfolio",
+    "PortfolioBreakdown",
     "PriceDistribution",
+    "ProductBook",
     "RetryPolicy",
     "ScaledLimitGtc",
     "Side",
     "SizeDistribution",
     "SorLimitIoc",
+    "SpotPosition",
     "StopDirection",
     "StopLimitGtc",
     "StopLimitGtd",
     "TimeInForce",
     "Timeouts",
+    "TransactionSummary",
     "TriggerBracketGtc",
     "TriggerBracketGtd",
     "TwapLimitGtd",

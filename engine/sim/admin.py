@@ -17,6 +17,9 @@ from engine.sim.messages import Handler, SimRequest, SimResponse
 from engine.sim.responses import json_response, read_json
 from engine.sim.values import BadRequest, parse_decimal, parse_int
 
+# the trading statuses Coinbase's status channel reports for a product
+PRODUCT_STATUSES = ("online", "offline", "cancel_only", "limit_only", "post_only")
+
 if TYPE_CHECKING:
     from engine.sim.app import Simulator
 
@@ -126,6 +129,13 @@ class AdminApi:
             if product_id not in self.sim.markets:
                 raise BadRequest("unknown product in mid", 404, "NOT_FOUND")
             prices[product_id] = parse_decimal(price if isinstance(price, str) else str(price), "mid")
+        statuses = body.get("status", {})
+        if not isinstance(statuses, dict) or not all(
+            pid in self.sim.markets and value in PRODUCT_STATUSES for pid, value in statuses.items()
+        ):
+            raise BadRequest("status must map known products to one of " + ", ".join(PRODUCT_STATUSES))
+        for product_id, status in statuses.items():
+            self.sim.set_product_status(product_id, status)
         for product_id, mid in prices.items():
             self.sim.set_mid(product_id, mid)
         for _ in range(ticks):
@@ -133,6 +143,7 @@ class AdminApi:
         return json_response(
             {
                 "paused": self.sim.market_paused,
+                "status": dict(self.sim.product_status),
                 "mid": {pid: fmt(m.mid) for pid, m in self.sim.markets.items()},
             }
         )

@@ -21,8 +21,10 @@ from aiohttp import web
 from engine.sim.accounts import Accounts
 from engine.sim.admin import AdminApi
 from engine.sim.auth import SCOPES, CdpKey, ExchangeKey, KeyRing
+from engine.sim.candles import CandleBook
 from engine.sim.clock import SimClock
 from engine.sim.config import SimConfig
+from engine.sim.converts import Converts
 from engine.sim.derivatives import http as derivatives_http
 from engine.sim.derivatives import sockets as derivatives_sockets
 from engine.sim.derivatives.gateway import DerivativesGateway
@@ -34,6 +36,8 @@ from engine.sim.market import Market, Trade
 from engine.sim.matching import MatchingEngine
 from engine.sim.messages import Handler, aiohttp_handler
 from engine.sim.orders import Fill, Order
+from engine.sim.payments import linked_methods
+from engine.sim.portfolios import Portfolios
 from engine.sim.ratelimit import RateLimiter
 from engine.sim.rest_advanced import AdvancedTradeApi
 from engine.sim.rest_exchange import ExchangeApi
@@ -88,6 +92,16 @@ class Simulator:
             random.Random(seeds.getrandbits(64)),
             user_id=_uuid(ids_rng),
         )
+        self.candles = CandleBook()
+        self.portfolios = Portfolios(self.accounts)
+        self.converts = Converts(
+            self.accounts,
+            self.usd_price,
+            lambda: self.engine.fees.taker_fee_rate,
+            self.clock.now,
+            self.engine.new_id,
+        )
+        self.payment_methods = linked_methods([_uuid(ids_rng), _uuid(ids_rng)], "USD", now)
         self.keys = KeyRing(
             self.clock, config.jwt_nbf_leeway_s, config.jwt_max_lifetime_s, config.hmac_window_s
         )
@@ -113,6 +127,7 @@ class Simulator:
             "slow_response": 0,
         }
         self.market_paused = False
+        self.product_status = {product_id: "online" for product_id in self.markets}
         self.intraday_margin_setting = "INTRADAY_MARGIN_SETTING_STANDARD"
         # Coinbase allows one pending futures→spot sweep at a time; it settles at the daily cutoff, which a
         # session of the simulator never reaches, so a scheduled sweep stays pending until cancelled.
@@ -161,6 +176,13 @@ class Simulator:
     def recent_trades(self, product_id: str) -> deque[Trade]:
         return self._recent_trades[product_id]
 
+    def usd_price(self, currency: str) -> Decimal | None:
+        """What one unit of `currency` is worth in USD now (its -USD market's mid), or None."""
+        if currency in ("USD", "USDC"):
+            return Decimal(1)
+        market = self.markets.get(f"{currency}-USD")
+        return market.mid if market is not None else None
+
     # ---- the market -----------------------------------------------------------------------------------
     def tick(self) -> None:
         """One market step for every product: walk, refresh book, match resting orders, publish."""
@@ -184,6 +206,11 @@ class Simulator:
         self.publish_book(product_id)
         self.hub.publish_tickers(product_id)
 
+    def set_product_status(self, product_id: str, status: str) -> None:
+        """Take a product offline, to cancel-only, or back online; the status channel says so."""
+        self.product_status[product_id] = status
+        self.hub.publish_status(product_id)
+
     def publish_book(self, product_id: str) -> None:
         changes = self.markets[product_id].book.drain_changes()
         if changes:
@@ -192,6 +219,8 @@ class Simulator:
 
     def _on_trade(self, trade: Trade) -> None:
         self._recent_trades[trade.product_id].append(trade)
+        self.candles.on_trade(trade)
+        self.hub.publish_candle(trade.product_id)
         self.hub.publish_trade(trade)
         self.exchange.on_trade(trade)
 

@@ -69,6 +69,10 @@ class FuturesPositions:
         position.daily_realized_pnl += realized
         return realized
 
+    def daily_realized_pnl(self) -> Decimal:
+        """Realized today over every product, including positions since closed."""
+        return sum((p.daily_realized_pnl for p in self._positions.values()), ZERO)
+
     @staticmethod
     def unrealized_pnl(position: Position, spec: ProductSpec, mark: Decimal) -> Decimal:
         return (mark - position.avg_entry_price) * position.contracts * spec.contract_size

@@ -18,6 +18,7 @@ from engine.sim.accounts import Accounts, InsufficientFunds
 from engine.sim.book import ZERO
 from engine.sim.clock import SimClock
 from engine.sim.config import FeeSchedule, ProductSpec
+from engine.sim.fees import FeeTiers
 from engine.sim.futures import FuturesPositions
 from engine.sim.ledger import Ledger
 from engine.sim.market import Market, Trade
@@ -36,11 +37,14 @@ from engine.sim.orders import (
     STOP_DOWN,
     STOP_LIMIT,
     STOP_UP,
+    TWAP,
     Fill,
     Order,
     OrderRefused,
     OrderSpec,
 )
+from engine.sim.scaled import ladder
+from engine.sim.twap import TwapSchedule
 
 OrderListener = Callable[[Order, Fill | None], None]
 TradeListener = Callable[[Trade], None]
@@ -48,6 +52,10 @@ TradeListener = Callable[[Trade], None]
 # what uuid.UUID(int=..., version=4) does to the bits: RFC 4122 variant, then version 4
 _UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
 _UUID4_SET = (0x8000 << 48) | (4 << 76)
+
+# Coinbase: a triggered bracket places a stop-limit 5% beyond the stop trigger price (below for a sell)
+# https://help.coinbase.com/en/coinbase/trading-and-funding/advanced-trade/order-types
+BRACKET_STOP_LIMIT = Decimal("0.05")
 
 _INSUFFICIENT = ("INSUFFICIENT_FUND", "PREVIEW_INSUFFICIENT_FUND", "Insufficient balance in source account")
 
@@ -64,6 +72,7 @@ class Preview:
     best_bid: Decimal
     best_ask: Decimal
     margin: Decimal
+    slippage: Decimal = ZERO  # how far the average fill is from the best price, as a fraction of it
 
 
 class _RestingIndex:
@@ -94,7 +103,7 @@ class MatchingEngine:
         self.accounts = accounts
         self.positions = positions
         self.ledger = ledger
-        self.fees = fees
+        self.fees = FeeTiers(fees, clock.now)  # the rates follow the 30-day volume
         self.clock = clock
         self._rng = rng
         self.user_id = user_id
@@ -107,6 +116,9 @@ class MatchingEngine:
         self._seq = 0
         self.total_volume = ZERO
         self.total_fees = ZERO
+        self.order_events = 0
+        self._laddering: set[str] = set()
+        self._twaps: dict[str, tuple[Order, TwapSchedule]] = {}
 
     # ---- identifiers --------------------------------------------------------------------------------
     def new_id(self) -> str:
@@ -140,6 +152,10 @@ class MatchingEngine:
 
     def _validate(self, market: Market, side: str, spec: OrderSpec) -> None:
         ps = market.spec
+        if spec.quote_size is not None and spec.order_type not in (MARKET, "TWAP") and spec.limit_price:
+            # a limit order sized in quote: Coinbase buys the base the quote pays for at the limit price,
+            # rounded down to the product's size increment, so it never spends more than asked
+            spec.base_size = market.round_size(spec.quote_size / spec.limit_price)
         if side not in ("BUY", "SELL"):
             raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_SIDE", "side must be BUY or SELL")
         if spec.base_size is not None:
@@ -184,6 +200,16 @@ class MatchingEngine:
                 raise OrderRefused("UNKNOWN_FAILURE_REASON", "PREVIEW_STOP_PRICE_ABOVE_LAST_TRADE_PRICE")
             if spec.stop_direction == STOP_UP and spec.stop_price <= last:
                 raise OrderRefused("UNKNOWN_FAILURE_REASON", "PREVIEW_STOP_PRICE_BELOW_LAST_TRADE_PRICE")
+        if spec.order_type == BRACKET and ps.is_future:
+            size = spec.base_size or ZERO
+            if self.positions.reducing_contracts(ps.product_id, side, size) < size:
+                raise OrderRefused(
+                    "INVALID_ARGUMENT",
+                    "PREVIEW_INVALID_ARGUMENT",
+                    "a futures bracket order is reduce-only: it may only close an open position",
+                )
+        if spec.order_type == TWAP:  # a schedule that cannot run is refused before anything is held
+            TwapSchedule.parse(spec.config, self.clock.now(), spec.end_time or self.clock.now())
         if spec.end_time is not None and spec.end_time <= self.clock.now():
             raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_END_TIME", "end_time is in the past")
 
@@ -209,8 +235,11 @@ class MatchingEngine:
             fills = market.take(side, None, base, budget, dry_run=True)
             size = sum((s for _, s in fills), ZERO)
             value = sum((p * s for p, s in fills), ZERO)
-            price = value / size if size > ZERO else (best_ask if side == "BUY" else best_bid)
+            best = best_ask if side == "BUY" else best_bid
+            price = value / size if size > ZERO else best
+            slippage = (abs(price - best) / best).quantize(Decimal("1e-6")) if best > ZERO else ZERO
         else:
+            slippage = ZERO
             size = spec.base_size or ZERO
             price = spec.limit_price or ZERO
             value = size * price
@@ -219,15 +248,17 @@ class MatchingEngine:
             opening = size - self.positions.reducing_contracts(ps.product_id, side, size)
             margin = FuturesPositions.notional(opening, ps, price) * ps.initial_margin_rate
             need = margin + fee
-            preview = Preview(spec, size, value * ps.contract_size, fee, need, best_bid, best_ask, margin)
+            preview = Preview(
+                spec, size, value * ps.contract_size, fee, need, best_bid, best_ask, margin, slippage
+            )
             return "USD", need, preview
         if side == "BUY":
             need = (
                 spec.quote_size if spec.order_type == MARKET and spec.quote_size is not None else value + fee
             )
-            preview = Preview(spec, size, value, fee, value + fee, best_bid, best_ask, ZERO)
+            preview = Preview(spec, size, value, fee, value + fee, best_bid, best_ask, ZERO, slippage)
             return ps.quote_currency, need, preview
-        preview = Preview(spec, size, value, fee, value - fee, best_bid, best_ask, ZERO)
+        preview = Preview(spec, size, value, fee, value - fee, best_bid, best_ask, ZERO, slippage)
         return ps.base_currency, size, preview
 
     def preview(self, product_id: str, side: str, spec: OrderSpec) -> Preview:
@@ -252,6 +283,7 @@ class MatchingEngine:
         source: str = "advanced",
         leverage: str = "",
         margin_type: str = "",
+        portfolio_uuid: str = "",
     ) -> tuple[Order, bool]:
         """Place an order. Returns (order, created); a known client_order_id returns the existing order.
 
@@ -263,7 +295,14 @@ class MatchingEngine:
                 return existing, False
         market = self._market(product_id)
         self._validate(market, side, spec)
-        currency, need, _ = self._requirement(market, side, spec)
+        legs = ladder(spec.config, market.spec) if spec.config_key == "scaled_limit_gtc" else None
+        if legs is not None:  # the children hold the funds: check all of them before placing any
+            taker = 1 + self.fees.taker_fee_rate
+            buy = side == "BUY"
+            currency = market.spec.quote_currency if buy else market.spec.base_currency
+            need = sum((size * price * taker if buy else size for size, price in legs), ZERO)
+        else:
+            currency, need, _ = self._requirement(market, side, spec)
         if self._available_for(market.spec, currency) < need:
             raise OrderRefused(*_INSUFFICIENT)
         now = self.clock.now()
@@ -279,21 +318,79 @@ class MatchingEngine:
             key_name=key_name,
             source=source,
             user_id=self.user_id,
-            portfolio_uuid=self.accounts.portfolio_uuid,
+            portfolio_uuid=portfolio_uuid or self.accounts.portfolio_uuid,
             leverage=leverage,
             margin_type=margin_type,
         )
-        if spec.order_type != MARKET:  # market orders execute now: nothing to hold
+        if spec.order_type != MARKET and legs is None:  # market orders execute now: nothing to hold
             self.accounts.place_hold(currency, need)
             order.hold_currency, order.hold_amount = currency, need
         self.orders[order.order_id] = order
         self.ledger.record(order)
         self._notify(order, None)
-        self._execute(market, order)
+        if legs is not None:
+            self._place_ladder(order, legs)
+        else:
+            self._execute(market, order)
         return order, True
+
+    def _place_ladder(self, parent: Order, legs: list[tuple[Decimal, Decimal]]) -> None:
+        self._laddering.add(parent.order_id)  # not done while its children are still being placed
+        for size, price in legs:
+            config: dict[str, object] = {"base_size": format(size, "f"), "limit_price": format(price, "f")}
+            if parent.spec.post_only:
+                config["post_only"] = True
+            child_spec = OrderSpec(
+                "limit_limit_gtc",
+                config,
+                LIMIT,
+                GTC,
+                base_size=size,
+                limit_price=price,
+                post_only=parent.spec.post_only,
+            )
+            child = Order(
+                order_id=self.new_id(),
+                client_order_id="",
+                product_id=parent.product_id,
+                side=parent.side,
+                spec=child_spec,
+                created_time=parent.created_time,
+                product_type=parent.product_type,
+                status=OPEN,
+                key_name=parent.key_name,
+                source=parent.source,
+                user_id=self.user_id,
+                portfolio_uuid=parent.portfolio_uuid,
+                originating_order_id=parent.order_id,
+            )
+            market = self.markets[parent.product_id]
+            currency, need, _ = self._requirement(market, child.side, child_spec)
+            self.accounts.place_hold(currency, need)
+            child.hold_currency, child.hold_amount = currency, need
+            parent.children.append(child.order_id)
+            self.orders[child.order_id] = child
+            self._notify(child, None)
+            self._execute(market, child)
+        self._laddering.discard(parent.order_id)
+        self._follow_children(parent)
+
+    def _follow_children(self, parent: Order) -> None:
+        """A scaled order reports the sum of its children, and is done when they all are."""
+        children = [self.orders[c] for c in parent.children]
+        parent.filled_size = sum((c.filled_size for c in children), ZERO)
+        parent.filled_value = sum((c.filled_value for c in children), ZERO)
+        parent.total_fees = sum((c.total_fees for c in children), ZERO)
+        parent.number_of_fills = sum((c.number_of_fills for c in children), 0)
+        parent.last_fill_time = max((c.last_fill_time or 0.0 for c in children), default=None) or None
+        if parent.is_open and parent.order_id not in self._laddering and all(not c.is_open for c in children):
+            self._finish(parent, FILLED if all(c.status == FILLED for c in children) else CANCELLED)
 
     def _execute(self, market: Market, order: Order) -> None:
         spec = order.spec
+        if spec.order_type == MARKET and spec.time_in_force == FOK and not self._fillable(market, order):
+            self._finish(order, CANCELLED, "Fill or kill: not enough liquidity")
+            return
         if spec.order_type == MARKET:
             self._take(market, order, None)
             self._finish(order, FILLED if self._complete(order) else CANCELLED)
@@ -301,6 +398,14 @@ class MatchingEngine:
         if spec.order_type == STOP_LIMIT and not order.triggered:
             self._arm_stop(order, spec.stop_direction or STOP_UP)
             self._arm_expiry(order)
+            return
+        if spec.order_type == TWAP:  # slices on the timer, never rests whole
+            schedule = TwapSchedule.parse(
+                spec.config, order.created_time, spec.end_time or order.created_time
+            )
+            self._twaps[order.order_id] = (order, schedule)
+            self._arm_expiry(order)
+            self._slice(market, order, schedule)
             return
         if spec.time_in_force == FOK:
             wanted = order.leaves
@@ -321,6 +426,24 @@ class MatchingEngine:
             if spec.order_type == BRACKET and not order.triggered:
                 self._arm_stop(order, STOP_DOWN if order.side == "SELL" else STOP_UP)
             self._arm_expiry(order)
+
+    def _fillable(self, market: Market, order: Order) -> bool:
+        """Whether the book holds enough for a market order in full now (fill or kill, all or nothing)."""
+        spec = order.spec
+        if spec.base_size is not None:
+            base = spec.base_size
+            got = sum((s for _, s in market.take(order.side, None, base, None, True)), ZERO)
+            return got >= base
+        quote = spec.quote_size or ZERO
+        if order.side == "SELL":
+            base = market.round_size(quote / market.best_bid())
+            got = sum((s for _, s in market.take(order.side, None, base, None, True)), ZERO)
+            return got >= base
+        budget = quote / (1 + self.fees.taker_fee_rate)
+        fills = market.take(order.side, None, None, budget, True)
+        spent = sum((p * s for p, s in fills), ZERO)
+        # filled when what is left of the budget buys less than one size increment at the last level taken
+        return bool(fills) and budget - spent < fills[-1][0] * market.spec.base_increment
 
     @staticmethod
     def _crosses(market: Market, side: str, limit: Decimal | None) -> bool:
@@ -351,13 +474,15 @@ class MatchingEngine:
         for price, size in market.take(order.side, limit, base, budget):
             self._fill(market, order, price, size, "TAKER")
 
-    def _rest(self, order: Order) -> None:
+    def _rest(self, order: Order, seq: int | None = None) -> None:
+        """Queue the order at its price; `seq` keeps an order's place in time priority when it goes back."""
         index = self._index[order.product_id]
-        price = order.spec.limit_price or ZERO
+        price = order.resting_price or ZERO
+        entry_seq = seq if seq is not None else self._next_seq()
         if order.side == "BUY":
-            heapq.heappush(index.bids, (-price, self._next_seq(), order))
+            heapq.heappush(index.bids, (-price, entry_seq, order))
         else:
-            heapq.heappush(index.asks, (price, self._next_seq(), order))
+            heapq.heappush(index.asks, (price, entry_seq, order))
 
     def _arm_stop(self, order: Order, direction: str) -> None:
         index = self._index[order.product_id]
@@ -399,6 +524,7 @@ class MatchingEngine:
         order.number_of_fills += 1
         order.last_fill_time = now
         self.total_volume += value
+        self.fees.record(value * ps.contract_size if ps.is_future else value, now)
         self.total_fees += fee
         trade = market.record_trade(price, size, order.side, now)
         fill = Fill(
@@ -414,6 +540,7 @@ class MatchingEngine:
             liquidity_indicator=liquidity,
             size_in_quote=order.spec.base_size is None,
             user_id=self.user_id,
+            retail_portfolio_id=order.portfolio_uuid,
         )
         self.fills.append(fill)
         for listener in self.trade_listeners:
@@ -430,8 +557,11 @@ class MatchingEngine:
         self._notify(order, None)
 
     def _notify(self, order: Order, fill: Fill | None) -> None:
+        self.order_events += 1  # the sequence a list of orders reports: it grows with every order event
         for listener in self.order_listeners:
             listener(order, fill)
+        if order.originating_order_id:
+            self._follow_children(self.orders[order.originating_order_id])
 
     # ---- cancel / edit --------------------------------------------------------------------------------
     def cancel(self, order_id: str) -> tuple[bool, str]:
@@ -441,6 +571,13 @@ class MatchingEngine:
             return False, "UNKNOWN_CANCEL_ORDER"
         if not order.is_open:
             return False, "COMMANDER_REJECTED_CANCEL_ORDER"
+        for child_id in order.children:  # a scaled order: its open children go with it
+            child = self.orders[child_id]
+            if child.is_open:
+                self._finish(child, CANCELLED, "User requested cancel")
+        if not order.is_open:  # the last child's cancel finished the parent
+            order.cancel_message = "User requested cancel"
+            return True, "UNKNOWN_CANCEL_FAILURE_REASON"
         self._finish(order, CANCELLED, "User requested cancel")
         return True, "UNKNOWN_CANCEL_FAILURE_REASON"
 
@@ -508,40 +645,80 @@ class MatchingEngine:
             self._trigger(market, heapq.heappop(index.stop_up)[2])
         while index.stop_down and -index.stop_down[0][0] >= last:
             self._trigger(market, heapq.heappop(index.stop_down)[2])
-        best_ask, best_bid = market.best_ask(), market.best_bid()
-        while index.bids and -index.bids[0][0] >= best_ask:
-            neg_price, _, order = heapq.heappop(index.bids)
-            self._fill_resting(market, order, -neg_price)
-        while index.asks and index.asks[0][0] <= best_bid:
-            price, _, order = heapq.heappop(index.asks)
-            self._fill_resting(market, order, price)
+        # price-time priority: best price first, then the earliest queued; each order takes what the market
+        # offers through its price, so a large order fills partly and keeps its place
+        while index.bids and -index.bids[0][0] >= market.best_ask():
+            neg_price, seq, order = heapq.heappop(index.bids)
+            if not self._fill_resting(market, order, -neg_price):
+                self._rest(order, seq)
+                break
+        while index.asks and index.asks[0][0] <= market.best_bid():
+            price, seq, order = heapq.heappop(index.asks)
+            if not self._fill_resting(market, order, price):
+                self._rest(order, seq)
+                break
+        self.run_twaps(product_id)
         self.expire_due()
 
-    def _fill_resting(self, market: Market, order: Order, price: Decimal) -> None:
-        # the market traded through the order's price: it fills in full, as maker, at its own price
+    def _fill_resting(self, market: Market, order: Order, price: Decimal) -> bool:
+        """Fill a resting order the market crossed, as maker at its own price, from the book liquidity at
+        or through that price. False when it is still open and the crossing liquidity is used up."""
         if (
             not order.is_open
-            or order.spec.limit_price != price
+            or order.resting_price != price
             or (order.spec.order_type == STOP_LIMIT and not order.triggered)
         ):
-            return
-        self._fill(market, order, price, order.leaves, "MAKER")
-        self._finish(order, FILLED)
+            return True  # a stale queue entry: dropped
+        available = sum((s for _, s in market.take(order.side, price, order.leaves, None)), ZERO)
+        if available >= order.leaves:  # filled in full: the order's own size, as it was written
+            available = order.leaves
+        if available > ZERO:
+            self._fill(market, order, price, available, "MAKER")
+        if order.leaves <= ZERO:
+            self._finish(order, FILLED)
+            return True
+        if available > ZERO:
+            self._notify(order, None)
+        return False
 
     def _trigger(self, market: Market, order: Order) -> None:
         if not order.is_open or order.triggered:
             return
         order.triggered = True
-        if order.spec.order_type == BRACKET:  # the stop leg: close out at market
-            self._take(market, order, None)
-            self._finish(order, FILLED if self._complete(order) else CANCELLED)
-            return
-        self._take(market, order, order.spec.limit_price)
+        if (
+            order.spec.order_type == BRACKET
+        ):  # the stop leg: a limit order BRACKET_STOP_LIMIT past the trigger
+            stop = order.spec.stop_price or ZERO
+            band = 1 - BRACKET_STOP_LIMIT if order.side == "SELL" else 1 + BRACKET_STOP_LIMIT
+            order.working_price = market.round_price(stop * band)
+        self._take(market, order, order.resting_price)
         if self._complete(order):
             self._finish(order, FILLED)
         else:
             self._rest(order)
             self._notify(order, None)
+
+    def _slice(self, market: Market, order: Order, schedule: TwapSchedule) -> None:
+        """Trade what the schedule says is due by now (and not yet filled), at or better than the limit."""
+        total = order.spec.base_size or ZERO
+        behind = schedule.target(total, self.clock.now(), market.spec.base_increment) - order.filled_size
+        if behind <= ZERO or not order.is_open:
+            return
+        limit = order.spec.limit_price
+        for price, size in market.take(order.side, limit, behind, None):
+            self._fill(market, order, price, size, "TAKER")
+        if order.leaves <= ZERO:
+            self._finish(order, FILLED)
+            del self._twaps[order.order_id]
+        elif order.filled_size:
+            self._notify(order, None)
+
+    def run_twaps(self, product_id: str | None = None) -> None:
+        for order, schedule in list(self._twaps.values()):
+            if not order.is_open:
+                self._twaps.pop(order.order_id, None)
+            elif product_id is None or order.product_id == product_id:
+                self._slice(self.markets[order.product_id], order, schedule)
 
     def expire_due(self) -> None:
         now = self.clock.now()

@@ -1,10 +1,9 @@
 """Orders: the normalized request (`OrderSpec`, parsed from any `order_configuration`), the live `Order`, its
 `Fill`s, and their Advanced Trade JSON shapes.
 
-Every configuration Coinbase documents is accepted. Market, limit (IOC/FOK/GTC/GTD, post-only), stop-limit
-and bracket orders behave as on Coinbase. Approximations, said plainly: `twap_limit_gtd` rests as one GTD
-limit order (no time slicing) and `scaled_limit_gtc` rests as one GTC limit order at the middle of its price
-range.
+Every configuration Coinbase documents is accepted. Market, limit (IOC/FOK/GTC/GTD, post-only), stop-limit,
+bracket, scaled (a ladder of child limit orders, see `scaled.py`) and TWAP orders (slices over buckets, see
+`twap.py`) behave as on Coinbase.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ LIMIT = "LIMIT"
 STOP_LIMIT = "STOP_LIMIT"
 BRACKET = "BRACKET"
 TWAP = "TWAP"
-SCALED = "LIMIT"  # a scaled order's children are limit orders; approximated by one
+SCALED = "LIMIT"  # a scaled order's children are limit orders
 
 IOC = "IMMEDIATE_OR_CANCEL"
 FOK = "FILL_OR_KILL"
@@ -151,7 +150,7 @@ class OrderSpec:
         if spec.base_size is None:
             if spec.quote_size is None or spec.limit_price is None:
                 raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_ARGUMENT", "base_size is required")
-            spec.base_size = spec.quote_size / spec.limit_price  # TWAP by quote: sized at the limit price
+            spec.base_size = spec.quote_size / spec.limit_price  # sized at the limit price
         if order_type == STOP_LIMIT:
             spec.stop_price = _decimal(config, "stop_price", required=True)
             direction = config.get("stop_direction")
@@ -184,6 +183,7 @@ class Fill:
     liquidity_indicator: str  # "MAKER" or "TAKER"
     size_in_quote: bool
     user_id: str
+    retail_portfolio_id: str = ""
 
     def to_advanced(self) -> dict[str, Any]:
         return {
@@ -201,7 +201,7 @@ class Fill:
             "size_in_quote": self.size_in_quote,
             "user_id": self.user_id,
             "side": self.side,
-            "retail_portfolio_id": "",
+            "retail_portfolio_id": self.retail_portfolio_id,
         }
 
 
@@ -229,6 +229,10 @@ class Order:
     hold_currency: str = ""
     hold_amount: Decimal = ZERO
     triggered: bool = False
+    # the price it rests at once triggered: a bracket's stop leg works as a limit below (sell) or above (buy)
+    working_price: Decimal | None = None
+    originating_order_id: str = ""  # a scaled order's child names its parent
+    children: list[str] = field(default_factory=list)  # a scaled order's child order ids
     cancel_message: str = ""
     done_time: float | None = None
     edit_history: list[dict[str, str]] = field(default_factory=list)
@@ -236,6 +240,10 @@ class Order:
     @property
     def is_open(self) -> bool:
         return self.status == OPEN
+
+    @property
+    def resting_price(self) -> Decimal | None:
+        return self.working_price if self.working_price is not None else self.spec.limit_price
 
     @property
     def leaves(self) -> Decimal:
@@ -303,7 +311,7 @@ class Order:
             "leverage": self.leverage,
             "margin_type": self.margin_type or "UNKNOWN_MARGIN_TYPE",
             "retail_portfolio_id": self.portfolio_uuid,
-            "originating_order_id": "",
+            "originating_order_id": self.originating_order_id,
             "attached_order_id": "",
         }
 

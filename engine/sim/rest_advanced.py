@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from engine.sim.book import ZERO
+from engine.sim.breakdown import portfolio_breakdown
+from engine.sim.candles import GRANULARITIES, MAX_CANDLES
 from engine.sim.clock import fmt, iso
 from engine.sim.futures import FuturesPositions
+from engine.sim.margin_window import current_window
 from engine.sim.messages import SimRequest, SimResponse
 from engine.sim.orders import Order, OrderRefused, OrderSpec
 from engine.sim.products import CRYPTO_NAMES, FIAT, account_json, product_json, v2_account_json
@@ -28,6 +31,14 @@ from engine.sim.responses import (
     read_json,
 )
 from engine.sim.values import ANY_INT, parse_decimal, query_int, query_time
+
+
+def query_int_or_none(request: SimRequest, name: str) -> int | None:
+    """A UNIX-seconds bound (`start`, `end`); absent or empty gives None."""
+    if not request.query.get(name):
+        return None
+    return query_int(request.query, name, 0, minimum=0, maximum=ANY_INT)
+
 
 if TYPE_CHECKING:
     from engine.sim.app import Simulator
@@ -52,6 +63,8 @@ class AdvancedTradeApi:
             ("GET", f"{p}/market/products/{{product_id}}", self.get_product, PUBLIC),
             ("GET", f"{p}/market/products/{{product_id}}/ticker", self.ticker, PUBLIC),
             ("GET", f"{p}/market/product_book", self.product_book, PUBLIC),
+            ("GET", f"{p}/market/products/{{product_id}}/candles", self.candles, PUBLIC),
+            ("GET", f"{p}/products/{{product_id}}/candles", self.candles, VIEW),
             ("GET", f"{p}/accounts", self.list_accounts, VIEW),
             ("GET", f"{p}/accounts/{{account_uuid}}", self.get_account, VIEW),
             ("GET", f"{p}/products", self.list_products, VIEW),
@@ -62,6 +75,16 @@ class AdvancedTradeApi:
             ("GET", f"{p}/key_permissions", self.key_permissions, VIEW),
             ("GET", f"{p}/transaction_summary", self.transaction_summary, VIEW),
             ("GET", f"{p}/portfolios", self.portfolios, VIEW),
+            ("POST", f"{p}/portfolios", self.create_portfolio, TRADE),
+            ("POST", f"{p}/portfolios/move_funds", self.move_funds, TRADE),
+            ("GET", f"{p}/portfolios/{{portfolio_uuid}}", self.portfolio_breakdown, VIEW),
+            ("PUT", f"{p}/portfolios/{{portfolio_uuid}}", self.edit_portfolio, TRADE),
+            ("DELETE", f"{p}/portfolios/{{portfolio_uuid}}", self.delete_portfolio, TRADE),
+            ("POST", f"{p}/convert/quote", self.convert_quote, TRADE),
+            ("GET", f"{p}/convert/trade/{{trade_id}}", self.get_convert_trade, VIEW),
+            ("POST", f"{p}/convert/trade/{{trade_id}}", self.commit_convert_trade, TRADE),
+            ("GET", f"{p}/payment_methods", self.list_payment_methods, VIEW),
+            ("GET", f"{p}/payment_methods/{{payment_method_id}}", self.get_payment_method, VIEW),
             ("POST", f"{p}/orders", self.create_order, TRADE),
             ("POST", f"{p}/orders/preview", self.preview_order, TRADE),
             ("POST", f"{p}/orders/batch_cancel", self.batch_cancel, TRADE),
@@ -150,6 +173,7 @@ class AdvancedTradeApi:
     async def ticker(self, request: SimRequest) -> SimResponse:
         market = self._market_or_404(request.match_info["product_id"])
         limit = query_int(request.query, "limit", 10, minimum=0, maximum=ANY_INT) or 10
+        start, end = query_int_or_none(request, "start"), query_int_or_none(request, "end")
         trades = [
             {
                 "trade_id": t.trade_id,
@@ -160,11 +184,29 @@ class AdvancedTradeApi:
                 "side": t.side,
                 "exchange": "",
             }
-            for t in list(self.sim.recent_trades(market.spec.product_id))[-limit:][::-1]
+            for t in [
+                t
+                for t in self.sim.recent_trades(market.spec.product_id)
+                if (start is None or t.time >= start) and (end is None or t.time <= end)
+            ][-limit:][::-1]
         ]
         return json_response(
             {"trades": trades, "best_bid": fmt(market.best_bid()), "best_ask": fmt(market.best_ask())}
         )
+
+    async def candles(self, request: SimRequest) -> SimResponse:
+        market = self._market_or_404(request.match_info["product_id"])
+        granularity = GRANULARITIES.get(request.query.get("granularity", ""))
+        if granularity is None:
+            raise BadRequest("granularity must be one of " + ", ".join(GRANULARITIES))
+        now = int(self.sim.clock.now())
+        end = query_int(request.query, "end", now, minimum=0, maximum=ANY_INT)
+        start = query_int(request.query, "start", end - granularity * 300, minimum=0, maximum=end)
+        limit = query_int(request.query, "limit", MAX_CANDLES, minimum=1, maximum=MAX_CANDLES)
+        if (end - start) // granularity >= MAX_CANDLES:
+            raise BadRequest(f"the range spans more than {MAX_CANDLES} candles: narrow start and end")
+        found = self.sim.candles.candles(market.spec.product_id, start, end, granularity)[:limit]
+        return json_response({"candles": [c.to_json() for c in found]})
 
     # ---- accounts, permissions, fees ------------------------------------------------------------------
     async def list_accounts(self, request: SimRequest) -> SimResponse:
@@ -197,18 +239,18 @@ class AdvancedTradeApi:
         )
 
     async def transaction_summary(self, request: SimRequest) -> SimResponse:
-        fees = self.sim.config.fees
-        volume, paid = self.sim.engine.total_volume, self.sim.engine.total_fees
+        tier = self.sim.engine.fees.current()
+        volume, paid = self.sim.engine.fees.volume_30d(), self.sim.engine.total_fees
         return json_response(
             {
                 "total_volume": float(volume),  # Coinbase sends these two as JSON numbers
                 "total_fees": float(paid),
                 "fee_tier": {
-                    "pricing_tier": fees.pricing_tier,
-                    "usd_from": "0",
-                    "usd_to": "1000",
-                    "taker_fee_rate": fmt(fees.taker_fee_rate),
-                    "maker_fee_rate": fmt(fees.maker_fee_rate),
+                    "pricing_tier": tier.name,
+                    "usd_from": fmt(tier.usd_from),
+                    "usd_to": fmt(tier.usd_to) if tier.usd_to is not None else "",
+                    "taker_fee_rate": fmt(tier.taker_fee_rate),
+                    "maker_fee_rate": fmt(tier.maker_fee_rate),
                     "aop_from": "",
                     "aop_to": "",
                 },
@@ -224,10 +266,69 @@ class AdvancedTradeApi:
         )
 
     async def portfolios(self, request: SimRequest) -> SimResponse:
-        uuid = self.sim.accounts.portfolio_uuid
-        return json_response(
-            {"portfolios": [{"name": "Default", "uuid": uuid, "type": "DEFAULT", "deleted": False}]}
+        listed = self.sim.portfolios.listed(request.query.get("portfolio_type"))
+        return json_response({"portfolios": [p.to_json() for p in listed]})
+
+    async def create_portfolio(self, request: SimRequest) -> SimResponse:
+        body = await read_json(request)
+        portfolio = self.sim.portfolios.create(self.sim.engine.new_id(), body.get("name"))
+        return json_response({"portfolio": portfolio.to_json()})
+
+    async def edit_portfolio(self, request: SimRequest) -> SimResponse:
+        body = await read_json(request)
+        portfolio = self.sim.portfolios.rename(request.match_info["portfolio_uuid"], body.get("name"))
+        return json_response({"portfolio": portfolio.to_json()})
+
+    async def delete_portfolio(self, request: SimRequest) -> SimResponse:
+        self.sim.portfolios.delete(request.match_info["portfolio_uuid"])
+        return json_response({})
+
+    async def move_funds(self, request: SimRequest) -> SimResponse:
+        body = await read_json(request)
+        funds = body.get("funds")
+        if not isinstance(funds, dict) or not isinstance(funds.get("currency"), str):
+            raise BadRequest("funds must be an object with value and currency")
+        source, target = body.get("source_portfolio_uuid"), body.get("target_portfolio_uuid")
+        if not isinstance(source, str) or not isinstance(target, str):
+            raise BadRequest("source_portfolio_uuid and target_portfolio_uuid are required")
+        amount = parse_decimal(funds.get("value"), "funds.value")
+        self.sim.portfolios.move(amount, funds["currency"], source, target)
+        return json_response({"source_portfolio_uuid": source, "target_portfolio_uuid": target})
+
+    async def portfolio_breakdown(self, request: SimRequest) -> SimResponse:
+        portfolio = self.sim.portfolios.get(request.match_info["portfolio_uuid"])
+        currency = request.query.get("currency") or "USD"
+        if self.sim.usd_price(currency) is None:
+            raise BadRequest(f"currency {currency} has no USD price")
+        return json_response({"breakdown": portfolio_breakdown(self.sim, portfolio, currency)})
+
+    # ---- converts, payment methods ------------------------------------------------------------------
+    async def convert_quote(self, request: SimRequest) -> SimResponse:
+        body = await read_json(request)
+        amount = parse_decimal(body.get("amount"), "amount")
+        trade = self.sim.converts.quote(body.get("from_account"), body.get("to_account"), amount)
+        return json_response({"trade": trade.to_json()})
+
+    async def get_convert_trade(self, request: SimRequest) -> SimResponse:
+        q, trade_id = request.query, request.match_info["trade_id"]
+        trade = self.sim.converts.get(trade_id, q.get("from_account"), q.get("to_account"))
+        return json_response({"trade": trade.to_json()})
+
+    async def commit_convert_trade(self, request: SimRequest) -> SimResponse:
+        body = await read_json(request)
+        trade = self.sim.converts.commit(
+            request.match_info["trade_id"], body.get("from_account"), body.get("to_account")
         )
+        return json_response({"trade": trade.to_json()})
+
+    async def list_payment_methods(self, request: SimRequest) -> SimResponse:
+        return json_response({"payment_methods": [m.to_json() for m in self.sim.payment_methods.values()]})
+
+    async def get_payment_method(self, request: SimRequest) -> SimResponse:
+        method = self.sim.payment_methods.get(request.match_info["payment_method_id"])
+        if method is None:
+            return advanced_error(404, "NOT_FOUND", "payment method not found")
+        return json_response({"payment_method": method.to_json()})
 
     # ---- orders -----------------------------------------------------------------------------------------
     @staticmethod
@@ -278,6 +379,9 @@ class AdvancedTradeApi:
             raise BadRequest("client_order_id is required")
         key = request.cdp_key
         assert key is not None  # the gateway verified it
+        portfolio = body.get("retail_portfolio_id")
+        if portfolio:  # an unknown portfolio is a 404, as on Coinbase
+            portfolio = self.sim.portfolios.get(str(portfolio)).uuid
         try:
             spec = OrderSpec.parse(body.get("order_configuration"))
             order, created = self.sim.engine.submit(
@@ -288,6 +392,7 @@ class AdvancedTradeApi:
                 key_name=key.name,
                 leverage=str(body.get("leverage") or ""),
                 margin_type=str(body.get("margin_type") or ""),
+                portfolio_uuid=portfolio or "",
             )
         except OrderRefused as refused:
             return self._refusal(refused, body)
@@ -299,8 +404,12 @@ class AdvancedTradeApi:
     async def preview_order(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         _, product_id, side = self._order_request(body)
+        is_max = body.get("is_max") is True
         try:
-            spec = OrderSpec.parse(body.get("order_configuration"))
+            configuration = body.get("order_configuration")
+            if is_max:
+                configuration = self._sized_to_max(product_id, side, configuration)
+            spec = OrderSpec.parse(configuration)
             preview = self.sim.engine.preview(product_id, side, spec)
         except OrderRefused as refused:
             return json_response(
@@ -326,13 +435,29 @@ class AdvancedTradeApi:
                 "base_size": fmt(preview.base_size),
                 "best_bid": fmt(preview.best_bid),
                 "best_ask": fmt(preview.best_ask),
-                "is_max": False,
+                "is_max": is_max,
                 "order_margin_total": fmt(preview.margin),
                 "leverage": str(body.get("leverage") or "1"),
-                "slippage": "0",
+                "slippage": fmt(preview.slippage),
                 "preview_id": self.sim.engine.new_id(),
             }
         )
+
+    def _sized_to_max(self, product_id: str, side: str, configuration: Any) -> Any:
+        """is_max: a market order sized to everything available (quote to buy with, base to sell)."""
+        market = self._market_or_404(product_id)
+        if not isinstance(configuration, dict) or len(configuration) != 1:
+            return configuration
+        ((key, config),) = configuration.items()
+        if not key.startswith("market_market_") or not isinstance(config, dict) or market.spec.is_future:
+            raise BadRequest("is_max applies to spot market orders")
+        spec = market.spec
+        if side == "BUY":
+            # the fee comes out of the quote: what is available is the whole budget
+            sized = {"quote_size": fmt(self.sim.accounts.available(spec.quote_currency))}
+        else:
+            sized = {"base_size": fmt(market.round_size(self.sim.accounts.available(spec.base_currency)))}
+        return {key: sized}
 
     async def batch_cancel(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
@@ -380,7 +505,7 @@ class AdvancedTradeApi:
             return json_response({"errors": errors})
         new_size = size or order.spec.base_size or ZERO
         new_price = price or order.spec.limit_price or ZERO
-        commission = new_size * new_price * self.sim.config.fees.taker_fee_rate
+        commission = new_size * new_price * self.sim.engine.fees.taker_fee_rate
         return json_response(
             {
                 "errors": [],
@@ -406,7 +531,9 @@ class AdvancedTradeApi:
         try:
             order = self.sim.engine.close_position(client_order_id, product_id, size, key.name)
         except OrderRefused as refused:
-            return self._refusal(refused, body)
+            # what close_position would have placed: the SDK parses order_configuration as an object
+            config = {"base_size": fmt(size)} if size is not None else {}
+            return self._refusal(refused, {"order_configuration": {"market_market_ioc": config}})
         self.sim.publish_book(product_id)
         return self._accepted(order)
 
@@ -438,7 +565,14 @@ class AdvancedTradeApi:
             and (end is None or o.created_time <= end)
         ]
         chunk, cursor, has_next = page(selected, request, 100, 1000)
-        return json_response({"orders": chunk, "sequence": "0", "has_next": has_next, "cursor": cursor})
+        return json_response(
+            {
+                "orders": chunk,
+                "sequence": str(self.sim.engine.order_events),
+                "has_next": has_next,
+                "cursor": cursor,
+            }
+        )
 
     async def list_fills(self, request: SimRequest) -> SimResponse:
         order_ids = set(query_list(request, "order_ids", "order_id"))
@@ -468,7 +602,7 @@ class AdvancedTradeApi:
             ),
             ZERO,
         )
-        realized = sum((p.daily_realized_pnl for p in engine.positions.open_positions()), ZERO)
+        realized = engine.positions.daily_realized_pnl()  # closed positions' PnL counts too
         initial = engine.positions.initial_margin(specs, marks)
         maintenance = engine.positions.maintenance_margin(specs, marks)
         buying_power = engine.futures_buying_power()
@@ -574,13 +708,10 @@ class AdvancedTradeApi:
         return json_response({})
 
     async def current_margin_window(self, request: SimRequest) -> SimResponse:
-        now = self.sim.clock.now()
+        kind, ends = current_window(self.sim.clock.now())
         return json_response(
             {
-                "margin_window": {
-                    "margin_window_type": "FCM_MARGIN_WINDOW_TYPE_INTRADAY",
-                    "end_time": iso(now + 3600),
-                },
+                "margin_window": {"margin_window_type": kind, "end_time": iso(ends)},
                 "is_intraday_margin_killswitch_enabled": False,
                 "is_intraday_margin_enrollment_killswitch_enabled": False,
             }

@@ -411,12 +411,12 @@ class ExchangeApi:
         return paged(request, rows)
 
     async def fees(self, request: SimRequest) -> SimResponse:
-        fees = self.sim.config.fees
+        fees = self.sim.engine.fees.current()  # one user, one volume: the tier its fills pay
         return json_response(
             {
                 "taker_fee_rate": fmt(fees.taker_fee_rate),
                 "maker_fee_rate": fmt(fees.maker_fee_rate),
-                "usd_volume": fmt(self.sim.engine.total_volume),
+                "usd_volume": fmt(self.sim.engine.fees.volume_30d()),
             }
         )
 

@@ -20,7 +20,8 @@ from aiohttp import WSMsgType, web
 
 from engine.sim.auth import AuthFailure, CdpKey
 from engine.sim.clock import fmt, iso
-from engine.sim.market import Trade
+from engine.sim.futures import FuturesPositions
+from engine.sim.market import Market, Trade
 from engine.sim.orders import OPEN, Fill, Order
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ MARKET_CHANNELS = frozenset(
 )
 AUTH_CHANNELS = frozenset({"user", "futures_balance_summary"})
 _QUEUE_LIMIT = 10_000
+CANDLE_CHANNEL_S = 300
+TICKER_BATCH_S = 5.0
 
 
 def _order_event(order: Order) -> dict[str, Any]:
@@ -108,6 +111,8 @@ class MarketDataHub:
         self.messages_sent = 0
         self.gaps_injected = 0
         self.drops_injected = 0
+        self._batch_pending: set[str] = set()
+        self._batch_at = 0.0
 
     # ---- sending ------------------------------------------------------------------------------------
     def send(self, session: WsSession, channel: str, events: list[dict[str, Any]]) -> None:
@@ -260,31 +265,61 @@ class MarketDataHub:
             ]
             positions: dict[str, list[Any]] = {
                 "perpetual_futures_positions": [],
-                "expiring_futures_positions": [],
+                "expiring_futures_positions": self._futures_positions(product_ids),
             }
             self.send(session, "user", [{"type": "snapshot", "orders": orders, "positions": positions}])
         elif channel == "futures_balance_summary":
-            summary = self.sim.advanced.balance_summary_json()
-            fcm = {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in summary.items()}
-            self.send(session, "futures_balance_summary", [{"type": "snapshot", "fcm_balance_summary": fcm}])
+            self.send(session, channel, [{"type": "snapshot", "fcm_balance_summary": self._fcm_summary()}])
+        elif channel == "candles":
+            candles = [c for pid in targets if (c := self._candle(pid)) is not None]
+            self.send(session, "candles", [{"type": "snapshot", "candles": candles}])
         elif channel == "status":
-            products = [
-                {
-                    "product_type": m.spec.product_type,
-                    "id": m.spec.product_id,
-                    "base_currency": m.spec.base_currency,
-                    "quote_currency": m.spec.quote_currency,
-                    "base_increment": fmt(m.spec.base_increment),
-                    "quote_increment": fmt(m.spec.price_increment),
-                    "display_name": m.spec.display_name or m.spec.product_id,
-                    "status": "online",
-                    "status_message": "",
-                    "min_market_funds": fmt(m.spec.quote_min_size),
-                }
-                for pid in targets
-                if (m := self.sim.markets[pid])
-            ]
+            products = [self._status_row(self.sim.markets[pid]) for pid in targets]
             self.send(session, "status", [{"type": "snapshot", "products": products}])
+
+    def _status_row(self, m: Market) -> dict[str, str]:
+        return {
+            "product_type": m.spec.product_type,
+            "id": m.spec.product_id,
+            "base_currency": m.spec.base_currency,
+            "quote_currency": m.spec.quote_currency,
+            "base_increment": fmt(m.spec.base_increment),
+            "quote_increment": fmt(m.spec.price_increment),
+            "display_name": m.spec.display_name or m.spec.product_id,
+            "status": self.sim.product_status.get(m.spec.product_id, "online"),
+            "status_message": "",
+            "min_market_funds": fmt(m.spec.quote_min_size),
+        }
+
+    def _futures_positions(self, product_ids: list[str]) -> list[dict[str, str]]:
+        engine = self.sim.engine
+        rows = []
+        for position in engine.positions.open_positions():
+            if product_ids and position.product_id not in product_ids:
+                continue
+            market = self.sim.markets[position.product_id]
+            unrealized = FuturesPositions.unrealized_pnl(position, market.spec, market.mid)
+            rows.append(
+                {
+                    "product_id": position.product_id,
+                    "side": position.side,
+                    "number_of_contracts": fmt(abs(position.contracts)),
+                    "realized_pnl": fmt(position.daily_realized_pnl),
+                    "unrealized_pnl": fmt(unrealized),
+                    "entry_price": fmt(position.avg_entry_price),
+                }
+            )
+        return rows
+
+    def _fcm_summary(self) -> dict[str, Any]:
+        summary = self.sim.advanced.balance_summary_json()
+        return {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in summary.items()}
+
+    def _candle(self, product_id: str) -> dict[str, str] | None:
+        """The five-minute candle in progress: the one granularity the channel sends
+        (https://docs.cdp.coinbase.com/advanced-trade/docs/ws-channels#candles-channel)."""
+        candle = self.sim.candles.current(product_id, CANDLE_CHANNEL_S, self.sim.clock.now())
+        return None if candle is None else {**candle.to_json(), "product_id": product_id}
 
     # ---- publishing (called by the simulator) ---------------------------------------------------------
     @staticmethod
@@ -332,12 +367,49 @@ class MarketDataHub:
         }
 
     def publish_tickers(self, product_id: str) -> None:
-        for channel in ("ticker", "ticker_batch"):
-            listeners = [s for s in self.sessions if s.wants(channel, product_id)]
-            if listeners:
-                events = [{"type": "update", "tickers": [self._ticker(product_id)]}]
-                for session in listeners:
-                    self.send(session, channel, events)
+        listeners = [s for s in self.sessions if s.wants("ticker", product_id)]
+        if listeners:
+            events = [{"type": "update", "tickers": [self._ticker(product_id)]}]
+            for session in listeners:
+                self.send(session, "ticker", events)
+        self._batch_pending.add(product_id)  # ticker_batch sends these on its own schedule
+
+    def flush_ticker_batch(self) -> None:
+        """One message per subscriber with the tickers of every product that changed since the last batch:
+        Coinbase batches this channel every five seconds."""
+        pending, self._batch_pending = self._batch_pending, set()
+        self._batch_at = self.sim.clock.now()
+        for session in self.sessions:
+            products = [pid for pid in sorted(pending) if session.wants("ticker_batch", pid)]
+            if products:
+                tickers = [self._ticker(pid) for pid in products]
+                self.send(session, "ticker_batch", [{"type": "update", "tickers": tickers}])
+
+    def publish_candle(self, product_id: str) -> None:
+        listeners = [s for s in self.sessions if s.wants("candles", product_id)]
+        candle = self._candle(product_id) if listeners else None
+        if candle is not None:
+            events = [{"type": "update", "candles": [candle]}]
+            for session in listeners:
+                self.send(session, "candles", events)
+
+    def publish_futures(self, order: Order) -> None:
+        """After a futures fill: the balance summary and the position moved."""
+        listeners = [
+            s for s in self.sessions if s.key is not None and s.wants("futures_balance_summary", None)
+        ]
+        if listeners:
+            events = [{"type": "update", "fcm_balance_summary": self._fcm_summary()}]
+            for session in listeners:
+                self.send(session, "futures_balance_summary", events)
+
+    def publish_status(self, product_id: str) -> None:
+        """A product's trading status changed."""
+        listeners = [s for s in self.sessions if s.wants("status", product_id)]
+        if listeners:
+            row = self._status_row(self.sim.markets[product_id])
+            for session in listeners:
+                self.send(session, "status", [{"type": "update", "products": [row]}])
 
     def publish_trade(self, trade: Trade) -> None:
         listeners = [s for s in self.sessions if s.wants("market_trades", trade.product_id)]
@@ -354,8 +426,12 @@ class MarketDataHub:
             events = [{"type": "update", "orders": [_order_event(order)]}]
             for session in listeners:
                 self.send(session, "user", events)
+        if fill is not None and order.product_type == "FUTURE":
+            self.publish_futures(order)
 
     def heartbeat(self) -> None:
+        if self.sim.clock.now() - self._batch_at >= TICKER_BATCH_S:
+            self.flush_ticker_batch()
         self._heartbeat_counter += 1
         listeners = [s for s in self.sessions if s.wants("heartbeats", None)]
         if listeners:

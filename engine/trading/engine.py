@@ -38,6 +38,7 @@ from engine.marketdata.feed import Callback, MarketFeed, Ticker, Trade
 from engine.marketdata.stream import Stream
 from engine.net.retry import Backoff
 from engine.net.transport import ApiKey
+from engine.net.wire import decimal_str
 from engine.risk.audit import AuditLog
 from engine.risk.balance import required_funds
 from engine.risk.gate import RiskConfig, RiskGate
@@ -615,20 +616,23 @@ class Engine:
     async def close_position(self, product_id: str, size: Any = None) -> TrackedOrder:
         """Close a futures position at market, journalled like any order."""
         client_order_id = self.ids.next()
+        # the size as the decimal text that goes on the wire, checked before anything is tracked: a bad size
+        # leaves nothing behind
+        size_text = None if size is None else decimal_str(size, "size")
         tracked = TrackedOrder(client_order_id, product_id, "CLOSE")
         self.orders[client_order_id] = tracked
         self._count_open(product_id, +1)
         assert self.journal is not None
         self.risk.audit.record(
-            "close_position", client_order_id=client_order_id, product_id=product_id, size=size
+            "close_position", client_order_id=client_order_id, product_id=product_id, size=size_text
         )
         body = orjson.dumps(
-            {"client_order_id": client_order_id, "product_id": product_id, "size": size}
+            {"client_order_id": client_order_id, "product_id": product_id, "size": size_text}
         ).decode()
         record = functools.partial(self.journal.record_intent, fresh=True)  # a minted id: new
         await self._in_journal_thread(record, client_order_id, product_id, "CLOSE", body)
         try:
-            result = await self.venue.close_position(product_id, size, client_order_id=client_order_id)
+            result = await self.venue.close_position(product_id, size_text, client_order_id=client_order_id)
         except OrderRejected as rejected:
             self._settle(tracked, OrderState.REJECTED, failure_reason=rejected.failure_reason or "REJECTED")
             raise

@@ -394,6 +394,94 @@ ADVANCED_AUTH: list[Row] = [
         expect=bad_request,
     ),
     Row("a path that is not UTF-8", "GET", f"{P}/accounts/\udcff\udcfe", auth="jwt"),
+    *(
+        Row(
+            f"candles {name}={value}",
+            "GET",
+            f"{P}/products/BTC-USD/candles?granularity=ONE_MINUTE&{name}={value}",
+            auth="jwt",
+            expect=bad_request,
+        )
+        for name in ("start", "end", "limit")
+        for value in ("abc", "1.5", "1e3", "-1", "9" * 30, "0x10", "%D9%A1", "nan", "%00")
+    ),
+    *(
+        Row(
+            f"candles granularity={value}",
+            "GET",
+            f"{P}/products/BTC-USD/candles?granularity={value}",
+            auth="jwt",
+        )
+        for value in ("", "60", "ONE_WEEK", "%ff", "x" * 4000)
+    ),
+    Row(
+        "candles over 350 buckets",
+        "GET",
+        f"{P}/products/BTC-USD/candles?granularity=ONE_MINUTE&start=0&end=99999",
+        auth="jwt",
+    ),
+    *(
+        Row(
+            f"move_funds value={value!r:.40}",
+            "POST",
+            f"{P}/portfolios/move_funds",
+            {
+                "funds": {"value": value, "currency": "USD"},
+                "source_portfolio_uuid": "a",
+                "target_portfolio_uuid": "b",
+            },
+            "jwt",
+        )
+        for value in HOSTILE_DECIMALS
+    ),
+    *(
+        Row(f"move_funds body {value!r:.40}", "POST", f"{P}/portfolios/move_funds", value, "jwt")
+        for value in ({}, {"funds": "x"}, {"funds": {"value": "1", "currency": 5}}, [], "x", None)
+    ),
+    *(
+        Row(f"create portfolio name={value!r:.40}", "POST", f"{P}/portfolios", {"name": value}, "jwt")
+        for value in (None, 5, "", "   ", "x" * 200, [], {})
+    ),
+    *(
+        Row(f"portfolio path {value}", method, f"{P}/portfolios/{value}", {"name": "n"}, "jwt")
+        for method in ("GET", "PUT", "DELETE")
+        for value in ("%ff%fe", "..%2F..%2Fsim%2Ffaults", "%00", "x" * 4000, "nope")
+    ),
+    *(
+        Row(
+            f"convert quote amount={value!r:.40}",
+            "POST",
+            f"{P}/convert/quote",
+            {"from_account": "a", "to_account": "b", "amount": value},
+            "jwt",
+        )
+        for value in HOSTILE_DECIMALS
+    ),
+    *(
+        Row(
+            f"convert quote accounts {value!r:.40}",
+            "POST",
+            f"{P}/convert/quote",
+            {"from_account": value, "to_account": value, "amount": "1"},
+            "jwt",
+        )
+        for value in (None, 5, [], {}, "", "x" * 4000)
+    ),
+    *(
+        Row(
+            f"convert trade {method} {value}",
+            method,
+            f"{P}/convert/trade/{value}",
+            {"from_account": "a"},
+            "jwt",
+        )
+        for method in ("GET", "POST")
+        for value in ("%ff%fe", "%00", "x" * 4000, "nope")
+    ),
+    *(
+        Row(f"payment method {value}", "GET", f"{P}/payment_methods/{value}", auth="jwt")
+        for value in ("%ff%fe", "%00", "x" * 4000, "nope")
+    ),
 ]
 
 # ---- the public market endpoints (no key) ------------------------------------------------------------------
@@ -417,6 +505,26 @@ MARKET_PUBLIC: list[Row] = [
         for value in ("abc", "-5", "1e9999", "9" * 30, "%ff")
     ),
     Row("market product_book without product_id", "GET", f"{P}/market/product_book"),
+    *(
+        Row(
+            f"market candles {name}={value}",
+            "GET",
+            f"{P}/market/products/BTC-USD/candles?granularity=FIVE_MINUTE&{name}={value}",
+            expect=bad_request,
+        )
+        for name in ("start", "end", "limit")
+        for value in ("abc", "1.5", "-1", "9" * 30, "%ff", "nan")
+    ),
+    *(
+        Row(
+            f"market ticker {name}={value}",
+            "GET",
+            f"{P}/market/products/BTC-USD/ticker?limit=5&{name}={value}",
+            expect=bad_request,
+        )
+        for name in ("start", "end")
+        for value in ("abc", "1.5", "-1", "9" * 30, "%ff", "nan")
+    ),
     Row("market product_book product_id not UTF-8", "GET", f"{P}/market/product_book?product_id=%ff%fe"),
     Row("market product_book product_id NUL", "GET", f"{P}/market/product_book?product_id=%00"),
     Row("market product latin-1", "GET", f"{P}/market/products/BTC-\udce9"),

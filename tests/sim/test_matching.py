@@ -254,7 +254,7 @@ def test_client_order_id_is_idempotent(sim: Simulator) -> None:
     assert usd(sim)[1] == D("0.1") * D("50000.00") * D("1.006")  # held once
 
 
-def test_every_documented_configuration_is_accepted(sim: Simulator) -> None:
+def test_every_documented_configuration_does_what_it_says(sim: Simulator) -> None:
     end = iso(time.time() + 3600)
     configs = [
         {"market_market_fok": {"base_size": "0.001"}},
@@ -292,10 +292,34 @@ def test_every_documented_configuration_is_accepted(sim: Simulator) -> None:
             }
         },
     ]
-    for config in configs:
-        side = "SELL" if "trigger_bracket_gtd" in config else "BUY"
-        order = place(sim, side, config)
-        assert order.status in ("OPEN", "FILLED"), config
+    btc_before = sim.accounts.available("BTC")
+    fok, twap, scaled, stop, bracket = (
+        place(sim, "SELL" if "trigger_bracket_gtd" in config else "BUY", config) for config in configs
+    )
+    # each did what its configuration says, not only "accepted"
+    assert (fok.status, fok.filled_size) == ("FILLED", D("0.001"))
+    assert (twap.status, twap.filled_size) == ("OPEN", 0)
+    assert twap.hold_amount == D("0.01") * D("50000.00") * D("1.006")  # limit value plus the taker fee
+    children = [sim.engine.orders[c] for c in scaled.children]  # the ladder: one limit order per rung
+    assert [(c.spec.limit_price, c.status, c.originating_order_id) for c in children] == [
+        (D("49000.00"), "OPEN", scaled.order_id),
+        (D("50000.00"), "OPEN", scaled.order_id),
+    ]
+    assert [c.hold_amount for c in children] == [D("0.01") * p * D("1.006") for p in (D("49000"), D("50000"))]
+    assert (scaled.status, scaled.hold_amount) == ("OPEN", 0)
+    assert (stop.status, stop.trigger_status, stop.spec.end_time is not None) == (
+        "OPEN",
+        "STOP_PENDING",
+        True,
+    )
+    assert (bracket.status, bracket.trigger_status) == ("OPEN", "STOP_PENDING")
+    assert (bracket.hold_currency, bracket.hold_amount) == ("BTC", D("0.01"))
+    assert sim.accounts.available("BTC") == btc_before + fok.filled_size - D("0.01")
+    sim.set_mid("BTC-USD", D("60900"))  # below the stop: nothing happens
+    assert (stop.trigger_status, stop.filled_size) == ("STOP_PENDING", 0)
+    sim.set_mid("BTC-USD", D("61500"))  # through the stop: its limit order buys up to 62000
+    assert (stop.trigger_status, stop.status) == ("STOP_TRIGGERED", "FILLED")
+    assert D("61000") < stop.average_filled_price <= D("62000.00")
     with pytest.raises(OrderRefused) as refused:
         place(sim, "BUY", {"limit_limit_gtc": {"base_size": 0.1, "limit_price": "50000.00"}})  # a float
     assert refused.value.error == "INVALID_ARGUMENT"

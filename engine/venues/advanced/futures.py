@@ -174,12 +174,13 @@ class FuturesApi:
         """Schedule a sweep of futures USD to spot; no amount sweeps all available."""
         body = {"usd_amount": decimal_str(usd_amount, "usd_amount")} if usd_amount is not None else {}
         data = await self._call("POST", "/sweeps/schedule", body)
-        return bool(data.get("success", True))
+        # Only an explicit `"success": true` is a scheduled sweep; any other 2xx body is not.
+        return data.get("success") is True
 
     async def cancel_sweep(self) -> bool:
         """Cancel the pending sweep, if any."""
         data = await self._call("DELETE", "/sweeps")
-        return bool(data.get("success", True))
+        return data.get("success") is True
 
     async def intraday_margin_setting(self) -> IntradayMarginSetting:
         data = await self._call("GET", "/intraday/margin_setting")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -26,6 +26,7 @@ from engine.net.wire import Amount, Timestamp, decimal_str, new_client_order_id,
 
 __all__ = [
     "Amount",
+    "ClosePositionRequest",
     "LimitFok",
     "LimitGtc",
     "LimitGtd",
@@ -93,6 +94,13 @@ def _sized(base_size: Amount | None, quote_size: Amount | None, *, kind: str) ->
     return {"quote_size": decimal_str(quote_size, "quote_size")}
 
 
+def _rfq(body: dict[str, Any], rfq_disabled: bool) -> dict[str, Any]:
+    # Sent only when set, so the common order's body stays as it was.
+    if rfq_disabled:
+        body["rfq_disabled"] = True
+    return body
+
+
 class OrderConfiguration:
     """Base of every configuration: `key` is its `order_configuration` key, `fragment` its validated body."""
 
@@ -129,9 +137,10 @@ class MarketIoc(_Rendered):
     key: ClassVar[str] = "market_market_ioc"
     base_size: Amount | None = None
     quote_size: Amount | None = None
+    rfq_disabled: bool = False  # True keeps the order off Coinbase's RFQ (request-for-quote) liquidity
 
     def _render(self) -> dict[str, Any]:
-        return _sized(self.base_size, self.quote_size, kind=self.key)
+        return _rfq(_sized(self.base_size, self.quote_size, kind=self.key), self.rfq_disabled)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,12 +179,13 @@ class LimitGtc(_Rendered):
     base_size: Amount | None = None
     quote_size: Amount | None = None
     post_only: bool = False
+    rfq_disabled: bool = False  # True keeps the order off Coinbase's RFQ (request-for-quote) liquidity
 
     def _render(self) -> dict[str, Any]:
         body = _sized(self.base_size, self.quote_size, kind=self.key)
         body["limit_price"] = decimal_str(self.limit_price, "limit_price")
         body["post_only"] = bool(self.post_only)
-        return body
+        return _rfq(body, self.rfq_disabled)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,13 +198,14 @@ class LimitGtd(_Rendered):
     base_size: Amount | None = None
     quote_size: Amount | None = None
     post_only: bool = False
+    rfq_disabled: bool = False  # True keeps the order off Coinbase's RFQ (request-for-quote) liquidity
 
     def _render(self) -> dict[str, Any]:
         body = _sized(self.base_size, self.quote_size, kind=self.key)
         body["limit_price"] = decimal_str(self.limit_price, "limit_price")
         body["end_time"] = timestamp_str(self.end_time, "end_time")
         body["post_only"] = bool(self.post_only)
-        return body
+        return _rfq(body, self.rfq_disabled)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,11 +216,12 @@ class LimitFok(_Rendered):
     limit_price: Amount
     base_size: Amount | None = None
     quote_size: Amount | None = None
+    rfq_disabled: bool = False  # True keeps the order off Coinbase's RFQ (request-for-quote) liquidity
 
     def _render(self) -> dict[str, Any]:
         body = _sized(self.base_size, self.quote_size, kind=self.key)
         body["limit_price"] = decimal_str(self.limit_price, "limit_price")
-        return body
+        return _rfq(body, self.rfq_disabled)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -257,16 +269,21 @@ class TriggerBracketGtc(_Rendered):
     """Bracket, good-till-cancelled: a take-profit limit and a stop trigger around a position."""
 
     key: ClassVar[str] = "trigger_bracket_gtc"
-    base_size: Amount
+    base_size: Amount | None = None  # omitted when attached: the attached order takes the parent's size
     limit_price: Amount
     stop_trigger_price: Amount
 
     def _render(self) -> dict[str, Any]:
-        return {
-            "base_size": decimal_str(self.base_size, "base_size"),
-            "limit_price": decimal_str(self.limit_price, "limit_price"),
-            "stop_trigger_price": decimal_str(self.stop_trigger_price, "stop_trigger_price"),
-        }
+        body: dict[str, Any] = {}
+        if self.base_size is not None:
+            body["base_size"] = decimal_str(self.base_size, "base_size")
+        body.update(
+            {
+                "limit_price": decimal_str(self.limit_price, "limit_price"),
+                "stop_trigger_price": decimal_str(self.stop_trigger_price, "stop_trigger_price"),
+            }
+        )
+        return body
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,18 +291,23 @@ class TriggerBracketGtd(_Rendered):
     """Bracket, good-till-date."""
 
     key: ClassVar[str] = "trigger_bracket_gtd"
-    base_size: Amount
+    base_size: Amount | None = None  # omitted when attached: the attached order takes the parent's size
     limit_price: Amount
     stop_trigger_price: Amount
     end_time: Timestamp
 
     def _render(self) -> dict[str, Any]:
-        return {
-            "base_size": decimal_str(self.base_size, "base_size"),
-            "limit_price": decimal_str(self.limit_price, "limit_price"),
-            "stop_trigger_price": decimal_str(self.stop_trigger_price, "stop_trigger_price"),
-            "end_time": timestamp_str(self.end_time, "end_time"),
-        }
+        body: dict[str, Any] = {}
+        if self.base_size is not None:
+            body["base_size"] = decimal_str(self.base_size, "base_size")
+        body.update(
+            {
+                "limit_price": decimal_str(self.limit_price, "limit_price"),
+                "stop_trigger_price": decimal_str(self.stop_trigger_price, "stop_trigger_price"),
+                "end_time": timestamp_str(self.end_time, "end_time"),
+            }
+        )
+        return body
 
 
 def _duration_str(value: object) -> str:
@@ -390,6 +412,9 @@ class OrderRequest:
     preview_id: str | None = None
     attached_configuration: OrderConfiguration | None = None
     retail_portfolio_id: str | None = None
+    self_trade_prevention_id: str | None = None
+    prediction_metadata: Mapping[str, Any] | None = None
+    equity_order_metadata: Mapping[str, Any] | None = None
     body: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -408,19 +433,59 @@ class OrderRequest:
         body["product_id"] = self.product_id
         side = self.side
         body["side"] = side if side.__class__ is Side else Side(side)  # a StrEnum member is its JSON string
-        body["order_configuration"] = self.configuration.payload()
+        configuration = self.configuration
+        if (
+            isinstance(configuration, TriggerBracketGtc | TriggerBracketGtd)
+            and configuration.base_size is None
+        ):
+            raise InvalidValue("base_size", f"a standalone {configuration.key} order needs a base_size")
+        body["order_configuration"] = configuration.payload()
         if self.leverage is not None:
             body["leverage"] = decimal_str(self.leverage, "leverage")
         if self.margin_type is not None:
             body["margin_type"] = MarginType(self.margin_type).value
         if self.preview_id is not None:
             body["preview_id"] = self.preview_id
-        if self.attached_configuration is not None:
-            body["attached_order_configuration"] = self.attached_configuration.payload()
+        attached = self.attached_configuration
+        if attached is not None:
+            if isinstance(attached, TriggerBracketGtc | TriggerBracketGtd) and attached.base_size is not None:
+                # https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/rest-api: the attached order
+                # takes its size from the order it is attached to.
+                raise InvalidValue(
+                    "attached_order_configuration", "omit base_size: it takes the parent's size"
+                )
+            body["attached_order_configuration"] = attached.payload()
         if self.retail_portfolio_id is not None:
             body["retail_portfolio_id"] = self.retail_portfolio_id
+        if self.self_trade_prevention_id is not None:
+            body["self_trade_prevention_id"] = self.self_trade_prevention_id
+        if self.prediction_metadata is not None:
+            body["prediction_metadata"] = dict(self.prediction_metadata)
+        if self.equity_order_metadata is not None:
+            body["equity_order_metadata"] = dict(self.equity_order_metadata)
         return body
 
     def preview_body(self) -> bytes:
         """The body for `POST /orders/preview`: the same order without the client_order_id."""
         return orjson.dumps(self.to_dict(with_client_order_id=False))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClosePositionRequest:
+    """A `POST /orders/close_position` request; its `body` is rendered once (sizes as decimal strings), so
+    what is journalled is what is sent, on every attempt."""
+
+    product_id: str
+    size: Amount | None = None
+    client_order_id: str = field(default_factory=new_client_order_id)
+    body: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.client_order_id or len(self.client_order_id) > MAX_CLIENT_ORDER_ID:
+            raise ValueError(f"client_order_id must be 1..{MAX_CLIENT_ORDER_ID} characters")
+        if not self.product_id:
+            raise ValueError("product_id is required")
+        body: dict[str, str] = {"client_order_id": self.client_order_id, "product_id": self.product_id}
+        if self.size is not None:
+            body["size"] = decimal_str(self.size, "size")
+        object.__setattr__(self, "body", orjson.dumps(body))

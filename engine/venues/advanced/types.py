@@ -20,6 +20,7 @@ __all__ = [
     "BestBidAsk",
     "CancelResult",
     "CreateOrderResult",
+    "EditPreview",
     "EditResult",
     "Fill",
     "KeyPermissions",
@@ -58,11 +59,10 @@ class Page(Generic[T]):
 
     @classmethod
     def parse(cls, data: Json, key: str, item: Callable[[Json], T]) -> Page[T]:
-        return cls(
-            [item(entry) for entry in data.get(key) or ()],
-            bool(data.get("has_next", False)),
-            as_str(data.get("cursor")),
-        )
+        cursor = as_str(data.get("cursor"))
+        # Fills send only a cursor, non-empty while more remain; the other listings say has_next as well.
+        has_next = data.get("has_next", bool(cursor))
+        return cls([item(entry) for entry in data.get(key) or ()], bool(has_next), cursor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +248,41 @@ class EditResult:
             else:
                 errors.append(str(err))
         return cls(bool(data.get("success")), errors, data)
+
+
+@dataclass(frozen=True, slots=True)
+class EditPreview:
+    """What an edit would do (`POST /orders/edit_preview`); `errors` names why it would be refused."""
+
+    errors: list[str]
+    slippage: Decimal | None
+    order_total: Decimal | None
+    commission_total: Decimal | None
+    quote_size: Decimal | None
+    base_size: Decimal | None
+    best_bid: Decimal | None
+    best_ask: Decimal | None
+    average_filled_price: Decimal | None
+    raw: Json = field(repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @classmethod
+    def parse(cls, data: Json) -> EditPreview:
+        return cls(
+            EditResult.parse(data).errors,
+            dec(data.get("slippage")),
+            dec(data.get("order_total")),
+            dec(data.get("commission_total")),
+            dec(data.get("quote_size")),
+            dec(data.get("base_size")),
+            dec(data.get("best_bid")),
+            dec(data.get("best_ask")),
+            dec(data.get("average_filled_price")),
+            data,
+        )
 
 
 @dataclass(frozen=True, slots=True)
