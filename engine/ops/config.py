@@ -270,7 +270,7 @@ def _decode(document: Mapping[str, Any]) -> Config:
 
 
 def _dec_hook(kind: type, value: object) -> object:
-    if kind is Path and isinstance(value, str):
+    if kind is Path and isinstance(value, str) and value:  # "" would be the config file's directory
         return Path(value).expanduser()
     raise TypeError(f"Expected `{kind.__name__}`, got `{type(value).__name__}`")
 
@@ -422,7 +422,7 @@ def _reason(info: mi.Type, *, out_of_range: bool = False) -> str:
     if isinstance(kind, mi.DecimalType):
         return 'must be a decimal string such as "0.5"'
     if isinstance(kind, mi.CustomType) and kind.cls is Path:
-        return "must be a path"
+        return "must be a path (a non-empty string)"
     return "invalid value"
 
 

@@ -51,8 +51,6 @@ class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     default_limits: ProductLimits = msgspec.field(default_factory=ProductLimits)
     products: dict[_ProductId, ProductLimits] = msgspec.field(default_factory=dict, name="product")
-    # the products a worker may trade; empty: only those in `products`, or any when that is empty too
-    allowed_products: tuple[_ProductId, ...] = msgspec.field(default=(), name="products")
     max_open_orders: _Count | None = msgspec.field(default=None, name="max_open_orders_total")  # all products
     price_band: Decimal | None = None  # fraction of the touch, e.g. Decimal("0.05")
     # order-rate cap: at most max_orders per rate_window seconds
@@ -60,14 +58,16 @@ class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rate_window: _Seconds = msgspec.field(default=1.0, name="order_window_s")
     # refuse everything this long after the cap is hit
     rate_cooldown: _Cooldown = msgspec.field(default=0.0, name="order_cooldown_s")
-    breaker_failures: _Count | None = None  # trip after this many failures ...
-    breaker_window: _Seconds = msgspec.field(default=30.0, name="breaker_window_s")  # ... within this long
-    breaker_pause: _Seconds = msgspec.field(
-        default=30.0, name="breaker_pause_s"
-    )  # open this long, then half-open
+    # the circuit breaker trips after breaker_failures failures within breaker_window seconds, then stays
+    # open breaker_pause seconds before it lets one order probe (half-open)
+    breaker_failures: _Count | None = None
+    breaker_window: _Seconds = msgspec.field(default=30.0, name="breaker_window_s")
+    breaker_pause: _Seconds = msgspec.field(default=30.0, name="breaker_pause_s")
     daily_loss_limit: Decimal | None = None  # quote currency
     check_balance: bool = True
     fee_rate: Decimal = Decimal("0.006")  # allowance on buys for the balance rule
+    # the products a worker may trade; empty: only those in `products`, or any when that is empty too
+    allowed_products: tuple[_ProductId, ...] = msgspec.field(default=(), name="products")
 
     def __post_init__(self) -> None:
         for name in ("price_band", "daily_loss_limit", "fee_rate"):

@@ -300,6 +300,7 @@ MALFORMED_FILES = [
     ('[signals]\nwebhook_secret = "x"\n', "signals.webhook_secret", "secrets do not belong"),
     ('[journal]\ndurability = "fsync"\n', "journal.durability", "must be one of"),
     ("[journal]\naudit_log = []\n", "journal.audit_log", "must be a path"),
+    ('[journal]\npath = ""\n', "journal.path", "non-empty"),
     ('[metrics]\nenabled = "true"\n', "metrics.enabled", "must be true or false"),
     ("[worker]\nconcurrency = 2000\n", "worker.concurrency", "must be between 1 and 1024"),
     ("[worker]\ndrain_timeout_s = inf\n", "worker.drain_timeout_s", "at most 1,000,000,000"),
