@@ -44,7 +44,6 @@ from engine.ops.logs import register_secret
 from engine.ops.metrics import EngineMetrics
 from engine.ratelimit import BucketLimit, LocalRateLimiter, RateLimiter, RateLimits
 from engine.redis_conn import RedisSettings, connect
-from engine.risk import RiskConfig
 from engine.scaleout.redis_limiter import RedisRateLimiter
 from engine.signals.auth import SignalAuthenticator
 from engine.signals.intake import SignalSink
@@ -61,18 +60,13 @@ from engine.worker.intake import Intake, QueueIntake, StreamIntake
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-__all__ = ["Worker", "WorkerStats", "gate_config"]
+__all__ = ["Worker", "WorkerStats", "engine_config"]
 
 log = logging.getLogger("engine.worker")
 _ZERO = Decimal(0)
 _MARKET_CHANNELS = ("level2", "ticker")  # the risk gate's quotes: the live book, the ticker until it is ready
 _READY_TIMEOUT_S = 10.0
 _STREAM_BLOCK_MS = 500
-
-
-def gate_config(config: Config) -> RiskConfig:
-    """The risk gate's configuration: the worker's `[risk]` table, decoded as the engine's `RiskConfig`."""
-    return config.risk
 
 
 def engine_config(config: Config) -> EngineConfig:
@@ -84,7 +78,7 @@ def engine_config(config: Config) -> EngineConfig:
         worker=config.worker.client_order_prefix,
         products=config.risk.allowed_products or tuple(config.risk.products),
         market_channels=_MARKET_CHANNELS,
-        risk=gate_config(config),
+        risk=config.risk,  # [risk] decodes into the engine's own RiskConfig
         busy_poll=config.worker.busy_poll,
     )
 
