@@ -7,6 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.errors import ConfigError
 from engine.ops.config import KeySource, load_config, parse_config
@@ -340,3 +342,34 @@ def test_the_worker_decodes_the_engines_own_risk_config() -> None:
     assert config.risk.max_open_orders == 20  # max_open_orders_total in the file
     assert config.risk.max_orders == 20
     assert config.risk.rate_window == 1.0
+
+
+_KEYS = [
+    *("exchange", "risk", "product", "BTC-USD", "signals", "worker", "limits", "journal", "port", "path"),
+    *("max_open_orders", "max_order_size", "products", "breaker_failures", "level", "webhook", "x"),
+]
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8) | st.just("1")
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=4))
+def test_any_document_decodes_or_is_refused_naming_a_key_it_has(document: dict[str, object]) -> None:
+    """No document crashes the loader or gets past it untyped: a Config, or a ConfigError naming its key."""
+    message = None
+    try:
+        config = parse_config(document)
+    except ConfigError as exc:
+        message = str(exc)
+    if message is None:
+        assert isinstance(config.risk.breaker_failures, int)
+        return
+    node: object = document
+    for part in message.split(":", 1)[0].split("."):  # the named key is in the document
+        assert isinstance(node, dict), message
+        assert part in node, message
+        node = node[part]
