@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import sys
 from typing import Any
+
+import msgspec
 
 from engine.errors import ConfigError
 from engine.ops.config import Config, load_config, parse_config
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         config: Config = load_config(args.config) if args.config else parse_config({})
         if args.base_url:
             exchange = parse_config({"exchange": {"base_url": args.base_url}}).exchange
-            config = dataclasses.replace(config, exchange=exchange)
+            config = msgspec.structs.replace(config, exchange=exchange)
     except ConfigError as exc:
         print(f"engine doctor: {exc}", file=sys.stderr)
         return 2

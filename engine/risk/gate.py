@@ -8,11 +8,14 @@ has passed, so a refused order never uses up rate budget.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Annotated
+
+import msgspec
 
 from engine.decimals import bounded_decimal
+from engine.errors import InvalidValue
 from engine.risk.audit import AuditLog
 from engine.risk.balance import check_balance
 from engine.risk.circuit_breaker import BreakerState, CircuitBreaker
@@ -25,33 +28,62 @@ from engine.risk.refusal import OrderRefused
 from engine.risk.terms import OrderTerms
 from engine.risk.view import RiskView
 
+# Bounds shared by the Python API and the worker's TOML: a timer or a count past these is no setting at all.
+_Seconds = Annotated[float, msgspec.Meta(gt=0, le=1e9)]
+_Cooldown = Annotated[float, msgspec.Meta(ge=0, le=1e9)]
+_Count = Annotated[int, msgspec.Meta(ge=1, le=2**31)]
+_ProductId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Z0-9]{1,24}(?:-[A-Z0-9]{1,24}){1,3}$",
+        description="must be a product id such as BTC-USD",
+    ),
+]
 
-@dataclass(frozen=True)
-class RiskConfig:
-    """Every rule is off (None) unless configured; `products` overrides `default_limits` per product."""
 
-    default_limits: ProductLimits = field(default_factory=ProductLimits)
-    products: Mapping[str, ProductLimits] = field(default_factory=dict)
-    max_open_orders: int | None = None  # across all products
+class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Every rule is off (None) unless configured; `products` overrides `default_limits` per product.
+
+    One configuration for the embedded `Engine` and the worker, whose `[risk]` table decodes straight into
+    it: the names after `name=` are the TOML keys, and the default caps sit inline in `[risk]` (the worker's
+    config moves them into `default_limits`). The worker's one different default: its circuit breaker is on.
+    """
+
+    default_limits: ProductLimits = msgspec.field(default_factory=ProductLimits)
+    products: dict[_ProductId, ProductLimits] = msgspec.field(default_factory=dict, name="product")
+    max_open_orders: _Count | None = msgspec.field(default=None, name="max_open_orders_total")  # all products
     price_band: Decimal | None = None  # fraction of the touch, e.g. Decimal("0.05")
-    max_orders: int | None = None  # order-rate cap: at most max_orders per rate_window seconds
-    rate_window: float = 1.0
-    rate_cooldown: float = 0.0  # refuse everything this long after the cap is hit
-    breaker_failures: int | None = None  # trip after this many failures ...
-    breaker_window: float = 10.0  # ... within this many seconds
-    breaker_pause: float = 5.0  # stay open this long, then half-open
+    # order-rate cap: at most max_orders per rate_window seconds
+    max_orders: _Count | None = msgspec.field(default=None, name="max_orders_per_window")
+    rate_window: _Seconds = msgspec.field(default=1.0, name="order_window_s")
+    # refuse everything this long after the cap is hit
+    rate_cooldown: _Cooldown = msgspec.field(default=0.0, name="order_cooldown_s")
+    # the circuit breaker trips after breaker_failures failures within breaker_window seconds, then stays
+    # open breaker_pause seconds before it lets one order probe (half-open)
+    breaker_failures: _Count | None = None
+    breaker_window: _Seconds = msgspec.field(default=30.0, name="breaker_window_s")
+    breaker_pause: _Seconds = msgspec.field(default=30.0, name="breaker_pause_s")
     daily_loss_limit: Decimal | None = None  # quote currency
     check_balance: bool = True
     fee_rate: Decimal = Decimal("0.006")  # allowance on buys for the balance rule
+    # the products a worker may trade; empty: only those in `products`, or any when that is empty too
+    allowed_products: tuple[_ProductId, ...] = msgspec.field(default=(), name="products")
 
     def __post_init__(self) -> None:
         for name in ("price_band", "daily_loss_limit", "fee_rate"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, bounded_decimal(value, name, positive=name != "fee_rate"))
+                bounded = bounded_decimal(value, name, positive=name != "fee_rate")
+                msgspec.structs.force_setattr(self, name, bounded)
+        if self.price_band is not None and self.price_band >= 1:
+            raise InvalidValue("price_band", "a fraction of the price, e.g. 0.05 for 5%")
 
     def limits_for(self, product_id: str) -> ProductLimits:
         return self.products.get(product_id, self.default_limits)
+
+    def allows_product(self, product_id: str) -> bool:
+        allowed = self.allowed_products or tuple(self.products)
+        return not allowed or product_id in allowed
 
 
 class RiskGate:

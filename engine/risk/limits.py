@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import Annotated
+
+import msgspec
 
 from engine.decimals import bounded_decimal
 from engine.risk.refusal import OrderRefused, RiskRule
@@ -11,21 +13,20 @@ from engine.risk.terms import OrderTerms
 from engine.risk.view import RiskView
 
 
-@dataclass(frozen=True, slots=True)
-class ProductLimits:
-    """Caps for one product. None switches a cap off."""
+class ProductLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Caps for one product. None switches a cap off. The worker's `[risk]` and `[risk.product.X]` tables."""
 
     max_order_size: Decimal | None = None  # base units per order
     max_order_notional: Decimal | None = None  # quote currency per order
     max_position: Decimal | None = None  # |position| in base units after the order fills
     max_allocation: Decimal | None = None  # |position| x price in quote currency after the order fills
-    max_open_orders: int | None = None  # open orders in this product
+    max_open_orders: Annotated[int, msgspec.Meta(ge=1, le=2**31)] | None = None  # open orders in this product
 
     def __post_init__(self) -> None:
         for name in ("max_order_size", "max_order_notional", "max_position", "max_allocation"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, bounded_decimal(value, name))
+                msgspec.structs.force_setattr(self, name, bounded_decimal(value, name))
 
 
 def _refuse(rule: RiskRule, detail: str, order: OrderTerms) -> OrderRefused:

@@ -6,6 +6,8 @@ operator can fix the sender without reading our logs:
     {"id": "tv-2024-0001", "product_id": "BTC-USD", "side": "BUY", "order_type": "limit",
      "size": "0.01", "limit_price": "60000", "time_in_force": "GTC", "post_only": true}
 
+The body decodes in one pass into a typed wire struct (`msgspec`), which refuses unknown fields and wrong
+types; the enums (`Side`, `OrderType`, `TimeInForce`, `StopDirection`) are then read case-insensitively.
 Sizes and prices are decimal strings (numbers are accepted and read through their shortest decimal form),
 bounded by value and exponent as `engine.decimals` says. Market orders take exactly one of `size` (base) or
 `quote_size`; limit and stop-limit orders take `size`. Validation ends by building the signal's order
@@ -25,8 +27,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
 from engine.decimals import bounded_decimal
@@ -61,25 +64,7 @@ MAX_SIGNAL_ID_LENGTH = 128
 _SIGNAL_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 _PRODUCT_ID = re.compile(r"[A-Z0-9]{1,24}(?:-[A-Z0-9]{1,24}){1,3}")
 _PREFIX = re.compile(r"[A-Za-z0-9_.]{1,64}")
-_KNOWN_FIELDS = frozenset(
-    {
-        "id",
-        "product_id",
-        "side",
-        "order_type",
-        "size",
-        "quote_size",
-        "limit_price",
-        "stop_price",
-        "stop_direction",
-        "time_in_force",
-        "end_time",
-        "post_only",
-        "tag",
-    }
-)
 _MAX_TAG_LENGTH = 64
-_E = TypeVar("_E", bound=enum.Enum)
 
 
 class InvalidSignal(InvalidValue):
@@ -107,6 +92,63 @@ class TimeInForce(enum.Enum):
 class StopDirection(enum.Enum):
     UP = "STOP_DIRECTION_STOP_UP"
     DOWN = "STOP_DIRECTION_STOP_DOWN"
+
+
+# Each enum by the spellings a sender may use: side, time in force and stop direction in any case,
+# the order type in any case, the stop direction also by its short name (UP, DOWN).
+_SIDES = {member.value: member for member in Side}
+_ORDER_TYPES = {member.value.upper(): member for member in OrderType}
+_TIMES_IN_FORCE = {member.value: member for member in TimeInForce}
+_STOP_DIRECTIONS = {spelling: member for member in StopDirection for spelling in (member.value, member.name)}
+
+_Decimal = str | int | float | None  # bounded by engine.decimals once decoded, never by Decimal() alone
+
+
+class _SignalWire(msgspec.Struct, forbid_unknown_fields=True):
+    """The signal as sent: JSON types checked in one pass; the engine's meaning is checked in `_build`."""
+
+    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:\-]{1,128}$")]
+    product_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{1,24}(?:-[A-Z0-9]{1,24}){1,3}$")]
+    side: str
+    order_type: str
+    size: _Decimal = None
+    quote_size: _Decimal = None
+    limit_price: _Decimal = None
+    stop_price: _Decimal = None
+    stop_direction: str | None = None
+    time_in_force: str | None = None
+    end_time: str | None = None
+    post_only: bool = False
+    tag: Annotated[str, msgspec.Meta(max_length=_MAX_TAG_LENGTH)] | None = None
+
+
+class _DeclaredId(msgspec.Struct):
+    id: Any = None
+
+
+_DECODER = msgspec.json.Decoder(_SignalWire)
+_DECLARED = msgspec.json.Decoder(_DeclaredId)
+_STR = "must be a string"
+_REQUIRED_FIELDS = ("id", "product_id", "side", "order_type")
+# A field's refusal when its JSON type is wrong, or its text falls outside its pattern or length.
+_REASONS = {
+    "id": f"must be 1-{MAX_SIGNAL_ID_LENGTH} characters of [A-Za-z0-9_.:-]",
+    "product_id": "must look like BTC-USD (upper case, dash separated)",
+    "side": "must be one of " + ", ".join(member.value for member in Side),
+    "order_type": "must be one of " + ", ".join(member.value for member in OrderType),
+    "time_in_force": "must be one of " + ", ".join(member.value for member in TimeInForce),
+    "stop_direction": "must be UP or DOWN",
+    "size": "must be a decimal string",
+    "quote_size": "must be a decimal string",
+    "limit_price": "must be a decimal string",
+    "stop_price": "must be a decimal string",
+    "end_time": "must be an RFC 3339 time string",
+    "post_only": "must be true or false",
+    "tag": f"must be a string of at most {_MAX_TAG_LENGTH} characters",
+}
+_FIELD_AT = re.compile(r" - at `\$\.([A-Za-z_]+)")
+_REQUIRED = re.compile(r"Object missing required field `([A-Za-z_]+)`")
+_UNKNOWN = re.compile(r"Object contains unknown field `(.*)`", re.DOTALL)
 
 
 # What each order type accepts; the first is the default.
@@ -147,7 +189,12 @@ class Signal:
 
     @classmethod
     def from_mapping(cls, document: Any) -> Signal:
-        return _build(document)
+        """A signal from an already-parsed JSON document, checked as `parse_signal` checks a body."""
+        try:
+            wire = msgspec.convert(document, _SignalWire)
+        except msgspec.ValidationError as exc:
+            raise _refusal(exc) from None
+        return _build(wire)
 
     @property
     def effective_time_in_force(self) -> TimeInForce:
@@ -195,53 +242,69 @@ def signal_client_order_id(signal_id: str, prefix: str = "eng") -> str:
 def parse_signal(body: bytes | str) -> Signal:
     """Parse and validate one JSON signal; raises `InvalidSignal` naming the bad field."""
     try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        wire = _DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        raise _refusal(exc) from None
+    except msgspec.DecodeError:
         raise InvalidSignal("body", "not valid JSON") from None
-    return _build(document)
+    return _build(wire)
 
 
 def declared_signal_id(body: bytes | str) -> str | None:
     """The `id` a signal body that failed validation declares, if it is a usable one (to settle it under)."""
     try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        signal_id = _DECLARED.decode(body).id
+    except msgspec.MsgspecError:  # not JSON, or not an object
         return None
-    signal_id = document.get("id") if isinstance(document, dict) else None
     return signal_id if isinstance(signal_id, str) and _SIGNAL_ID.fullmatch(signal_id) else None
 
 
-def _build(document: Any) -> Signal:
-    if not isinstance(document, dict):
-        raise InvalidSignal("body", "must be a JSON object")
-    unknown = sorted(set(document) - _KNOWN_FIELDS)
-    if unknown:
-        raise InvalidSignal(str(unknown[0])[:64], "unknown field")
+def _refusal(error: msgspec.ValidationError) -> InvalidSignal:
+    """msgspec's complaint about the wire struct as an `InvalidSignal` naming the field, never its value."""
+    message = str(error)
+    if (required := _REQUIRED.match(message)) is not None:
+        return InvalidSignal(required.group(1), "required")
+    if (unknown := _UNKNOWN.match(message)) is not None:
+        return InvalidSignal(unknown.group(1)[:64], "unknown field")
+    at = _FIELD_AT.search(message)
+    if at is None:
+        return InvalidSignal("body", "must be a JSON object")
+    name = at.group(1)
+    if message.startswith("Expected `str`, got `null`") and name in (
+        "id",
+        "product_id",
+        "side",
+        "order_type",
+    ):
+        return InvalidSignal(name, "required")
+    if message.startswith("Expected `str`, got") and name in ("id", "product_id"):
+        return InvalidSignal(name, _STR)
+    return InvalidSignal(name, _REASONS.get(name, "invalid"))
 
-    signal_id = _required_str(document, "id")
-    if not _SIGNAL_ID.fullmatch(signal_id):
-        raise InvalidSignal("id", f"must be 1-{MAX_SIGNAL_ID_LENGTH} characters of [A-Za-z0-9_.:-]")
-    product_id = _required_str(document, "product_id")
-    if not _PRODUCT_ID.fullmatch(product_id):
-        raise InvalidSignal("product_id", "must look like BTC-USD (upper case, dash separated)")
-    side = _enum(document, "side", Side, upper=True, required=True)
-    order_type = _enum(document, "order_type", OrderType, upper=False, required=True)
-    assert side is not None
-    assert order_type is not None
 
-    size = _decimal(document, "size")
-    quote_size = _decimal(document, "quote_size")
-    limit_price = _decimal(document, "limit_price")
-    stop_price = _decimal(document, "stop_price")
-    stop_direction = _stop_direction(document)
-    tif = _enum(document, "time_in_force", TimeInForce, upper=True, required=False)
-    end_time = _end_time(document)
-    post_only = document.get("post_only", False)
-    if not isinstance(post_only, bool):
-        raise InvalidSignal("post_only", "must be true or false")
-    tag = document.get("tag")
-    if tag is not None and (not isinstance(tag, str) or len(tag) > _MAX_TAG_LENGTH):
-        raise InvalidSignal("tag", f"must be a string of at most {_MAX_TAG_LENGTH} characters")
+def _build(wire: _SignalWire) -> Signal:
+    side = _SIDES.get(wire.side.upper())
+    if side is None:
+        raise InvalidSignal("side", _REASONS["side"])
+    order_type = _ORDER_TYPES.get(wire.order_type.upper())
+    if order_type is None:
+        raise InvalidSignal("order_type", _REASONS["order_type"])
+    size = _decimal(wire.size, "size")
+    quote_size = _decimal(wire.quote_size, "quote_size")
+    limit_price = _decimal(wire.limit_price, "limit_price")
+    stop_price = _decimal(wire.stop_price, "stop_price")
+    stop_direction = None
+    if wire.stop_direction is not None:
+        stop_direction = _STOP_DIRECTIONS.get(wire.stop_direction.upper())
+        if stop_direction is None:
+            raise InvalidSignal("stop_direction", _REASONS["stop_direction"])
+    tif = None
+    if wire.time_in_force is not None:
+        tif = _TIMES_IN_FORCE.get(wire.time_in_force.upper())
+        if tif is None:
+            raise InvalidSignal("time_in_force", _REASONS["time_in_force"])
+    end_time = None if wire.end_time is None else _end_time(wire.end_time)
+    post_only, tag = wire.post_only, wire.tag
 
     if order_type is OrderType.MARKET:
         if (size is None) == (quote_size is None):
@@ -279,8 +342,8 @@ def _build(document: Any) -> Signal:
         raise InvalidSignal("post_only", "cannot be combined with IOC or FOK")
 
     return Signal(
-        id=signal_id,
-        product_id=product_id,
+        id=wire.id,
+        product_id=wire.product_id,
         side=side,
         order_type=order_type,
         size=size,
@@ -295,64 +358,20 @@ def _build(document: Any) -> Signal:
     )
 
 
-def _required_str(document: dict[str, Any], name: str) -> str:
-    value = document.get(name)
-    if value is None:
-        raise InvalidSignal(name, "required")
-    if not isinstance(value, str):
-        raise InvalidSignal(name, "must be a string")
-    return value
-
-
-def _enum(document: dict[str, Any], name: str, kind: type[_E], *, upper: bool, required: bool) -> _E | None:
-    value = document.get(name)
-    if value is None:
-        if required:
-            raise InvalidSignal(name, "required")
-        return None
-    if isinstance(value, str):
-        wanted = value.upper() if upper else value.lower()
-        for member in kind:
-            if member.value == wanted:
-                return member
-    names = ", ".join(str(m.value) for m in kind)
-    raise InvalidSignal(name, f"must be one of {names}")
-
-
-def _stop_direction(document: dict[str, Any]) -> StopDirection | None:
-    value = document.get("stop_direction")
+def _decimal(value: str | int | float | None, name: str) -> Decimal | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        wanted = value.upper()
-        for member in StopDirection:
-            if wanted in (member.value, member.name):
-                return member
-    raise InvalidSignal("stop_direction", "must be UP or DOWN")
-
-
-def _decimal(document: dict[str, Any], name: str) -> Decimal | None:
-    value = document.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidSignal(name, "must be a decimal string")
-    try:
-        return bounded_decimal(value if isinstance(value, str | int) else repr(value), name)
+    try:  # a JSON number is read through its shortest repr, as a decimal string would be
+        return bounded_decimal(value if value.__class__ is not float else repr(value), name)
     except InvalidValue as exc:
         raise InvalidSignal(name, exc.reason) from None
 
 
-def _end_time(document: dict[str, Any]) -> datetime | None:
-    value = document.get("end_time")
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidSignal("end_time", "must be an RFC 3339 time string")
+def _end_time(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidSignal("end_time", "must be an RFC 3339 time string") from None
+        raise InvalidSignal("end_time", _REASONS["end_time"]) from None
     if moment.tzinfo is None:
         raise InvalidSignal("end_time", "must carry a time zone (e.g. Z)")
     return moment

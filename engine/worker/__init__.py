@@ -1,6 +1,6 @@
 """The headless worker: `engine worker --config FILE`. See `engine.worker.worker`."""
 
 from engine.worker.execution import SignalExecutor, WorkerStats
-from engine.worker.worker import Worker, engine_config, gate_config
+from engine.worker.worker import Worker, engine_config
 
-__all__ = ["SignalExecutor", "Worker", "WorkerStats", "engine_config", "gate_config"]
+__all__ = ["SignalExecutor", "Worker", "WorkerStats", "engine_config"]

@@ -45,8 +45,6 @@ from engine.ops.metrics import EngineMetrics
 from engine.ratelimit import BucketLimit, LocalRateLimiter, RateLimiter, RateLimits
 from engine.ratelimit.redis_limiter import RedisRateLimiter
 from engine.redis_conn import RedisSettings, connect
-from engine.risk import ProductLimits
-from engine.risk import RiskConfig as GateConfig
 from engine.signals.auth import SignalAuthenticator
 from engine.signals.intake import SignalSink
 from engine.signals.model import Signal
@@ -62,40 +60,13 @@ from engine.worker.intake import Intake, QueueIntake, StreamIntake
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-__all__ = ["Worker", "WorkerStats", "gate_config"]
+__all__ = ["Worker", "WorkerStats", "engine_config"]
 
 log = logging.getLogger("engine.worker")
 _ZERO = Decimal(0)
 _MARKET_CHANNELS = ("level2", "ticker")  # the risk gate's quotes: the live book, the ticker until it is ready
 _READY_TIMEOUT_S = 10.0
 _STREAM_BLOCK_MS = 500
-
-
-def gate_config(config: Config) -> GateConfig:
-    """The risk gate's configuration from the worker's `[risk]` table."""
-    risk = config.risk
-
-    def limits(caps: Any) -> ProductLimits:
-        return ProductLimits(
-            max_order_size=caps.max_order_size,
-            max_order_notional=caps.max_order_notional,
-            max_position=caps.max_position,
-            max_allocation=caps.max_allocation,
-            max_open_orders=caps.max_open_orders,
-        )
-
-    return GateConfig(
-        default_limits=limits(risk.default),
-        products={product_id: limits(caps) for product_id, caps in risk.per_product.items()},
-        max_open_orders=risk.max_open_orders,
-        price_band=risk.price_band,
-        max_orders=risk.max_orders_per_window,
-        rate_window=risk.order_window_s,
-        breaker_failures=risk.breaker_failures,
-        breaker_window=risk.breaker_window_s,
-        breaker_pause=risk.breaker_pause_s,
-        daily_loss_limit=risk.daily_loss_limit,
-    )
 
 
 def engine_config(config: Config) -> EngineConfig:
@@ -105,9 +76,9 @@ def engine_config(config: Config) -> EngineConfig:
         durability=Durability.FSYNC if config.journal.durability == "full" else Durability.OS,
         audit_path=config.journal.audit_log,
         worker=config.worker.client_order_prefix,
-        products=config.risk.products or tuple(config.risk.per_product),
+        products=config.risk.allowed_products or tuple(config.risk.products),
         market_channels=_MARKET_CHANNELS,
-        risk=gate_config(config),
+        risk=config.risk,  # [risk] decodes into the engine's own RiskConfig
         busy_poll=config.worker.busy_poll,
     )
 

@@ -7,6 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.errors import ConfigError
 from engine.ops.config import KeySource, load_config, parse_config
@@ -175,7 +177,7 @@ def test_redis_intake_and_limiter_are_chosen_by_config() -> None:
 
 def test_every_setting_is_documented_in_the_sample_config() -> None:
     """Every key the loader reads appears in examples/worker.toml (set, or commented out with its default)."""
-    import dataclasses
+    import msgspec
 
     from engine.ops import config as module
 
@@ -184,6 +186,7 @@ def test_every_setting_is_documented_in_the_sample_config() -> None:
         "exchange": module.ExchangeConfig,
         "credentials": module.CredentialsConfig,
         "limits": module.LimitsConfig,
+        "risk": module.RiskConfig,
         "signals": module.SignalsConfig,
         "journal": module.JournalConfig,
         "metrics": module.MetricsConfig,
@@ -192,8 +195,14 @@ def test_every_setting_is_documented_in_the_sample_config() -> None:
     }
     for table, kind in tables.items():
         section = text.split(f"\n[{table}]\n", 1)[1].split("\n[", 1)[0]
-        for item in dataclasses.fields(kind):
-            assert f"{item.name} =" in section, f"{table}.{item.name} is not in examples/worker.toml"
+        names = [item.encode_name for item in msgspec.structs.fields(kind)]
+        if kind is module.RiskConfig:  # default caps sit inline in [risk], per product in [risk.product.X]
+            names.remove("default_limits")
+            names.remove("product")
+            names += [item.encode_name for item in msgspec.structs.fields(module.ProductLimits)]
+            assert "\n[risk.product." in text
+        for name in names:
+            assert f"{name} =" in section, f"{table}.{name} is not in examples/worker.toml"
 
 
 def test_busy_poll_reaches_the_engine() -> None:
@@ -236,9 +245,8 @@ def test_hostile_toml_floats_for_decimals_are_refused(value: float) -> None:
 
 @pytest.mark.parametrize(("text", "value"), EDGE_DECIMALS)
 def test_edge_decimals_in_the_config_are_taken(text: str, value: str) -> None:
-    assert parse_config({"risk": {"max_order_notional": text}}).risk.default.max_order_notional == Decimal(
-        value
-    )
+    caps = parse_config({"risk": {"max_order_notional": text}}).risk.default_limits
+    assert caps.max_order_notional == Decimal(value)
 
 
 @pytest.mark.parametrize(
@@ -253,3 +261,115 @@ def test_numbers_too_large_for_a_timer_are_refused(table: str, key: str, value: 
     with pytest.raises(ConfigError) as caught:
         parse_config({table: {key: value}})
     assert str(caught.value).startswith(f"{table}.{key}:"), str(caught.value)
+
+
+# -- the file as written: each malformed config is refused naming the file and the dotted key
+
+MALFORMED_FILES = [
+    ("[exchange]\nbase_url = 42\n", "exchange.base_url", "must be a non-empty string"),
+    ("[exchange]\nrequest_timeout_s = -1.0\n", "exchange.request_timeout_s", "must be > 0"),
+    ("[exchange]\nretries = 3\n", "exchange.retries", "unknown key"),
+    ('[credentials]\nsource = "vault"\n', "credentials.source", "must be one of 'env', 'file', 'keyring'"),
+    ('[credentials]\nsource = "file"\n', "credentials.file", 'required when source = "file"'),
+    ("[credentials]\nfile = 7\n", "credentials.file", "must be a path"),
+    ("[limits]\nprivate_rps = true\n", "limits.private_rps", "must be a number"),
+    ("[limits]\nmax_retries = 21\n", "limits.max_retries", "must be between 0 and 20"),
+    ("[limits]\nexpected_workers = 1.5\n", "limits.expected_workers", "must be an integer"),
+    ("[risk]\nmax_open_orders = 0\n", "risk.max_open_orders", "must be between 1 and"),
+    ('[risk]\nmax_open_orders_total = "20"\n', "risk.max_open_orders_total", "must be an integer"),
+    ("[risk]\nmax_orders_per_window = -5\n", "risk.max_orders_per_window", "must be between 1 and"),
+    ("[risk]\norder_window_s = 0\n", "risk.order_window_s", "must be > 0"),
+    ("[risk]\norder_cooldown_s = -1\n", "risk.order_cooldown_s", "must be between 0 and"),
+    ("[risk]\nbreaker_failures = 0\n", "risk.breaker_failures", "must be between 1 and"),
+    ('[risk]\ndaily_loss_limit = "1E+999999"\n', "risk.daily_loss_limit", "too large"),
+    ('[risk]\nmax_allocation = "1_000"\n', "risk.max_allocation", "not a decimal"),
+    ('[risk]\nfee_rate = "NaN"\n', "risk.fee_rate", "not a decimal"),
+    ("[risk]\nmax_position = true\n", "risk.max_position", "must be a decimal string"),
+    ('[risk]\ncheck_balance = "no"\n', "risk.check_balance", "must be true or false"),
+    ('[risk]\nproducts = ["BTC-USD", "doge"]\n', "risk.products", "product id"),
+    ("[risk]\nmax_ordersize = 1\n", "risk.max_ordersize", "unknown key"),
+    ("[risk.default_limits]\nmax_order_size = '1'\n", "risk.default_limits", "unknown key"),
+    ("[risk.product.BTC-USD]\nmax_open_orders = 1.5\n", "risk.product.BTC-USD.max_open_orders", "integer"),
+    (
+        '[risk.product.BTC-USD]\nmax_order_size = "0"\n',
+        "risk.product.BTC-USD.max_order_size",
+        "greater than zero",
+    ),
+    ("[risk.product.BTC-USD]\nprice_band = 0.1\n", "risk.product.BTC-USD.price_band", "unknown key"),
+    ("[risk.product.btc_usd]\n", "risk.product.btc_usd", "product id"),
+    ("[signals]\nport = -1\n", "signals.port", "must be between 0 and 65535"),
+    ('[signals]\nqueue_size = "big"\n', "signals.queue_size", "must be an integer"),
+    ('[signals]\nwebhook_secret = "x"\n', "signals.webhook_secret", "secrets do not belong"),
+    ('[journal]\ndurability = "fsync"\n', "journal.durability", "must be one of"),
+    ("[journal]\naudit_log = []\n", "journal.audit_log", "must be a path"),
+    ('[journal]\npath = ""\n', "journal.path", "non-empty"),
+    ('[metrics]\nenabled = "true"\n', "metrics.enabled", "must be true or false"),
+    ("[worker]\nconcurrency = 2000\n", "worker.concurrency", "must be between 1 and 1024"),
+    ("[worker]\ndrain_timeout_s = inf\n", "worker.drain_timeout_s", "at most 1,000,000,000"),
+    ('[worker]\nclient_order_prefix = ""\n', "worker.client_order_prefix", "1-64 characters"),
+    ("[logging]\njson = 1\n", "logging.json", "must be true or false"),
+    ('[logging]\nlevel = "TRACE"\n', "logging.level", "must be one of DEBUG"),
+    ("logging = 3\n", "logging", "must be a table"),
+    ("[workers]\nconcurrency = 1\n", "workers", "unknown key"),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "reason"), MALFORMED_FILES, ids=[k for _, k, _ in MALFORMED_FILES])
+def test_a_malformed_file_is_refused_naming_the_file_and_the_key(
+    tmp_path: Path, text: str, key: str, reason: str
+) -> None:
+    path = tmp_path / "worker.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {key}: "), message
+    assert reason in message, message
+
+
+def test_the_worker_decodes_the_engines_own_risk_config() -> None:
+    """One RiskConfig: the worker's differs from the embedded Engine's only in its circuit breaker."""
+    from engine.ops.config import WORKER_BREAKER_FAILURES
+    from engine.risk import RiskConfig
+
+    assert parse_config({}).risk == RiskConfig(breaker_failures=WORKER_BREAKER_FAILURES)
+    assert parse_config({"risk": {"price_band": "0.05"}}).risk == RiskConfig(
+        price_band=Decimal("0.05"), breaker_failures=WORKER_BREAKER_FAILURES
+    )
+    assert parse_config({"risk": {"breaker_failures": 2}}).risk.breaker_failures == 2
+    config = load_config(EXAMPLE)
+    assert engine_config(config).risk is config.risk  # no mapping by hand: the gate gets what was decoded
+    assert config.risk.max_open_orders == 20  # max_open_orders_total in the file
+    assert config.risk.max_orders == 20
+    assert config.risk.rate_window == 1.0
+
+
+_KEYS = [
+    *("exchange", "risk", "product", "BTC-USD", "signals", "worker", "limits", "journal", "port", "path"),
+    *("max_open_orders", "max_order_size", "products", "breaker_failures", "level", "webhook", "x"),
+]
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8) | st.just("1")
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=4))
+def test_any_document_decodes_or_is_refused_naming_a_key_it_has(document: dict[str, object]) -> None:
+    """No document crashes the loader or gets past it untyped: a Config, or a ConfigError naming its key."""
+    message = None
+    try:
+        config = parse_config(document)
+    except ConfigError as exc:
+        message = str(exc)
+    if message is None:
+        assert isinstance(config.risk.breaker_failures, int)
+        return
+    node: object = document
+    for part in message.split(":", 1)[0].split("."):  # the named key is in the document
+        assert isinstance(node, dict), message
+        assert part in node, message
+        node = node[part]

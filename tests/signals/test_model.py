@@ -19,6 +19,7 @@ from engine.signals.model import (
     Side,
     Signal,
     TimeInForce,
+    declared_signal_id,
     parse_signal,
     signal_client_order_id,
 )
@@ -118,6 +119,17 @@ def test_fields_are_typed() -> None:
         (doc(post_only="yes"), "post_only"),
         (doc(tag="x" * 65), "tag"),
         (doc(leverage="3"), "leverage"),
+        (b'"BUY"', "body"),
+        (b'{"id": "tv-1", "id": 7}', "id"),
+        (doc(side=7), "side"),
+        (doc(order_type=["limit"]), "order_type"),
+        (doc(time_in_force=1), "time_in_force"),
+        (doc(stop_direction=True), "stop_direction"),
+        (doc(end_time=1893456000), "end_time"),
+        (doc(tag=5), "tag"),
+        (doc(product_id=["BTC-USD"]), "product_id"),
+        (orjson.dumps({**BASE, "size": "1", "limit_price": "2", "post_only": None}), "post_only"),
+        (orjson.dumps({**BASE, "side": None, "size": "1", "limit_price": "2"}), "side"),
     ],
 )
 def test_a_bad_field_is_named(body: bytes, field: str) -> None:
@@ -126,6 +138,30 @@ def test_a_bad_field_is_named(body: bytes, field: str) -> None:
     assert caught.value.field == field
     assert isinstance(caught.value, ValueError)
     assert str(caught.value).startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize(
+    ("side", "order_type", "time_in_force", "expected"),
+    [
+        ("buy", "LIMIT", "gtc", (Side.BUY, OrderType.LIMIT, TimeInForce.GTC)),
+        ("Sell", "Limit", "Fok", (Side.SELL, OrderType.LIMIT, TimeInForce.FOK)),
+    ],
+)
+def test_enums_are_read_in_any_case(
+    side: str, order_type: str, time_in_force: str, expected: tuple[Side, OrderType, TimeInForce]
+) -> None:
+    body = doc(side=side, order_type=order_type, time_in_force=time_in_force)
+    signal = parse_signal(body)
+    assert (signal.side, signal.order_type, signal.effective_time_in_force) == expected
+    assert Signal.from_mapping(orjson.loads(body)) == signal
+
+
+def test_a_declared_id_is_read_from_any_json_object() -> None:
+    assert declared_signal_id(doc(size="lots")) == "tv-1"
+    assert declared_signal_id(b'{"id": "has space"}') is None
+    assert declared_signal_id(b'{"id": 7}') is None
+    assert declared_signal_id(b"[1]") is None
+    assert declared_signal_id(b"{") is None
 
 
 def test_client_order_id_is_derived_from_the_signal_id_alone() -> None:
