@@ -43,18 +43,25 @@ def register_secret(secret: str) -> None:
     pieces = {secret.strip()}
     pieces.update(line.strip() for line in secret.replace("\\n", "\n").splitlines())
     with _secrets_lock:
-        _secrets.update(p for p in pieces if len(p) >= _MIN_SECRET and not p.startswith("-----"))
+        _secrets.update(p for p in pieces if len(p) >= _MIN_SECRET and not _is_armor(p))
+
+
+def _is_armor(piece: str) -> bool:
+    # a PEM's BEGIN/END line, however mangled, is public text; redacting it as a secret would cut the block
+    # apart before the PEM pattern could take the key lines between
+    return piece.startswith("-") or "PRIVATE KEY" in piece
 
 
 def redact(text: str) -> str:
     """`text` with registered secrets and key-shaped material replaced by `[REDACTED]`."""
+    # the patterns go first: a PEM block is taken whole, before any registered piece can break its armor
+    for pattern in _PATTERNS:
+        text = pattern.sub(REDACTED, text)
     with _secrets_lock:
         known = sorted(_secrets, key=len, reverse=True)
     for secret in known:
         if secret in text:
             text = text.replace(secret, REDACTED)
-    for pattern in _PATTERNS:
-        text = pattern.sub(REDACTED, text)
     return text
 
 

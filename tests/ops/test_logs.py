@@ -54,6 +54,17 @@ def test_redaction_is_defence_in_depth() -> None:
     assert text.count(REDACTED) == 4
 
 
+def test_a_registered_piece_of_armor_does_not_break_the_pem_pattern() -> None:
+    # a mangled key (a hostile-input table registers many) can contribute a line such as "-BEGIN EC PRIVATE
+    # KEY-----": replaced first, it cut the armor off a later PEM and left that PEM's key line in the text
+    for piece in ("-BEGIN EC PRIVATE KEY-----", "BEGIN EC PRIVATE KEY", "EC PRIVATE KEY-----\nMHcC"):
+        register_secret(piece)
+    pem = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkeyline\n-----END EC PRIVATE KEY-----"
+    text = redact(f"pem={pem} after")
+    assert "MHcCAQEEIBkeyline" not in text
+    assert text == f"pem={REDACTED} after"
+
+
 def test_the_handler_redacts_messages_extras_and_tracebacks() -> None:
     stream = io.StringIO()
     handler = configure_logging("DEBUG", stream=stream)
