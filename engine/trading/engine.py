@@ -21,6 +21,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -94,6 +95,9 @@ class EngineConfig:
     # that never left the CPU, which cuts tail latency (tick-to-wire p99) at the price of one core at 100%.
     # Aeron calls this a busy-spin idle strategy; use it on a machine with a core to spare.
     busy_poll: bool = False
+    # Settled orders leave `Engine.orders` once their fills are journalled (a bot running for weeks must not
+    # grow with every order it ever placed); this many of the latest stay reachable through `Engine.order`.
+    settled_orders_kept: int = 10_000
 
 
 def _call_soon_threadsafe(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:
@@ -134,8 +138,11 @@ class Engine:
         self.ids = ClientOrderIds(self.config.worker)
         self.feed = MarketFeed()
         self.portfolio = Portfolio()
-        self.orders: dict[str, TrackedOrder] = {}
-        self.external_orders: dict[str, Mapping[str, Any]] = {}  # venue orders the journal does not know
+        self.orders: dict[str, TrackedOrder] = {}  # live: open, unresolved, or settled with fills still due
+        self.settled: OrderedDict[str, TrackedOrder] = OrderedDict()  # the latest settled, oldest first
+        self._retiring: list[str] = []  # settled, still in `orders` until their fills are journalled
+        # venue orders the journal does not know (the latest `settled_orders_kept`)
+        self.external_orders: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
         self.reconcile_report: ReconcileReport | None = None
         self.journal: OrderJournal | None = None
         self.risk = RiskGate(self.config.risk)
@@ -520,6 +527,7 @@ class Engine:
                 self._count_open(tracked.product_id, -1)
                 self.portfolio.release(tracked.client_order_id)
                 tracked._mark_done()
+                self._retiring.append(tracked.client_order_id)
         if not changed:
             return
         if journal:
@@ -544,10 +552,32 @@ class Engine:
             total_fees=order.total_fees,
         )
 
+    def order(self, client_order_id: str) -> TrackedOrder | None:
+        """The order with this client_order_id: live, or among the latest `settled_orders_kept` settled
+        (older ones are in the journal: `journalled`)."""
+        return self.orders.get(client_order_id) or self.settled.get(client_order_id)
+
+    def _retire_settled(self) -> None:
+        """Move settled orders whose fills are journalled out of `orders` into the bounded `settled`."""
+        still_due: list[str] = []
+        kept = self.config.settled_orders_kept
+        for client_order_id in self._retiring:
+            tracked = self.orders.get(client_order_id)
+            if tracked is None or tracked.is_open:
+                continue
+            if tracked.order_id is not None and tracked.order_id in self._fills_due:
+                still_due.append(client_order_id)
+                continue
+            del self.orders[client_order_id]
+            self.settled[client_order_id] = tracked
+            while len(self.settled) > kept:
+                self.settled.popitem(last=False)
+        self._retiring = still_due
+
     def _tracked(self, order: TrackedOrder | str) -> TrackedOrder:
         if isinstance(order, TrackedOrder):
             return order
-        tracked = self.orders.get(order)
+        tracked = self.order(order)
         if tracked is None:
             raise KeyError(f"no tracked order with client_order_id {order}")
         return tracked
@@ -671,9 +701,9 @@ class Engine:
 
     def _on_order_event(self, event: OrderEvent) -> None:
         if isinstance(event, OrderUpdate):
-            tracked = self.orders.get(event.client_order_id)
+            tracked = self.order(event.client_order_id)
             if tracked is None:
-                self.external_orders[event.order_id or ""] = event.raw
+                self._note_external(event.order_id or "", event.raw)
                 return
             self._settle(
                 tracked,
@@ -689,6 +719,12 @@ class Engine:
             for tracked in list(self.orders.values()):
                 if tracked.state is OrderState.OPEN and tracked.client_order_id not in event.client_order_ids:
                     self._spawn(self._refresh_order(tracked))
+
+    def _note_external(self, order_id: str, raw: Mapping[str, Any]) -> None:
+        self.external_orders[order_id] = raw
+        self.external_orders.move_to_end(order_id)
+        while len(self.external_orders) > self.config.settled_orders_kept:
+            self.external_orders.popitem(last=False)
 
     async def _refresh_order(self, tracked: TrackedOrder) -> None:
         try:
@@ -753,6 +789,7 @@ class Engine:
             else:
                 self._settle_from_exchange(tracked, found)
         await self._fetch_due_fills()
+        self._retire_settled()
         if now - self._last_account_refresh >= self.config.account_refresh_s:
             await self.refresh_balances()
         if now - self._last_checkpoint >= 60.0 and self.journal is not None:

@@ -144,7 +144,7 @@ class SignalExecutor:
 
     async def _earlier(self, signal: Signal, coid: str) -> SignalOutcome | None:
         """The outcome of this client_order_id's earlier use by this engine; raises while it is unresolved."""
-        tracked = self.engine.orders.get(coid)
+        tracked = self.engine.order(coid)
         if tracked is not None:
             state, order_id, reason = tracked.state, tracked.order_id, tracked.failure_reason
         else:

@@ -16,6 +16,7 @@ from engine.trading.journal import OrderJournal
 from engine.trading.order_state import OrderState
 from engine.trading.tracked import TrackedOrder
 from engine.venues.advanced.orders import LimitGtc, MarketIoc, OrderRequest, Side
+from engine.venues.base import OrderUpdate
 from tests.trading.conftest import Venue, eventually
 
 D = Decimal
@@ -166,7 +167,7 @@ async def test_a_rejected_order_is_journalled_rejected(venue: Venue) -> None:
             )
         client_order_id = rejected.value.client_order_id
         assert client_order_id is not None
-        order = engine.orders[client_order_id]
+        order = engine.order(client_order_id)
         assert order.state is OrderState.REJECTED
         assert order.failure_reason
     with OrderJournal(venue.journal_path) as journal:
@@ -184,7 +185,7 @@ async def test_an_unknown_outcome_is_resolved_in_the_background(venue: Venue) ->
             await engine.place(
                 "BTC-USD", Side.BUY, LimitGtc(base_size="0.01", limit_price=below_market(venue))
             )
-        order = engine.orders[unknown.value.client_order_id]
+        order = engine.order(unknown.value.client_order_id)
         assert order.state is OrderState.UNKNOWN
         venue.sim.faults.clear()
         await eventually(lambda: not order.state.is_unresolved)
@@ -261,7 +262,7 @@ async def test_start_reconciles_the_journal_with_the_exchange(venue: Venue) -> N
         assert [o.order_id for o in report.unknown_open_orders] == [stranger.order_id]
         assert report.fills_fetched >= 1
         assert report.not_placed == ["t-0-unsent"]
-        tracked: TrackedOrder = engine.orders["t-0-sent"]
+        tracked: TrackedOrder = engine.order("t-0-sent")
         assert (tracked.state, tracked.order_id) == (OrderState.OPEN, sent.order_id)
         assert "t-0-fill" not in engine.orders  # terminal: nothing left to track
         assert engine.position("BTC-USD") == D("0.01")
@@ -325,7 +326,7 @@ async def test_stopping_cancels_a_strategy_mid_order_and_the_next_start_resolves
     async with venue.engine() as engine:
         assert engine.reconcile_report is not None
         assert engine.reconcile_report.resolved == {client_order_id: OrderState.OPEN}
-        assert engine.orders[client_order_id].order_id == venue.ledger(client_order_id)[0]["order_id"]
+        assert engine.order(client_order_id).order_id == venue.ledger(client_order_id)[0]["order_id"]
 
 
 async def test_the_journal_flushes_right_behind_an_outcome_and_batches_a_burst(venue: Venue) -> None:
@@ -378,3 +379,34 @@ async def test_with_durability_os_the_event_loop_runs_no_sqlite_while_trading(ve
         assert {thread.rsplit("_", 1)[0] for thread, _ in statements} == {"journal-writer"}
         entries = {e.client_order_id: e for e in journal.entries()}
         assert all(entries[o.client_order_id].state is OrderState.OPEN for o in orders)
+
+
+async def test_settled_orders_leave_the_live_set_once_their_fills_are_journalled(venue: Venue) -> None:
+    # a bot placing orders for weeks must not hold every order it ever placed: settled orders move to a
+    # bounded `settled`, reachable through `Engine.order`, the rest from the journal
+    async with venue.engine(settled_orders_kept=3) as engine:
+        await engine.wait_ready()
+        filled = [await engine.place("BTC-USD", Side.BUY, MarketIoc(base_size="0.001")) for _ in range(4)]
+        resting = await engine.place(
+            "BTC-USD", Side.BUY, LimitGtc(base_size="0.01", limit_price=below_market(venue))
+        )
+        cancelled = await engine.place(
+            "BTC-USD", Side.BUY, LimitGtc(base_size="0.01", limit_price=below_market(venue))
+        )
+        assert await engine.cancel(cancelled)
+        for order in filled:
+            assert await order.done(5) is OrderState.FILLED
+        await eventually(lambda: list(engine.orders) == [resting.client_order_id])
+        assert list(engine.settled) == [o.client_order_id for o in (*filled[2:], cancelled)]
+        assert engine.order(filled[0].client_order_id) is None  # beyond the kept window: in the journal
+        assert engine.order(cancelled.client_order_id) is cancelled
+        assert (await engine.journalled(filled[0].client_order_id)).state is OrderState.FILLED  # type: ignore[union-attr]
+        assert engine.open_orders() == [resting]
+        assert engine.position("BTC-USD") == D("0.004")
+        # news about a settled order is still its own, not a stranger's
+        engine._on_order_event(
+            OrderUpdate(cancelled.client_order_id, cancelled.order_id, OrderState.CANCELLED)
+        )
+        assert not engine.external_orders
+    with OrderJournal(venue.journal_path) as journal:
+        assert {f.order_id for f in journal.fills()} == {o.order_id for o in filled}
