@@ -97,7 +97,7 @@ class EngineConfig:
     busy_poll: bool = False
     # Settled orders leave `Engine.orders` once their fills are journalled (a bot running for weeks must not
     # grow with every order it ever placed); this many of the latest stay reachable through `Engine.order`.
-    settled_orders_kept: int = 10_000
+    settled_orders_kept: int = 1_000
 
 
 def _call_soon_threadsafe(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:
