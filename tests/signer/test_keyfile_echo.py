@@ -142,7 +142,10 @@ def test_a_refused_key_file_echoes_none_of_its_content(tmp_path: Path, case: str
     def worker_load() -> object:
         return read_key_file(path).signing_key()  # the signing core judges what the file decoder let by
 
-    _assert_silent(_refusal(lambda: CdpKey.from_json_file(path)), markers, case)
+    refused = _refusal(lambda: CdpKey.from_json_file(path))
+    _assert_silent(refused, markers, case)
+    assert str(refused).startswith(f"the CDP key file {str(path)!r}: ")  # the signing core's refusals too
+    assert refused.__context__ is None
     _assert_silent(_refusal(worker_load), markers, case)
     try:
         text = raw.decode()
