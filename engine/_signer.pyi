@@ -87,7 +87,8 @@ class JwtVerifier:
 
         Raises `engine.errors.KeyFormatError` for anything else.
         """
-    def unregister(self, kid: str) -> None: ...
+    def unregister(self, kid: str) -> None:
+        """Forget `kid`; a kid that is not text (never registered) is a no-op."""
     def verify(self, token: str | bytes) -> tuple[str, bytes, bytes]:
         """`(kid, header_json, claims_json)` after checking structure, kid, alg and signature.
 

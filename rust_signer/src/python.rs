@@ -322,8 +322,11 @@ impl JwtVerifier {
         Ok(self.inner.register(kid, pem)?.jose_name())
     }
 
-    fn unregister(&self, kid: &str) {
-        self.inner.unregister(kid);
+    /// Forget `kid`; a kid that is not text was never registered, so there is nothing to forget.
+    fn unregister(&self, kid: &Bound<'_, PyAny>) {
+        if let Ok(Ok(kid)) = kid.cast::<PyString>().map(|kid| kid.to_str()) {
+            self.inner.unregister(kid);
+        }
     }
 
     /// `(kid, header_json, claims_json)` of a token whose structure, kid, alg and signature hold.

@@ -138,6 +138,19 @@ def test_a_token_that_is_not_text_is_malformed(verifier: JwtVerifier, cdp_key: C
     assert caught.value.reason == "malformed"
 
 
+def test_unregistering_a_kid_that_is_not_text_forgets_nothing(
+    verifier: JwtVerifier, cdp_key: CdpKey, test_key: TestKey
+) -> None:
+    token = cdp_key.ws_jwt()
+    for kid in ("\udcff", test_key.name + "\ud800", b"\xff", 7):
+        verifier.unregister(kid)  # type: ignore[arg-type]
+    assert verifier.verify(token)[0] == test_key.name
+    verifier.unregister(test_key.name)
+    with pytest.raises(TokenInvalid) as caught:
+        verifier.verify(token)
+    assert caught.value.reason == "unknown_key"
+
+
 def test_a_token_as_utf8_bytes_verifies_as_its_text(verifier: JwtVerifier, cdp_key: CdpKey) -> None:
     token = cdp_key.rest_jwt("GET", "/api/v3/brokerage/accounts", host="127.0.0.1:9999")
     assert verifier.verify(token.encode()) == verifier.verify(token)
