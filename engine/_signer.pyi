@@ -87,17 +87,20 @@ class JwtVerifier:
 
         Raises `engine.errors.KeyFormatError` for anything else.
         """
-    def unregister(self, kid: str) -> None: ...
-    def verify(self, token: str) -> tuple[str, bytes, bytes]:
+    def unregister(self, kid: str) -> None:
+        """Forget `kid`; a kid that is not text (never registered) is a no-op."""
+    def verify(self, token: str | bytes) -> tuple[str, bytes, bytes]:
         """`(kid, header_json, claims_json)` after checking structure, kid, alg and signature.
+
+        A token that is not UTF-8 text (a lone surrogate, bytes that do not decode) is "malformed".
 
         Raises `engine.errors.TokenInvalid` with `reason` in {"malformed", "unknown_key", "alg_mismatch",
         "bad_signature"}. Claims (time window, uri, sub, nonce) are the caller's to check.
         """
     def verify_request(
         self,
-        token: str,
-        expected_uri: str | None,
+        token: str | bytes,
+        expected_uri: str | bytes | None,
         now: float,
         nbf_leeway_s: float,
         max_lifetime_s: float,

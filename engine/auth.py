@@ -46,7 +46,12 @@ class CdpKey(_signer.CdpKey):
         if isinstance(raw, str):
             raise KeyFormatError(f"could not read {where} ({raw}): check the path and its permissions")
         document = parse_key_document(raw, where)
-        return cls(document.name, document.private_key)
+        refusal: str | None = None
+        try:
+            return cls(document.name, document.private_key)
+        except KeyFormatError as exc:  # the signing core's fixed message; say which file it is about
+            refusal = str(exc)
+        raise KeyFormatError(f"{where}: {refusal}")  # outside the except: nothing chained to the refusal
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

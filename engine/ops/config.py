@@ -222,12 +222,19 @@ def load_config(path: str | Path) -> Config:
     """Read and validate a TOML config file. Raises `ConfigError` naming the file and the bad key."""
     path = Path(path)
     try:
-        document = tomllib.loads(path.read_bytes().decode("utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # TOML is UTF-8 (https://toml.io/en/v1.0.0#spec); the offset finds the byte, which is not echoed
+        raise ConfigError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     return parse_config(document, base_dir=path.resolve().parent, source=path)
 

@@ -13,6 +13,8 @@ use crate::cdp;
 use crate::clock::Clock;
 use crate::encoding::TextRule;
 use crate::error::SignerError;
+#[cfg(feature = "verify")]
+use crate::error::TokenFault;
 use crate::hmac::{self, ExchangeSigner};
 use crate::keys::PUBLIC_KEY_TEXT;
 use crate::pool;
@@ -64,6 +66,26 @@ fn request_text<'a>(value: &'a Bound<'_, PyAny>, what: &'static str) -> PyResult
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err(what))?;
     text.to_str().map_err(|_| InvalidRequest::new_err(what))
+}
+
+/// A bearer token (or the request URI it must carry) as UTF-8 text, or `TokenInvalid("malformed")`.
+///
+/// A token comes off the wire: as `str` a header's latin-1 bytes arrive as surrogates, as `bytes` they may not
+/// be UTF-8 at all. Neither can be a token Coinbase signed, so both are refused like any other malformed token,
+/// never as PyO3's `UnicodeEncodeError` (which would carry the whole token) or a `TypeError`.
+#[cfg(feature = "verify")]
+fn token_text<'a>(value: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
+    const NOT_TEXT: &str = "a JWT is base64url text separated by dots";
+    let refused = || TokenInvalid::new_err((NOT_TEXT, TokenFault::Malformed.reason()));
+    if let Ok(text) = value.cast::<PyString>() {
+        return text.to_str().map(Cow::Borrowed).map_err(|_| refused());
+    }
+    if let Ok(raw) = value.cast::<PyBytes>() {
+        return std::str::from_utf8(raw.as_bytes())
+            .map(|text| Cow::Owned(text.to_owned()))
+            .map_err(|_| refused());
+    }
+    Err(refused())
 }
 
 /// A Coinbase CDP API key, parsed once; mints ES256/EdDSA JWTs, optionally from a pre-minted pool.
@@ -300,17 +322,20 @@ impl JwtVerifier {
         Ok(self.inner.register(kid, pem)?.jose_name())
     }
 
-    fn unregister(&self, kid: &str) {
-        self.inner.unregister(kid);
+    /// Forget `kid`; a kid that is not text was never registered, so there is nothing to forget.
+    fn unregister(&self, kid: &Bound<'_, PyAny>) {
+        if let Ok(Ok(kid)) = kid.cast::<PyString>().map(|kid| kid.to_str()) {
+            self.inner.unregister(kid);
+        }
     }
 
     /// `(kid, header_json, claims_json)` of a token whose structure, kid, alg and signature hold.
     fn verify<'py>(
         &self,
         py: Python<'py>,
-        token: &str,
+        token: &Bound<'py, PyAny>,
     ) -> PyResult<(String, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        let verified = self.inner.verify(token)?;
+        let verified = self.inner.verify(&token_text(token)?)?;
         Ok((
             verified.kid,
             PyBytes::new(py, &verified.header),
@@ -323,18 +348,22 @@ impl JwtVerifier {
     #[pyo3(signature = (token, expected_uri, now, nbf_leeway_s, max_lifetime_s))]
     fn verify_request(
         &self,
-        token: &str,
-        expected_uri: Option<&str>,
+        token: &Bound<'_, PyAny>,
+        expected_uri: Option<&Bound<'_, PyAny>>,
         now: f64,
         nbf_leeway_s: f64,
         max_lifetime_s: f64,
     ) -> PyResult<(String, String, f64)> {
+        let token = token_text(token)?;
+        // a URI that is not text cannot be the one a token was signed for
+        let expected_uri = expected_uri.map(token_text).transpose()?;
+        let expected_uri = expected_uri.as_deref();
         let window = Window {
             now,
             nbf_leeway_s,
             max_lifetime_s,
         };
-        match self.inner.verify_request(token, expected_uri, &window)? {
+        match self.inner.verify_request(&token, expected_uri, &window)? {
             Verdict::Admitted(admitted) => Ok((admitted.kid, admitted.nonce, admitted.exp)),
             Verdict::Refused(fault) => {
                 Err(TokenInvalid::new_err((fault.message(), fault.reason())))

@@ -108,6 +108,28 @@ def test_load_names_the_file_and_the_key(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml")
 
 
+@pytest.mark.parametrize(
+    ("raw", "offset"),
+    [
+        (b'[worker]\nclient_order_prefix = "\xff"\n', 32),  # a byte no UTF-8 text starts with
+        (b"# caf\xc3\n", 5),  # a sequence cut short
+        (b'a = "\xed\xa0\x80"\n', 5),  # an encoded surrogate
+        (b"\xfe\xff[worker]\n", 0),  # a UTF-16 byte order mark
+    ],
+)
+def test_a_file_that_is_not_utf8_is_refused_naming_the_file_and_the_offset(
+    tmp_path: Path, raw: bytes, offset: int
+) -> None:
+    path = tmp_path / "worker.toml"
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message == f"{path}: not UTF-8 text (invalid byte at offset {offset})"
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
 def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     path = tmp_path / "conf" / "worker.toml"
     path.parent.mkdir()

@@ -113,6 +113,54 @@ def test_malformed_tokens(verifier: JwtVerifier, token: str) -> None:
     assert _reason(verifier, token) == "malformed"
 
 
+_UNDECODABLE: list[object] = [
+    "\udcff",  # a header's latin-1 byte as Python's surrogateescape hands it over
+    "abc.\ud800.def",  # a lone surrogate inside an otherwise well-shaped token
+    b"\xff.\xfe.\xfd",  # bytes that are not UTF-8
+    b"abc.\xed\xa0\x80.def",  # an encoded surrogate, which UTF-8 forbids
+    12345,  # not text at all
+    None,
+]
+
+
+@pytest.mark.parametrize("token", _UNDECODABLE, ids=repr)
+def test_a_token_that_is_not_text_is_malformed(verifier: JwtVerifier, cdp_key: CdpKey, token: object) -> None:
+    with pytest.raises(TokenInvalid) as caught:
+        verifier.verify(token)  # type: ignore[arg-type]
+    assert caught.value.reason == "malformed"
+    with pytest.raises(TokenInvalid) as caught:
+        verifier.verify_request(token, None, 0.0, 5.0, 120.0)  # type: ignore[arg-type]
+    assert caught.value.reason == "malformed"
+    # the same refusal for the URI a real token is checked against
+    real = cdp_key.rest_jwt("GET", "/api/v3/brokerage/accounts", host="127.0.0.1:9999")
+    with pytest.raises(TokenInvalid) as caught:
+        verifier.verify_request(real, token if token is not None else "\udcff", 0.0, 5.0, 120.0)  # type: ignore[arg-type]
+    assert caught.value.reason == "malformed"
+
+
+def test_unregistering_a_kid_that_is_not_text_forgets_nothing(
+    verifier: JwtVerifier, cdp_key: CdpKey, test_key: TestKey
+) -> None:
+    token = cdp_key.ws_jwt()
+    for kid in ("\udcff", test_key.name + "\ud800", b"\xff", 7):
+        verifier.unregister(kid)  # type: ignore[arg-type]
+    assert verifier.verify(token)[0] == test_key.name
+    verifier.unregister(test_key.name)
+    with pytest.raises(TokenInvalid) as caught:
+        verifier.verify(token)
+    assert caught.value.reason == "unknown_key"
+
+
+def test_a_token_as_utf8_bytes_verifies_as_its_text(verifier: JwtVerifier, cdp_key: CdpKey) -> None:
+    token = cdp_key.rest_jwt("GET", "/api/v3/brokerage/accounts", host="127.0.0.1:9999")
+    assert verifier.verify(token.encode()) == verifier.verify(token)
+    nbf = jwt.decode(token, options={"verify_signature": False})["nbf"]
+    uri = "GET 127.0.0.1:9999/api/v3/brokerage/accounts"
+    assert verifier.verify_request(token.encode(), uri.encode(), nbf, 5.0, 120.0) == (
+        verifier.verify_request(token, uri, nbf, 5.0, 120.0)
+    )
+
+
 def test_register_refuses_what_is_not_a_cdp_public_key() -> None:
     verifier = JwtVerifier()
     p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
