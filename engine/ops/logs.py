@@ -49,7 +49,7 @@ def register_secret(secret: str) -> None:
 def _is_armor(piece: str) -> bool:
     # a PEM's BEGIN/END line, however mangled, is public text; redacting it as a secret would cut the block
     # apart before the PEM pattern could take the key lines between
-    return piece.startswith("-") or "PRIVATE KEY" in piece
+    return piece.startswith("-----") or "PRIVATE KEY" in piece
 
 
 def redact(text: str) -> str:

@@ -562,9 +562,7 @@ class Engine:
         still_due: list[str] = []
         kept = self.config.settled_orders_kept
         for client_order_id in self._retiring:
-            tracked = self.orders.get(client_order_id)
-            if tracked is None or tracked.is_open:
-                continue
+            tracked = self.orders[client_order_id]  # settled once, and only retiring takes it out
             if tracked.order_id is not None and tracked.order_id in self._fills_due:
                 still_due.append(client_order_id)
                 continue

@@ -108,6 +108,15 @@ def test_load_names_the_file_and_the_key(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml")
 
 
+def load_refused(tmp_path: Path, raw: bytes) -> tuple[Path, ConfigError]:
+    """The config file `raw` written, loaded, and the `ConfigError` it was refused with."""
+    path = tmp_path / "worker.toml"
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return path, caught.value
+
+
 @pytest.mark.parametrize(
     ("raw", "offset"),
     [
@@ -120,14 +129,10 @@ def test_load_names_the_file_and_the_key(tmp_path: Path) -> None:
 def test_a_file_that_is_not_utf8_is_refused_naming_the_file_and_the_offset(
     tmp_path: Path, raw: bytes, offset: int
 ) -> None:
-    path = tmp_path / "worker.toml"
-    path.write_bytes(raw)
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    message = str(caught.value)
-    assert message == f"{path}: not UTF-8 text (invalid byte at offset {offset})"
-    assert caught.value.__cause__ is None
-    assert caught.value.__suppress_context__
+    path, refused = load_refused(tmp_path, raw)
+    assert str(refused) == f"{path}: not UTF-8 text (invalid byte at offset {offset})"
+    assert refused.__cause__ is None
+    assert refused.__suppress_context__
 
 
 def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
@@ -340,11 +345,8 @@ MALFORMED_FILES = [
 def test_a_malformed_file_is_refused_naming_the_file_and_the_key(
     tmp_path: Path, text: str, key: str, reason: str
 ) -> None:
-    path = tmp_path / "worker.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    message = str(caught.value)
+    path, refused = load_refused(tmp_path, text.encode())
+    message = str(refused)
     assert message.startswith(f"{path}: {key}: "), message
     assert reason in message, message
 

@@ -63,6 +63,10 @@ def test_a_registered_piece_of_armor_does_not_break_the_pem_pattern() -> None:
     text = redact(f"pem={pem} after")
     assert "MHcCAQEEIBkeyline" not in text
     assert text == f"pem={REDACTED} after"
+    # a secret that merely starts with a dash (token_urlsafe makes one in 64) is still a secret
+    dashed = "-" + secrets.token_urlsafe(16)
+    register_secret(dashed)
+    assert redact(f"key={dashed}") == f"key={REDACTED}"
 
 
 def test_the_handler_redacts_messages_extras_and_tracebacks() -> None:
