@@ -46,11 +46,17 @@ build: $(VENV)/.deps ## build the Rust extension (release) into the virtualenv
 demo: build ## build, then run the engine against the embedded simulator
 	$(BIN)/engine demo
 
+# The suite runs across both cores (pytest-xdist, one test file per worker), except the tests that start
+# worker processes on one shared rate budget: they judge one-second windows, and run alone afterwards.
+XDIST        ?= -n 2 --dist loadfile
+SERIAL_TESTS ?= tests/scaleout tests/ops
+
 .PHONY: test
 test: build system-deps ## build, then the whole suite: lint, cargo test, pytest (benchmarks untimed), then 3.12/3.13
 	$(MAKE) --no-print-directory lint
 	cargo test --release --quiet -p rust_signer --lib
-	$(BIN)/pytest -q -p no:cacheprovider --benchmark-disable
+	$(BIN)/pytest -q -p no:cacheprovider --benchmark-disable $(XDIST) $(addprefix --ignore=,$(SERIAL_TESTS))
+	$(BIN)/pytest -q -p no:cacheprovider --benchmark-disable $(SERIAL_TESTS)
 	$(MAKE) --no-print-directory test-pythons
 
 # The one abi3 wheel on the newer interpreters (.venv above is the oldest, 3.11): built once, installed into
@@ -91,7 +97,7 @@ test-python-%:
 	rm -rf $$stage; mkdir -p $$stage; cp -r tests benches examples pyproject.toml $$stage/; \
 	cd $$stage; echo "test-python-$*: $$($$venv/bin/python -VV | head -n 1), engine from $$($$venv/bin/python -c "import engine, os; print(os.path.dirname(engine.__file__))")"; \
 	env VIRTUAL_ENV=$$venv PATH=$$venv/bin:$$PATH \
-	  $$venv/bin/python -m pytest -q -p no:cacheprovider --benchmark-disable $(PYTEST_$*)
+	  $$venv/bin/python -m pytest -q -p no:cacheprovider --benchmark-disable $(XDIST) $(PYTEST_$*)
 
 .PHONY: pytest
 pytest: build ## pytest only (pass ARGS=...)

@@ -56,11 +56,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+# Under pytest-xdist each worker scans what it saw and hands its findings to the controller, which reports
+# for the whole run and fails it on any leak.
+_from_workers: dict[str, Any] = {"leaks": [], "observed": 0, "secrets": 0}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    output = getattr(node, "workeroutput", {})
+    _from_workers["leaks"].extend(output.get("secret_leaks", []))
+    _from_workers["observed"] += output.get("secret_observed", 0)
+    _from_workers["secrets"] += output.get("secret_count", 0)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    found = leaks.find_leaks()
+    found = list(leaks.find_leaks())
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports
+        workeroutput["secret_leaks"] = found
+        workeroutput["secret_observed"] = leaks.observed_count()
+        workeroutput["secret_count"] = len(leaks.SECRETS)
+        return
+    found += _from_workers["leaks"]
+    observed = leaks.observed_count() + _from_workers["observed"]
+    secrets = len(leaks.SECRETS) + _from_workers["secrets"]
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if found:
         if reporter is not None:
+            reporter.ensure_newline()
             reporter.write_sep("=", "SECRET MATERIAL LEAKED", red=True)
             for line in sorted(set(found)):
                 reporter.write_line(line)
@@ -68,6 +91,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     elif reporter is not None:
         reporter.ensure_newline()
         reporter.write_line(
-            f"secret scan: {leaks.observed_count()} logs/outputs/exceptions scanned for "
-            f"{len(leaks.SECRETS)} generated secrets, none leaked"
+            f"secret scan: {observed} logs/outputs/exceptions scanned for {secrets} generated secrets, "
+            "none leaked"
         )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,11 @@ from typing import Any
 import pytest
 
 from tests.bench.tiny_suite import run_suite, write_suite
+
+# These tests start benchmark runs of their own. Under pytest-xdist they would inherit the worker's marker,
+# and pytest-benchmark then turns timing off in them as if they were xdist workers too.
+for _name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+    os.environ.pop(_name, None)
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,7 @@ def test_repr_shows_the_key_id_only() -> None:
         ("", CREDENTIALS.secret, "p", "key is empty"),
         ("k", CREDENTIALS.secret, "", "passphrase is empty"),
     ],
+    ids=["secret not base64", "secret empty", "key empty", "passphrase empty"],  # no secret in a test id
 )
 def test_unusable_credentials_are_refused(key: str, secret: str, passphrase: str, message: str) -> None:
     with pytest.raises(KeyFormatError, match=message) as caught:
