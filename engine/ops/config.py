@@ -232,6 +232,8 @@ def load_config(path: str | Path) -> Config:
     except UnicodeDecodeError as exc:
         # TOML is UTF-8 (https://toml.io/en/v1.0.0#spec); the offset finds the byte, which is not echoed
         raise ConfigError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+    # Editors on Windows may start a UTF-8 file with a byte order mark, which tomllib refuses as a bare key
+    text = text.removeprefix("\ufeff")
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

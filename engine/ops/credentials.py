@@ -59,10 +59,17 @@ class Credentials:
         return "-----BEGIN" in self.private_key and "\\n" in self.private_key
 
     def signing_key(self) -> CdpKey:
-        """Parse the key once into the Rust signing core; `KeyFormatError` (with a fix) when it is bad."""
+        """Parse the key once into the Rust signing core; `KeyFormatError` (with a fix) when it is bad.
+
+        The error names where the key was read from (`origin`), never the key text."""
         from engine.auth import CdpKey
 
-        return CdpKey(self.name, self.private_key)
+        refusal: str | None = None
+        try:
+            return CdpKey(self.name, self.private_key)
+        except KeyFormatError as exc:  # the signing core's fixed message; say which key it is about
+            refusal = str(exc)
+        raise KeyFormatError(f"{self.origin}: {refusal}")  # outside the except: nothing chained to it
 
 
 def key_label(name: str) -> str:

@@ -135,6 +135,12 @@ def test_a_file_that_is_not_utf8_is_refused_naming_the_file_and_the_offset(
     assert refused.__suppress_context__
 
 
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "worker.toml"
+    path.write_bytes(b'\xef\xbb\xbf[worker]\nclient_order_prefix = "bom"\n')  # as Windows editors save it
+    assert load_config(path).worker.client_order_prefix == "bom"
+
+
 def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     path = tmp_path / "conf" / "worker.toml"
     path.parent.mkdir()

@@ -29,6 +29,20 @@ def test_environment_name_and_secret() -> None:
     assert key.name not in repr(creds)
 
 
+def test_a_key_that_does_not_parse_is_refused_naming_where_it_came_from() -> None:
+    key = new_es256_key()
+    mangled = key.private_key.replace("\n", "", 3)[:-40]  # armor intact, body cut: not a key
+    creds = read_credentials(ENV, {"COINBASE_API_KEY": key.name, "COINBASE_API_SECRET": mangled})
+    with pytest.raises(KeyFormatError) as caught:
+        creds.signing_key()
+    refused = caught.value
+    assert str(refused).startswith("environment (COINBASE_API_KEY, COINBASE_API_SECRET): ")
+    assert refused.__cause__ is None
+    assert refused.__context__ is None
+    body = "".join(line for line in mangled.splitlines() if not line.startswith("-----"))
+    assert not any(body[i : i + 8] in str(refused) for i in range(len(body) - 8))
+
+
 def test_environment_key_file(tmp_path: Path) -> None:
     key = new_ed25519_key()
     path = tmp_path / "cdp.json"

@@ -261,7 +261,9 @@ def test_worker_and_doctor_exit_2_on_a_hostile_environment_key(tmp_path: Path, d
     shown = secret.decode("utf-8", "surrogateescape")
     stderr = _assert_clean_exit(_run("worker", tmp_path, environ), "worker", shown, ES256.private_key)
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith("engine worker: cannot start: the private key"), stderr
+    assert last.startswith(
+        "engine worker: cannot start: environment (COINBASE_API_KEY, COINBASE_API_SECRET): the private key"
+    ), stderr
     stdout = _assert_clean_exit(_run("doctor", tmp_path, environ), "doctor", shown, ES256.private_key)
     assert "FAIL  key format" in stdout
     assert "fix: " in stdout
