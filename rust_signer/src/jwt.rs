@@ -21,6 +21,16 @@ const SIGNATURE_B64_LEN: usize = b64url_len(64);
 /// `i64::MIN` has 20 characters: room for any `nbf`/`exp`.
 const MAX_INT_LEN: usize = 20;
 
+pub mod msg {
+    pub const BAD_METHOD: &str = "method must be an HTTP method such as GET or POST";
+    pub const BAD_HOST: &str =
+        "host must be a bare host name such as api.coinbase.com or 127.0.0.1:8080, \
+        without scheme or path";
+    pub const BAD_PATH: &str =
+        "path must start with '/', e.g. /api/v3/brokerage/orders (not a full URL), \
+        and hold no control character: CR, LF and NUL would let a request be split or smuggled";
+}
+
 /// The request a REST token is for; `path` has its query string already stripped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestUri<'a> {
@@ -33,19 +43,13 @@ impl<'a> RequestUri<'a> {
     /// Check and normalise a request line: `host` as `name` or `name:port` without scheme, `path` from `/`.
     pub fn new(method: &'a str, path: &'a str, host: &'a str) -> Result<Self> {
         if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-            return Err(SignerError::InvalidArgument(
-                "method must be an HTTP method such as GET or POST",
-            ));
+            return Err(SignerError::InvalidArgument(msg::BAD_METHOD));
         }
         if host.is_empty() || host.contains('/') || host.bytes().any(|b| b.is_ascii_whitespace()) {
-            return Err(SignerError::InvalidArgument(
-                "host must be a bare host name such as api.coinbase.com or 127.0.0.1:8080, without scheme or path",
-            ));
+            return Err(SignerError::InvalidArgument(msg::BAD_HOST));
         }
-        if !path.starts_with('/') {
-            return Err(SignerError::InvalidArgument(
-                "path must start with '/', e.g. /api/v3/brokerage/orders (not a full URL)",
-            ));
+        if !path.starts_with('/') || path.bytes().any(|b| b.is_ascii_control()) {
+            return Err(SignerError::InvalidArgument(msg::BAD_PATH));
         }
         let path = path.split_once('?').map_or(path, |(p, _)| p);
         Ok(Self { method, host, path })
@@ -329,5 +333,18 @@ mod tests {
         assert!(RequestUri::new("", "/x", "api.coinbase.com").is_err());
         assert!(RequestUri::new("G T", "/x", "api.coinbase.com").is_err());
         assert_eq!(RequestUri::new("get", "/a?b=c", "h").unwrap().path(), "/a");
+    }
+
+    #[test]
+    fn a_path_with_a_control_character_is_refused() {
+        for path in ["/a\r\nX-Injected: 1", "/a\n", "/a\0", "/a\x7f", "/a?q=\r"] {
+            let refused = RequestUri::new("GET", path, "api.coinbase.com");
+            assert!(
+                matches!(refused, Err(SignerError::InvalidArgument(m)) if m == msg::BAD_PATH),
+                "{path:?}"
+            );
+        }
+        assert!(RequestUri::new("GET", "/a/%0D%0A", "api.coinbase.com").is_ok());
+        // encoded: fine
     }
 }

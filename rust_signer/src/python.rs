@@ -16,6 +16,7 @@ use crate::error::SignerError;
 #[cfg(feature = "verify")]
 use crate::error::TokenFault;
 use crate::hmac::{self, ExchangeSigner};
+use crate::jwt;
 use crate::keys::PUBLIC_KEY_TEXT;
 use crate::pool;
 #[cfg(feature = "verify")]
@@ -130,7 +131,14 @@ impl PyCdpKey {
     }
 
     #[pyo3(signature = (method, path, host = DEFAULT_HOST))]
-    fn rest_jwt(&self, method: &str, path: &str, host: &str) -> PyResult<String> {
+    fn rest_jwt(
+        &self,
+        method: &Bound<'_, PyAny>,
+        path: &Bound<'_, PyAny>,
+        host: &str,
+    ) -> PyResult<String> {
+        let method = request_text(method, jwt::msg::BAD_METHOD)?;
+        let path = request_text(path, jwt::msg::BAD_PATH)?;
         Ok(self.inner.rest_jwt(method, path, host)?)
     }
 
@@ -150,7 +158,14 @@ impl PyCdpKey {
     }
 
     #[pyo3(signature = (method, path, host = DEFAULT_HOST))]
-    fn pooled(&self, method: &str, path: &str, host: &str) -> PyResult<usize> {
+    fn pooled(
+        &self,
+        method: &Bound<'_, PyAny>,
+        path: &Bound<'_, PyAny>,
+        host: &str,
+    ) -> PyResult<usize> {
+        let method = request_text(method, jwt::msg::BAD_METHOD)?;
+        let path = request_text(path, jwt::msg::BAD_PATH)?;
         Ok(self.inner.pooled(method, path, host)?)
     }
 

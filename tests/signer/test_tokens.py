@@ -9,6 +9,7 @@ import pytest
 from coinbase import jwt_generator
 
 from engine.auth import CdpKey
+from engine.errors import InvalidRequest
 from tests.signer.conftest import decode
 from tests.support.keys import TestKey
 
@@ -79,6 +80,29 @@ def test_request_lines_coinbase_would_401_are_refused_early(
 ) -> None:
     with pytest.raises(ValueError, match="must"):
         cdp_key.rest_jwt(method, path, host=host)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v3/brokerage/orders\r\nX-Injected: 1"),
+        ("GET", "/api/v3/brokerage/orders\n"),
+        ("GET", "/api/v3/brokerage/orders\x00"),
+        ("GET", "/api/v3/brokerage/orders\x7f"),
+        ("GET", "/api/v3/brokerage/orders\udcff"),  # a lone surrogate: not text at all
+        ("G\udcffT", "/api/v3/brokerage/orders"),
+    ],
+    ids=["CRLF", "LF", "NUL", "DEL", "surrogate in the path", "surrogate in the method"],
+)
+def test_a_request_line_that_cannot_be_sent_is_refused_with_a_typed_error(
+    cdp_key: CdpKey, method: str, path: str
+) -> None:
+    for mint in (cdp_key.rest_jwt, cdp_key.pooled):
+        with pytest.raises(InvalidRequest) as caught:
+            mint(method, path)
+        assert "must" in str(caught.value)
+        assert "\udcff" not in repr(caught.value.args)  # the refused text is not carried along
+        assert caught.value.__cause__ is None
 
 
 def test_clock_offset_shifts_nbf_and_exp(cdp_key: CdpKey, test_key: TestKey) -> None:
