@@ -20,7 +20,7 @@ use crate::jwt;
 use crate::keys::PUBLIC_KEY_TEXT;
 use crate::pool;
 #[cfg(feature = "verify")]
-use crate::verify::{Verdict, Verifier, Window};
+use crate::verify::{Verdict, Verifier, Window, MAX_TOKEN_LEN, TOO_LONG};
 
 pyo3::import_exception!(engine.errors, KeyFormatError);
 pyo3::import_exception!(engine.errors, TokenInvalid);
@@ -82,6 +82,13 @@ fn token_text<'a>(value: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
         return text.to_str().map(Cow::Borrowed).map_err(|_| refused());
     }
     if let Ok(raw) = value.cast::<PyBytes>() {
+        if raw.as_bytes().len() > MAX_TOKEN_LEN {
+            // before the copy; the verifier refuses such a str the same way
+            return Err(TokenInvalid::new_err((
+                TOO_LONG,
+                TokenFault::Malformed.reason(),
+            )));
+        }
         return std::str::from_utf8(raw.as_bytes())
             .map(|text| Cow::Owned(text.to_owned()))
             .map_err(|_| refused());

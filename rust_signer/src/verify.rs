@@ -31,6 +31,11 @@ fn malformed(message: &'static str) -> SignerError {
     invalid(TokenFault::Malformed, message)
 }
 
+/// The longest token looked at. Coinbase's are under 1 KiB; anything far longer is refused before it is
+/// decoded, so a hostile request cannot make the verifier allocate and parse megabytes.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+pub const TOO_LONG: &str = "a JWT this long is not a Coinbase API token";
+
 /// The issuers and audiences of the claim sets Coinbase accepts (cdp, coinbase-py and ccxt, cdp-sdk).
 const ISSUERS: [&str; 2] = ["cdp", "coinbase-cloud"];
 const AUDIENCES: [&str; 2] = ["retail_rest_api_proxy", "cdp_service"];
@@ -179,6 +184,9 @@ impl Verifier {
     }
 
     fn verify_signature(&self, token: &str) -> Result<Signed> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(malformed(TOO_LONG));
+        }
         let mut parts = token.splitn(3, '.');
         let (Some(header_b64), Some(claims_b64), Some(signature_b64)) =
             (parts.next(), parts.next(), parts.next())

@@ -203,3 +203,20 @@ def test_verify_request_judges_the_claims_and_returns_kid_nonce_exp(
         )[0]
         == kid
     )
+
+
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["str", "bytes"])
+def test_a_token_far_longer_than_any_coinbase_token_is_refused_before_it_is_decoded(
+    verifier: JwtVerifier, cdp_key: CdpKey, as_bytes: bool
+) -> None:
+    real = cdp_key.rest_jwt("GET", "/api/v3/brokerage/accounts", host="127.0.0.1:9999")
+    header, claims, signature = real.split(".")
+    padded = header + "." + claims + "A" * (8 * 1024) + "." + signature  # well-shaped, only too long
+    token: str | bytes = padded.encode() if as_bytes else padded
+    for verify in (
+        lambda: verifier.verify(token),
+        lambda: verifier.verify_request(token, None, 0.0, 5.0, 120.0),
+    ):  # type: ignore[arg-type]
+        with pytest.raises(TokenInvalid, match="this long") as caught:
+            verify()
+        assert caught.value.reason == "malformed"
