@@ -122,6 +122,7 @@ class Simulator:
         self.injected: dict[str, int] = {
             "latency": 0,
             "error_5xx": 0,
+            "error_200": 0,
             "storm_429": 0,
             "drop_after_accept": 0,
             "slow_response": 0,
