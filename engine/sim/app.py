@@ -42,6 +42,7 @@ from engine.sim.ratelimit import RateLimiter
 from engine.sim.rest_advanced import AdvancedTradeApi
 from engine.sim.rest_exchange import ExchangeApi
 from engine.sim.server import AIOHTTP_LOG, MAX_BODY, HttpLane, Router
+from engine.sim.trading_status import ONLINE
 from engine.sim.ws import MarketDataHub
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class Simulator:
             for spec in config.products
         }
         self.ledger = Ledger()
+        self.product_status = {product_id: ONLINE for product_id in self.markets}
         self.engine = MatchingEngine(
             self.markets,
             self.accounts,
@@ -91,6 +93,7 @@ class Simulator:
             self.clock,
             random.Random(seeds.getrandbits(64)),
             user_id=_uuid(ids_rng),
+            statuses=self.product_status,
         )
         self.candles = CandleBook()
         self.portfolios = Portfolios(self.accounts)
@@ -128,7 +131,6 @@ class Simulator:
             "slow_response": 0,
         }
         self.market_paused = False
-        self.product_status = {product_id: "online" for product_id in self.markets}
         self.intraday_margin_setting = "INTRADAY_MARGIN_SETTING_STANDARD"
         # Coinbase allows one pending futures→spot sweep at a time; it settles at the daily cutoff, which a
         # session of the simulator never reaches, so a scheduled sweep stays pending until cancelled.
@@ -208,7 +210,8 @@ class Simulator:
         self.hub.publish_tickers(product_id)
 
     def set_product_status(self, product_id: str, status: str) -> None:
-        """Take a product offline, to cancel-only, or back online; the status channel says so."""
+        """Take a product offline, to cancel-only, limit-only, post-only, or back online: new orders are
+        refused as Coinbase refuses them (engine.sim.trading_status), and the status channel says so."""
         self.product_status[product_id] = status
         self.hub.publish_status(product_id)
 

@@ -44,6 +44,7 @@ from engine.sim.orders import (
     OrderSpec,
 )
 from engine.sim.scaled import ladder
+from engine.sim.trading_status import NO_ENTRY, ONLINE, admit
 from engine.sim.twap import TwapSchedule
 
 OrderListener = Callable[[Order, Fill | None], None]
@@ -98,8 +99,11 @@ class MatchingEngine:
         clock: SimClock,
         rng: random.Random,
         user_id: str,
+        statuses: dict[str, str] | None = None,
     ) -> None:
         self.markets = markets
+        # product_id -> trading status (engine.sim.trading_status), shared with whoever sets it
+        self.statuses = statuses if statuses is not None else {}
         self.accounts = accounts
         self.positions = positions
         self.ledger = ledger
@@ -158,6 +162,14 @@ class MatchingEngine:
             spec.base_size = market.round_size(spec.quote_size / spec.limit_price)
         if side not in ("BUY", "SELL"):
             raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_SIDE", "side must be BUY or SELL")
+        status = self.statuses.get(ps.product_id, ONLINE)
+        if status != ONLINE:
+            takes = spec.order_type in (MARKET, TWAP) or (
+                spec.order_type != STOP_LIMIT
+                and spec.limit_price is not None
+                and self._marketable(market, side, spec.limit_price)
+            )
+            admit(ps.product_id, status, spec.order_type, takes)
         if spec.base_size is not None:
             if spec.base_size < ps.base_min_size:
                 raise OrderRefused(
@@ -589,6 +601,8 @@ class MatchingEngine:
         spec = order.spec
         if spec.order_type != LIMIT or spec.time_in_force != GTC:
             return "INVALID_ORDER_CONFIGURATION"
+        if self.statuses.get(order.product_id, ONLINE) in NO_ENTRY:  # only cancels go through
+            return "COMMANDER_REJECTED_EDIT_ORDER"
         new_size = size if size is not None else spec.base_size or ZERO
         new_price = price if price is not None else spec.limit_price or ZERO
         if new_size <= order.filled_size:

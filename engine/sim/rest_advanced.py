@@ -122,7 +122,7 @@ class AdvancedTradeApi:
         wanted_type = request.query.get("product_type")
         wanted_ids = set(query_list(request, "product_ids"))
         products = [
-            product_json(m, now)
+            product_json(m, now, self.sim.product_status[m.spec.product_id])
             for m in self.sim.markets.values()
             if (not wanted_type or m.spec.product_type == wanted_type)
             and (not wanted_ids or m.spec.product_id in wanted_ids)
@@ -137,7 +137,8 @@ class AdvancedTradeApi:
 
     async def get_product(self, request: SimRequest) -> SimResponse:
         market = self._market_or_404(request.match_info["product_id"])
-        return json_response(product_json(market, self.sim.clock.now()))
+        status = self.sim.product_status[market.spec.product_id]
+        return json_response(product_json(market, self.sim.clock.now(), status))
 
     def _pricebook(self, product_id: str, depth: int | None) -> dict[str, Any]:
         market = self._market_or_404(product_id)
