@@ -13,8 +13,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from engine.sim.accounts import Accounts, InsufficientFunds
+from engine.sim.attached import parse_attached
 from engine.sim.book import ZERO
 from engine.sim.clock import SimClock
 from engine.sim.config import FeeSchedule, ProductSpec
@@ -226,6 +228,13 @@ class MatchingEngine:
             raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_END_TIME", "end_time is in the past")
 
     @staticmethod
+    def _entry_price(market: Market, side: str, spec: OrderSpec) -> Decimal:
+        """Where an order trades: its limit, or the touch for a market order."""
+        if spec.limit_price is not None:
+            return spec.limit_price
+        return market.best_ask() if side == "BUY" else market.best_bid()
+
+    @staticmethod
     def _marketable(market: Market, side: str, price: Decimal) -> bool:
         return price >= market.best_ask() if side == "BUY" else price <= market.best_bid()
 
@@ -273,9 +282,13 @@ class MatchingEngine:
         preview = Preview(spec, size, value, fee, value - fee, best_bid, best_ask, ZERO, slippage)
         return ps.base_currency, size, preview
 
-    def preview(self, product_id: str, side: str, spec: OrderSpec) -> Preview:
+    def preview(self, product_id: str, side: str, spec: OrderSpec, attached: Any = None) -> Preview:
         market = self._market(product_id)
         self._validate(market, side, spec)
+        if attached is not None:
+            parse_attached(
+                attached, spec, side, self._entry_price(market, side, spec), market.spec.price_increment
+            )
         currency, need, preview = self._requirement(market, side, spec)
         if self._available_for(market.spec, currency) < need:
             raise OrderRefused(*_INSUFFICIENT)
@@ -296,6 +309,7 @@ class MatchingEngine:
         leverage: str = "",
         margin_type: str = "",
         portfolio_uuid: str = "",
+        attached: Any = None,
     ) -> tuple[Order, bool]:
         """Place an order. Returns (order, created); a known client_order_id returns the existing order.
 
@@ -307,6 +321,11 @@ class MatchingEngine:
                 return existing, False
         market = self._market(product_id)
         self._validate(market, side, spec)
+        bracket = None
+        if attached is not None:  # `attached_order_configuration`: checked now, placed when this fills
+            bracket = parse_attached(
+                attached, spec, side, self._entry_price(market, side, spec), market.spec.price_increment
+            )
         legs = ladder(spec.config, market.spec) if spec.config_key == "scaled_limit_gtc" else None
         if legs is not None:  # the children hold the funds: check all of them before placing any
             taker = 1 + self.fees.taker_fee_rate
@@ -333,6 +352,7 @@ class MatchingEngine:
             portfolio_uuid=portfolio_uuid or self.accounts.portfolio_uuid,
             leverage=leverage,
             margin_type=margin_type,
+            attached=bracket,
         )
         if spec.order_type != MARKET and legs is None:  # market orders execute now: nothing to hold
             self.accounts.place_hold(currency, need)
@@ -567,6 +587,48 @@ class MatchingEngine:
         order.cancel_message = message
         order.done_time = self.clock.now()
         self._notify(order, None)
+        if order.attached is not None:
+            self._place_attached(order)
+
+    def _place_attached(self, parent: Order) -> None:
+        """The parent is done: its attached bracket, sized to what it filled, on the other side. Nothing when
+        it filled nothing (cancelled or expired first)."""
+        bracket, parent.attached = parent.attached, None
+        if bracket is None or parent.filled_size <= ZERO:
+            return
+        market = self.markets[parent.product_id]
+        side = "SELL" if parent.side == "BUY" else "BUY"
+        spec = bracket.spec(parent.filled_size)
+        try:
+            self._validate(
+                market, side, spec
+            )  # a futures bracket is reduce-only: the fill opened what it closes
+            currency, need, _ = self._requirement(market, side, spec)
+            self.accounts.place_hold(currency, need)
+        except (OrderRefused, InsufficientFunds):
+            return  # what the fill brought in is gone already (spent, or the position closed): no bracket
+        child = Order(
+            order_id=self.new_id(),
+            client_order_id="",
+            product_id=parent.product_id,
+            side=side,
+            spec=spec,
+            created_time=self.clock.now(),
+            product_type=parent.product_type,
+            status=OPEN,
+            key_name=parent.key_name,
+            source=parent.source,
+            user_id=self.user_id,
+            portfolio_uuid=parent.portfolio_uuid,
+            leverage=parent.leverage,
+            margin_type=parent.margin_type,
+        )
+        child.hold_currency, child.hold_amount = currency, need
+        parent.attached_order_id = child.order_id
+        self.orders[child.order_id] = child
+        self.ledger.record(child)
+        self._notify(child, None)
+        self._execute(market, child)
 
     def _notify(self, order: Order, fill: Fill | None) -> None:
         self.order_events += 1  # the sequence a list of orders reports: it grows with every order event
@@ -593,8 +655,11 @@ class MatchingEngine:
         self._finish(order, CANCELLED, "User requested cancel")
         return True, "UNKNOWN_CANCEL_FAILURE_REASON"
 
-    def edit(self, order_id: str, size: Decimal | None, price: Decimal | None) -> str | None:
-        """Edit a resting GTC limit order; returns an edit_failure_reason or None."""
+    def edit(
+        self, order_id: str, size: Decimal | None, price: Decimal | None, cancel_attached: bool = False
+    ) -> str | None:
+        """Edit a resting GTC limit order; returns an edit_failure_reason or None. `cancel_attached` drops
+        the bracket waiting to be attached when it fills (`cancel_attached_order`)."""
         order = self.orders.get(order_id)
         if order is None or not order.is_open:
             return "ORDER_NOT_FOUND" if order is None else "CANNOT_EDIT_TO_BELOW_FILLED_SIZE"
@@ -636,6 +701,8 @@ class MatchingEngine:
         config = dict(spec.config)
         config["base_size"], config["limit_price"] = format(new_size, "f"), format(new_price, "f")
         spec.config, spec.base_size, spec.limit_price = config, new_size, new_price
+        if cancel_attached:
+            order.attached = None
         self._rest(order)  # the old heap entry goes stale: its price no longer matches
         self._take_if_marketable(market, order)
         return None

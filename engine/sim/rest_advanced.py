@@ -394,6 +394,7 @@ class AdvancedTradeApi:
                 leverage=str(body.get("leverage") or ""),
                 margin_type=str(body.get("margin_type") or ""),
                 portfolio_uuid=portfolio or "",
+                attached=body.get("attached_order_configuration"),
             )
         except OrderRefused as refused:
             return self._refusal(refused, body)
@@ -411,7 +412,9 @@ class AdvancedTradeApi:
             if is_max:
                 configuration = self._sized_to_max(product_id, side, configuration)
             spec = OrderSpec.parse(configuration)
-            preview = self.sim.engine.preview(product_id, side, spec)
+            preview = self.sim.engine.preview(
+                product_id, side, spec, body.get("attached_order_configuration")
+            )
         except OrderRefused as refused:
             return json_response(
                 {
@@ -487,8 +490,9 @@ class AdvancedTradeApi:
         return order_id, size, price
 
     async def edit_order(self, request: SimRequest) -> SimResponse:
-        order_id, size, price = self._edit_args(await read_json(request))
-        reason = self.sim.engine.edit(order_id, size, price)
+        body = await read_json(request)
+        order_id, size, price = self._edit_args(body)
+        reason = self.sim.engine.edit(order_id, size, price, body.get("cancel_attached_order") is True)
         if reason is not None:
             errors = [
                 {"edit_failure_reason": reason, "preview_failure_reason": "UNKNOWN_PREVIEW_FAILURE_REASON"}
