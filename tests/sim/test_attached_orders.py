@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 from coinbase.rest import RESTClient
 
+from engine import Client
+from engine.auth import CdpKey
+from engine.rest import LimitGtc, MarketIoc, Side, TriggerBracketGtc
 from engine.sim import Simulator
 from engine.sim.orders import Order, OrderRefused, OrderSpec
 from tests.sim.conftest import Served, Tls, quiet_config
@@ -303,3 +306,31 @@ async def test_the_official_sdk_creates_an_order_with_an_attached_bracket(
     assert answers["preview"]["errs"] == []
     assert answers["order"]["attached_order_configuration"]["trigger_bracket_gtc"]["limit_price"]
     assert answers["order"]["attached_order_id"] == ""  # not yet filled
+
+
+async def test_the_client_sees_the_attached_order_and_can_drop_it(served: Served) -> None:
+    served.sim.accounts.credit("USD", D(1_000_000))
+    mid = served.sim.markets["BTC-USD"].mid
+    take = TriggerBracketGtc(limit_price=str(mid + 1000), stop_trigger_price=str(mid - 1000))
+    key = CdpKey(served.key.name, served.key.private_key)
+    async with Client(key, served.base_url) as client:
+        filled = await client.create_order(
+            "BTC-USD", Side.BUY, MarketIoc(base_size="0.05"), attached_configuration=take
+        )
+        parent = await client.get_order(filled.order_id)
+        assert parent.attached_order_id
+        child = await client.get_order(parent.attached_order_id)
+        assert (child.side, child.order_type, child.filled_size) == ("SELL", "BRACKET", D(0))
+        assert child.configuration["trigger_bracket_gtc"]["base_size"] == "0.05"
+        resting = await client.create_order(
+            "BTC-USD", Side.BUY, LimitGtc(base_size="0.05", limit_price=str(mid - 500)),
+            attached_configuration=take,
+        )  # fmt: skip
+        edited = await client.edit_order(
+            resting.order_id, size="0.05", price=str(mid - 500), cancel_attached_order=True
+        )
+        assert edited.success
+        served.sim.set_mid("BTC-USD", mid - 1000)
+        dropped = await client.get_order(resting.order_id)
+        assert dropped.status == "FILLED"
+        assert dropped.attached_order_id == ""

@@ -308,6 +308,9 @@ class Order:
     total_fees: Decimal | None
     configuration: Json
     reject_reason: str
+    # the take-profit / stop-loss order placed when this one filled (`attached_order_configuration`)
+    attached_order_id: str
+    retail_portfolio_id: str
     raw: Json = field(repr=False, compare=False)
 
     @classmethod
@@ -327,6 +330,8 @@ class Order:
             dec(data.get("total_fees")),
             data.get("order_configuration") or {},
             as_str(data.get("reject_reason")),
+            as_str(data.get("attached_order_id")),
+            as_str(data.get("retail_portfolio_id")),
             data,
         )
 
