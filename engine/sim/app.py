@@ -83,6 +83,7 @@ class Simulator:
             for spec in config.products
         }
         self.ledger = Ledger()
+        self.portfolios = Portfolios(self.accounts, self.clock.now)
         self.product_status = {product_id: ONLINE for product_id in self.markets}
         self.engine = MatchingEngine(
             self.markets,
@@ -94,9 +95,9 @@ class Simulator:
             random.Random(seeds.getrandbits(64)),
             user_id=_uuid(ids_rng),
             statuses=self.product_status,
+            wallets=self.portfolios.wallet,
         )
         self.candles = CandleBook()
-        self.portfolios = Portfolios(self.accounts)
         self.converts = Converts(
             self.accounts,
             self.usd_price,

@@ -102,11 +102,14 @@ class MatchingEngine:
         rng: random.Random,
         user_id: str,
         statuses: dict[str, str] | None = None,
+        wallets: Callable[[str], Accounts] | None = None,
     ) -> None:
         self.markets = markets
         # product_id -> trading status (engine.sim.trading_status), shared with whoever sets it
         self.statuses = statuses if statuses is not None else {}
         self.accounts = accounts
+        # portfolio uuid -> the accounts its orders hold and settle in (one set of accounts when not given)
+        self._wallets = wallets or (lambda _portfolio_uuid: accounts)
         self.positions = positions
         self.ledger = ledger
         self.fees = FeeTiers(fees, clock.now)  # the rates follow the 30-day volume
@@ -227,6 +230,9 @@ class MatchingEngine:
         if spec.end_time is not None and spec.end_time <= self.clock.now():
             raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_END_TIME", "end_time is in the past")
 
+    def _wallet_of(self, order: Order) -> Accounts:
+        return self.wallet(self.markets[order.product_id].spec, order.portfolio_uuid)
+
     @staticmethod
     def _entry_price(market: Market, side: str, spec: OrderSpec) -> Decimal:
         """Where an order trades: its limit, or the touch for a market order."""
@@ -282,7 +288,19 @@ class MatchingEngine:
         preview = Preview(spec, size, value, fee, value - fee, best_bid, best_ask, ZERO, slippage)
         return ps.base_currency, size, preview
 
-    def preview(self, product_id: str, side: str, spec: OrderSpec, attached: Any = None) -> Preview:
+    def wallet(self, spec: ProductSpec, portfolio_uuid: str) -> Accounts:
+        """Where an order holds and settles: its portfolio's accounts; futures trade on the default
+        portfolio's USD (the futures account's collateral)."""
+        return self.accounts if spec.is_future else self._wallets(portfolio_uuid)
+
+    def preview(
+        self,
+        product_id: str,
+        side: str,
+        spec: OrderSpec,
+        attached: Any = None,
+        portfolio_uuid: str = "",
+    ) -> Preview:
         market = self._market(product_id)
         self._validate(market, side, spec)
         if attached is not None:
@@ -290,12 +308,14 @@ class MatchingEngine:
                 attached, spec, side, self._entry_price(market, side, spec), market.spec.price_increment
             )
         currency, need, preview = self._requirement(market, side, spec)
-        if self._available_for(market.spec, currency) < need:
+        if self._available_for(market.spec, currency, portfolio_uuid) < need:
             raise OrderRefused(*_INSUFFICIENT)
         return preview
 
-    def _available_for(self, spec: ProductSpec, currency: str) -> Decimal:
-        return self.futures_buying_power() if spec.is_future else self.accounts.available(currency)
+    def _available_for(self, spec: ProductSpec, currency: str, portfolio_uuid: str) -> Decimal:
+        if spec.is_future:
+            return self.futures_buying_power()
+        return self.wallet(spec, portfolio_uuid).available(currency)
 
     def submit(
         self,
@@ -334,7 +354,8 @@ class MatchingEngine:
             need = sum((size * price * taker if buy else size for size, price in legs), ZERO)
         else:
             currency, need, _ = self._requirement(market, side, spec)
-        if self._available_for(market.spec, currency) < need:
+        portfolio_uuid = portfolio_uuid or self.accounts.portfolio_uuid
+        if self._available_for(market.spec, currency, portfolio_uuid) < need:
             raise OrderRefused(*_INSUFFICIENT)
         now = self.clock.now()
         order = Order(
@@ -349,13 +370,13 @@ class MatchingEngine:
             key_name=key_name,
             source=source,
             user_id=self.user_id,
-            portfolio_uuid=portfolio_uuid or self.accounts.portfolio_uuid,
+            portfolio_uuid=portfolio_uuid,
             leverage=leverage,
             margin_type=margin_type,
             attached=bracket,
         )
         if spec.order_type != MARKET and legs is None:  # market orders execute now: nothing to hold
-            self.accounts.place_hold(currency, need)
+            self._wallet_of(order).place_hold(currency, need)
             order.hold_currency, order.hold_amount = currency, need
         self.orders[order.order_id] = order
         self.ledger.record(order)
@@ -398,7 +419,7 @@ class MatchingEngine:
             )
             market = self.markets[parent.product_id]
             currency, need, _ = self._requirement(market, child.side, child_spec)
-            self.accounts.place_hold(currency, need)
+            self._wallet_of(child).place_hold(currency, need)
             child.hold_currency, child.hold_amount = currency, need
             parent.children.append(child.order_id)
             self.orders[child.order_id] = child
@@ -535,20 +556,21 @@ class MatchingEngine:
         fee = self._fee(ps, price, size, rate)
         value = price * size
         leaves_before = order.leaves
+        wallet = self._wallet_of(order)
         if order.hold_amount > ZERO:
             share = size / leaves_before if leaves_before > ZERO else Decimal(1)
             release = order.hold_amount if share >= 1 else order.hold_amount * share
-            self.accounts.release_hold(order.hold_currency, release)
+            wallet.release_hold(order.hold_currency, release)
             order.hold_amount -= release
         if ps.is_future:
             realized = self.positions.apply_fill(ps, order.side, size, price)
-            self.accounts.credit("USD", realized - fee)
+            wallet.credit("USD", realized - fee)
         elif order.side == "BUY":
-            self.accounts.credit(ps.base_currency, size)
-            self.accounts.credit(ps.quote_currency, -(value + fee))
+            wallet.credit(ps.base_currency, size)
+            wallet.credit(ps.quote_currency, -(value + fee))
         else:
-            self.accounts.credit(ps.base_currency, -size)
-            self.accounts.credit(ps.quote_currency, value - fee)
+            wallet.credit(ps.base_currency, -size)
+            wallet.credit(ps.quote_currency, value - fee)
         now = self.clock.now()
         order.filled_size += size
         order.filled_value += value * ps.contract_size if ps.is_future else value
@@ -581,7 +603,7 @@ class MatchingEngine:
 
     def _finish(self, order: Order, status: str, message: str = "") -> None:
         if order.hold_amount > ZERO:
-            self.accounts.release_hold(order.hold_currency, order.hold_amount)
+            self._wallet_of(order).release_hold(order.hold_currency, order.hold_amount)
             order.hold_amount = ZERO
         order.status = status
         order.cancel_message = message
@@ -604,7 +626,7 @@ class MatchingEngine:
                 market, side, spec
             )  # a futures bracket is reduce-only: the fill opened what it closes
             currency, need, _ = self._requirement(market, side, spec)
-            self.accounts.place_hold(currency, need)
+            self.wallet(market.spec, parent.portfolio_uuid).place_hold(currency, need)
         except (OrderRefused, InsufficientFunds):
             return  # what the fill brought in is gone already (spent, or the position closed): no bracket
         child = Order(
@@ -684,11 +706,12 @@ class MatchingEngine:
             need = leaves * new_price * (1 + self.fees.taker_fee_rate)
         else:
             need = leaves
-        self.accounts.release_hold(order.hold_currency, order.hold_amount)
+        wallet = self._wallet_of(order)
+        wallet.release_hold(order.hold_currency, order.hold_amount)
         try:
-            self.accounts.place_hold(order.hold_currency, need)
+            wallet.place_hold(order.hold_currency, need)
         except InsufficientFunds:
-            self.accounts.place_hold(order.hold_currency, order.hold_amount)
+            wallet.place_hold(order.hold_currency, order.hold_amount)
             return "INSUFFICIENT_FUND"
         order.hold_amount = need
         order.edit_history.append(

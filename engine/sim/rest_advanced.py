@@ -53,7 +53,7 @@ class AdvancedTradeApi:
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
         # GET /accounts is what clients poll: its body is rendered once per balance change
-        self._accounts_body: tuple[tuple[int, str], bytes] | None = None
+        self._accounts_body: tuple[tuple[int, int, str], bytes] | None = None
 
     def routes(self) -> list[tuple[str, str, Any, str]]:
         p = PREFIX
@@ -211,20 +211,24 @@ class AdvancedTradeApi:
 
     # ---- accounts, permissions, fees ------------------------------------------------------------------
     async def list_accounts(self, request: SimRequest) -> SimResponse:
-        cache_key = (self.sim.accounts.version, request.query_string)
+        wanted = request.query.get("retail_portfolio_id")
+        wallet = self.sim.portfolios.get(wanted).wallet if wanted else self.sim.accounts
+        cache_key = (id(wallet), wallet.version, request.query_string)
         if self._accounts_body is None or self._accounts_body[0] != cache_key:
-            portfolio = self.sim.accounts.portfolio_uuid
-            accounts = [account_json(a, portfolio) for a in self.sim.accounts]
+            portfolio = wallet.portfolio_uuid
+            accounts = [account_json(a, portfolio) for a in wallet]
             chunk, cursor, has_next = page(accounts, request, 49, 250)
             body = {"accounts": chunk, "has_next": has_next, "cursor": cursor, "size": len(chunk)}
             self._accounts_body = (cache_key, orjson.dumps(body))
         return SimResponse(self._accounts_body[1])
 
     async def get_account(self, request: SimRequest) -> SimResponse:
-        account = self.sim.accounts.by_uuid(request.match_info["account_uuid"])
+        account_uuid = request.match_info["account_uuid"]
+        account = self.sim.portfolios.account(account_uuid)
         if account is None:
             return advanced_error(404, "NOT_FOUND", "account not found")
-        return json_response({"account": account_json(account, self.sim.accounts.portfolio_uuid)})
+        portfolio = next(p.uuid for p in self.sim.portfolios if p.wallet.by_uuid(account_uuid) is account)
+        return json_response({"account": account_json(account, portfolio)})
 
     async def key_permissions(self, request: SimRequest) -> SimResponse:
         key = request.cdp_key
@@ -272,7 +276,8 @@ class AdvancedTradeApi:
 
     async def create_portfolio(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
-        portfolio = self.sim.portfolios.create(self.sim.engine.new_id(), body.get("name"))
+        new_id = self.sim.engine.new_id
+        portfolio = self.sim.portfolios.create(new_id(), body.get("name"), new_id)
         return json_response({"portfolio": portfolio.to_json()})
 
     async def edit_portfolio(self, request: SimRequest) -> SimResponse:
@@ -380,9 +385,7 @@ class AdvancedTradeApi:
             raise BadRequest("client_order_id is required")
         key = request.cdp_key
         assert key is not None  # the gateway verified it
-        portfolio = body.get("retail_portfolio_id")
-        if portfolio:  # an unknown portfolio is a 404, as on Coinbase
-            portfolio = self.sim.portfolios.get(str(portfolio)).uuid
+        portfolio = self._portfolio(body)
         try:
             spec = OrderSpec.parse(body.get("order_configuration"))
             order, created = self.sim.engine.submit(
@@ -393,7 +396,7 @@ class AdvancedTradeApi:
                 key_name=key.name,
                 leverage=str(body.get("leverage") or ""),
                 margin_type=str(body.get("margin_type") or ""),
-                portfolio_uuid=portfolio or "",
+                portfolio_uuid=portfolio,
                 attached=body.get("attached_order_configuration"),
             )
         except OrderRefused as refused:
@@ -403,17 +406,23 @@ class AdvancedTradeApi:
             raise DropConnection
         return self._accepted(order)
 
+    def _portfolio(self, body: dict[str, Any]) -> str:
+        """The order's `retail_portfolio_id`, checked (an unknown one is a 404, as on Coinbase), or ""."""
+        portfolio = body.get("retail_portfolio_id")
+        return self.sim.portfolios.get(str(portfolio)).uuid if portfolio else ""
+
     async def preview_order(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         _, product_id, side = self._order_request(body)
         is_max = body.get("is_max") is True
+        portfolio = self._portfolio(body)
         try:
             configuration = body.get("order_configuration")
             if is_max:
-                configuration = self._sized_to_max(product_id, side, configuration)
+                configuration = self._sized_to_max(product_id, side, configuration, portfolio)
             spec = OrderSpec.parse(configuration)
             preview = self.sim.engine.preview(
-                product_id, side, spec, body.get("attached_order_configuration")
+                product_id, side, spec, body.get("attached_order_configuration"), portfolio
             )
         except OrderRefused as refused:
             return json_response(
@@ -447,7 +456,7 @@ class AdvancedTradeApi:
             }
         )
 
-    def _sized_to_max(self, product_id: str, side: str, configuration: Any) -> Any:
+    def _sized_to_max(self, product_id: str, side: str, configuration: Any, portfolio: str) -> Any:
         """is_max: a market order sized to everything available (quote to buy with, base to sell)."""
         market = self._market_or_404(product_id)
         if not isinstance(configuration, dict) or len(configuration) != 1:
@@ -456,11 +465,12 @@ class AdvancedTradeApi:
         if not key.startswith("market_market_") or not isinstance(config, dict) or market.spec.is_future:
             raise BadRequest("is_max applies to spot market orders")
         spec = market.spec
+        wallet = self.sim.engine.wallet(spec, portfolio)
         if side == "BUY":
             # the fee comes out of the quote: what is available is the whole budget
-            sized = {"quote_size": fmt(self.sim.accounts.available(spec.quote_currency))}
+            sized = {"quote_size": fmt(wallet.available(spec.quote_currency))}
         else:
-            sized = {"base_size": fmt(market.round_size(self.sim.accounts.available(spec.base_currency)))}
+            sized = {"base_size": fmt(market.round_size(wallet.available(spec.base_currency)))}
         return {key: sized}
 
     async def batch_cancel(self, request: SimRequest) -> SimResponse:
