@@ -742,6 +742,10 @@ class MatchingEngine:
     # ---- the timer ------------------------------------------------------------------------------------
     def on_tick(self, product_id: str) -> None:
         """After the market moved: trigger stops, fill crossed resting orders, expire GTD orders."""
+        if self.statuses.get(product_id, ONLINE) in NO_ENTRY:
+            # a halted book does not match: resting orders, stops and TWAP slices wait for it to reopen
+            self.expire_due()
+            return
         market = self.markets[product_id]
         index = self._index[product_id]
         last = market.last_price

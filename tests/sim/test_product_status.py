@@ -14,6 +14,7 @@ from engine import Client
 from engine.auth import CdpKey
 from engine.errors import OrderEntryDisabled, OrderRejected
 from engine.rest import LimitGtc, MarketIoc, Side
+from engine.sim.orders import OrderSpec
 from tests.sim.conftest import Served
 
 P = "/api/v3/brokerage"
@@ -125,3 +126,34 @@ async def test_an_unknown_status_is_refused_and_changes_nothing(served: Served, 
     assert code == 400
     assert "status must map known products" in answer["message"]
     assert served.sim.product_status["BTC-USD"] == "online"
+
+
+@pytest.mark.parametrize("status", ["cancel_only", "trading_disabled", "offline"])
+async def test_a_halted_book_does_not_match_resting_orders(served: Served, status: str) -> None:
+    sim = served.sim
+    mid = sim.markets["BTC-USD"].mid
+    order, _ = sim.engine.submit(
+        "halt-1",
+        "BTC-USD",
+        "BUY",
+        OrderSpec.parse({"limit_limit_gtc": {"base_size": "0.01", "limit_price": str(mid - 1000)}}),
+    )
+    assert (await _set_status(served, status))[0] == 200
+    sim.set_mid("BTC-USD", mid - 2000)  # the market moves through it, but nothing matches
+    assert order.status == "OPEN"
+    assert order.filled_size == 0
+    assert (await _set_status(served, "online"))[0] == 200
+    sim.tick()
+    assert order.status == "FILLED"
+
+
+async def test_product_flags_on_the_exchange_api(served: Served) -> None:
+    await _set_status(served, "limit_only")
+    async with served.http.get(served.base_url + "/products/BTC-USD") as response:
+        product = await response.json()
+    assert product["limit_only"] is True
+    assert product["status"] == "online"
+    await _set_status(served, "offline")
+    async with served.http.get(served.base_url + "/products/BTC-USD") as response:
+        product = await response.json()
+    assert (product["status"], product["trading_disabled"], product["limit_only"]) == ("offline", True, False)
