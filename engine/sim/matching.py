@@ -128,6 +128,8 @@ class MatchingEngine:
         self.order_events = 0
         self._laddering: set[str] = set()
         self._twaps: dict[str, tuple[Order, TwapSchedule]] = {}
+        # product_id -> open futures brackets: reduce-only, so trimmed when the position they close shrinks
+        self._reduce_only: dict[str, dict[str, Order]] = {}
 
     # ---- identifiers --------------------------------------------------------------------------------
     def new_id(self) -> str:
@@ -478,6 +480,8 @@ class MatchingEngine:
             self._rest(order)
             if spec.order_type == BRACKET and not order.triggered:
                 self._arm_stop(order, STOP_DOWN if order.side == "SELL" else STOP_UP)
+                if market.spec.is_future:
+                    self._reduce_only.setdefault(order.product_id, {})[order.order_id] = order
             self._arm_expiry(order)
 
     def _fillable(self, market: Market, order: Order) -> bool:
@@ -600,6 +604,35 @@ class MatchingEngine:
         for listener in self.trade_listeners:
             listener(trade)
         self._notify(order, fill)
+        if ps.is_future:
+            self._trim_reduce_only(market)
+
+    def _trim_reduce_only(self, market: Market) -> None:
+        """A futures bracket only ever closes: when the position shrinks under it, it shrinks too, and it is
+        cancelled once there is nothing left for it to close."""
+        brackets = self._reduce_only.get(market.spec.product_id)
+        if not brackets:
+            return
+        for order in list(brackets.values()):
+            if not order.is_open:
+                del brackets[order.order_id]
+                continue
+            leaves = order.leaves
+            room = self.positions.reducing_contracts(order.product_id, order.side, leaves)
+            if room >= leaves:
+                continue
+            if room <= ZERO:
+                del brackets[order.order_id]
+                self._finish(order, CANCELLED, "Reduce only: no position left to close")
+                continue
+            if order.hold_amount > ZERO:
+                release = order.hold_amount * (leaves - room) / leaves
+                self._wallet_of(order).release_hold(order.hold_currency, release)
+                order.hold_amount -= release
+            spec = order.spec
+            spec.base_size = order.filled_size + room
+            spec.config = {**spec.config, "base_size": format(spec.base_size, "f")}
+            self._notify(order, None)
 
     def _finish(self, order: Order, status: str, message: str = "") -> None:
         if order.hold_amount > ZERO:

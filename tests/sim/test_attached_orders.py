@@ -334,3 +334,21 @@ async def test_the_client_sees_the_attached_order_and_can_drop_it(served: Served
         dropped = await client.get_order(resting.order_id)
         assert dropped.status == "FILLED"
         assert dropped.attached_order_id == ""
+
+
+def test_a_futures_bracket_shrinks_with_its_position_and_never_opens_one(sim: Simulator) -> None:
+    market = sim.markets[FUTURE]
+    mid, increment = market.mid, market.spec.price_increment
+    take_profit = (mid * D("1.2") / increment).to_integral_value() * increment
+    stop = (mid * D("0.8") / increment).to_integral_value() * increment
+    parent = place(sim, "BUY", {"market_market_ioc": {"base_size": "3"}}, bracket(take_profit, stop), FUTURE)
+    child = child_of(sim, parent)
+    place(sim, "SELL", {"market_market_ioc": {"base_size": "2"}}, None, FUTURE)  # closed by hand, partly
+    assert child.status == "OPEN"
+    assert child.spec.base_size == D(1)  # it closes what is left, no more
+    assert child.to_advanced()["order_configuration"]["trigger_bracket_gtc"]["base_size"] == "1"
+    place(sim, "SELL", {"market_market_ioc": {"base_size": "1"}}, None, FUTURE)
+    assert child.status == "CANCELLED"  # nothing left to close
+    assert sim.engine.positions.get(FUTURE) is None
+    sim.set_mid(FUTURE, take_profit + 10 * increment)  # where it would have sold: no short opens
+    assert sim.engine.positions.get(FUTURE) is None
