@@ -711,10 +711,16 @@ class MatchingEngine:
         return True, "UNKNOWN_CANCEL_FAILURE_REASON"
 
     def edit(
-        self, order_id: str, size: Decimal | None, price: Decimal | None, cancel_attached: bool = False
+        self,
+        order_id: str,
+        size: Decimal | None,
+        price: Decimal | None,
+        cancel_attached: bool = False,
+        attached: Any = None,
     ) -> str | None:
         """Edit a resting GTC limit order; returns an edit_failure_reason or None. `cancel_attached` drops
-        the bracket waiting to be attached when it fills (`cancel_attached_order`)."""
+        the bracket waiting to be attached when it fills (`cancel_attached_order`); `attached` replaces it
+        (checked against the new price: OrderRefused when it does not fit, and nothing changes)."""
         order = self.orders.get(order_id)
         if order is None or not order.is_open:
             return "ORDER_NOT_FOUND" if order is None else "CANNOT_EDIT_TO_BELOW_FILLED_SIZE"
@@ -730,6 +736,9 @@ class MatchingEngine:
         market = self.markets[order.product_id]
         if spec.post_only and self._marketable(market, order.side, new_price):
             return "INVALID_LIMIT_PRICE_POST_ONLY"
+        bracket = order.attached
+        if attached is not None and not cancel_attached:
+            bracket = parse_attached(attached, spec, order.side, new_price, market.spec.price_increment)
         leaves = new_size - order.filled_size
         ps = market.spec
         if ps.is_future:
@@ -757,8 +766,7 @@ class MatchingEngine:
         config = dict(spec.config)
         config["base_size"], config["limit_price"] = format(new_size, "f"), format(new_price, "f")
         spec.config, spec.base_size, spec.limit_price = config, new_size, new_price
-        if cancel_attached:
-            order.attached = None
+        order.attached = None if cancel_attached else bracket
         self._rest(order)  # the old heap entry goes stale: its price no longer matches
         self._take_if_marketable(market, order)
         return None

@@ -502,11 +502,19 @@ class AdvancedTradeApi:
     async def edit_order(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         order_id, size, price = self._edit_args(body)
-        reason = self.sim.engine.edit(order_id, size, price, body.get("cancel_attached_order") is True)
+        preview_reason = "UNKNOWN_PREVIEW_FAILURE_REASON"
+        try:
+            reason = self.sim.engine.edit(
+                order_id,
+                size,
+                price,
+                body.get("cancel_attached_order") is True,
+                body.get("attached_order_configuration"),
+            )
+        except OrderRefused as refused:  # the new attached order does not fit the order
+            reason, preview_reason = "COMMANDER_REJECTED_EDIT_ORDER", refused.preview_failure_reason
         if reason is not None:
-            errors = [
-                {"edit_failure_reason": reason, "preview_failure_reason": "UNKNOWN_PREVIEW_FAILURE_REASON"}
-            ]
+            errors = [{"edit_failure_reason": reason, "preview_failure_reason": preview_reason}]
             return json_response({"success": False, "errors": errors})
         order = self.sim.engine.orders[order_id]
         self.sim.publish_book(order.product_id)

@@ -352,3 +352,30 @@ def test_a_futures_bracket_shrinks_with_its_position_and_never_opens_one(sim: Si
     assert sim.engine.positions.get(FUTURE) is None
     sim.set_mid(FUTURE, take_profit + 10 * increment)  # where it would have sold: no short opens
     assert sim.engine.positions.get(FUTURE) is None
+
+
+async def test_an_edit_replaces_the_waiting_bracket_or_refuses_one_that_does_not_fit(served: Served) -> None:
+    sim = served.sim
+    sim.accounts.credit("USD", D(1_000_000))
+    mid = sim.markets["BTC-USD"].mid
+    entry = mid - 1000
+    parent = place(
+        sim, "BUY", {"limit_limit_gtc": {"base_size": "0.1", "limit_price": format(entry, "f")}},
+        bracket(mid + 1000, mid - 2000),
+    )  # fmt: skip
+    edit = {"order_id": parent.order_id, "price": format(entry, "f"), "size": "0.1"}
+    wrong = dict(
+        edit, attached_order_configuration=bracket(entry - 10, entry - 20)
+    )  # take-profit below a buy
+    code, answer = await served.call("POST", f"{P}/orders/edit", wrong)
+    assert code == 200
+    assert answer["success"] is False
+    assert answer["errors"][0]["preview_failure_reason"] == "PREVIEW_INVALID_ORDER_SIDE_FOR_ATTACHED_TPSL"
+    assert parent.attached is not None
+    assert parent.attached.config["limit_price"] == format(mid + 1000, "f")  # unchanged
+    wider = dict(edit, attached_order_configuration=bracket(mid + 3000, mid - 4000))
+    code, answer = await served.call("POST", f"{P}/orders/edit", wider)
+    assert answer["success"] is True
+    sim.set_mid("BTC-USD", entry - 500)
+    child = child_of(sim, parent)
+    assert (child.spec.limit_price, child.spec.stop_price) == (mid + 3000, mid - 4000)
