@@ -655,9 +655,8 @@ class MatchingEngine:
         side = "SELL" if parent.side == "BUY" else "BUY"
         spec = bracket.spec(parent.filled_size)
         try:
-            self._validate(
-                market, side, spec
-            )  # a futures bracket is reduce-only: the fill opened what it closes
+            # a futures bracket is reduce-only: the parent's fill opened what it closes
+            self._validate(market, side, spec)
             currency, need, _ = self._requirement(market, side, spec)
             self.wallet(market.spec, parent.portfolio_uuid).place_hold(currency, need)
         except (OrderRefused, InsufficientFunds):

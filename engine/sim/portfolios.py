@@ -65,12 +65,12 @@ class Portfolios:
         portfolio = self._by_uuid.get(uuid)
         return portfolio.wallet if portfolio is not None else self.accounts
 
-    def account(self, account_uuid: str) -> Account | None:
-        """An account of any portfolio, by its uuid."""
-        for portfolio in self._by_uuid.values():
+    def account(self, account_uuid: str) -> tuple[Account, str] | None:
+        """An account of any live portfolio by its uuid, with that portfolio's uuid."""
+        for portfolio in self:
             found = portfolio.wallet.by_uuid(account_uuid)
             if found is not None:
-                return found
+                return found, portfolio.uuid
         return None
 
     def _check_name(self, name: object, uuid: str = "") -> str:

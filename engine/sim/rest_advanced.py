@@ -223,11 +223,10 @@ class AdvancedTradeApi:
         return SimResponse(self._accounts_body[1])
 
     async def get_account(self, request: SimRequest) -> SimResponse:
-        account_uuid = request.match_info["account_uuid"]
-        account = self.sim.portfolios.account(account_uuid)
-        if account is None:
+        found = self.sim.portfolios.account(request.match_info["account_uuid"])
+        if found is None:
             return advanced_error(404, "NOT_FOUND", "account not found")
-        portfolio = next(p.uuid for p in self.sim.portfolios if p.wallet.by_uuid(account_uuid) is account)
+        account, portfolio = found
         return json_response({"account": account_json(account, portfolio)})
 
     async def key_permissions(self, request: SimRequest) -> SimResponse:
