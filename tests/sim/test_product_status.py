@@ -16,6 +16,7 @@ from engine.errors import OrderEntryDisabled, OrderRejected
 from engine.rest import LimitGtc, MarketIoc, Side
 from engine.sim.orders import OrderSpec
 from tests.sim.conftest import Served
+from tests.sim.test_ws import next_message
 
 P = "/api/v3/brokerage"
 
@@ -157,3 +158,15 @@ async def test_product_flags_on_the_exchange_api(served: Served) -> None:
     async with served.http.get(served.base_url + "/products/BTC-USD") as response:
         product = await response.json()
     assert (product["status"], product["trading_disabled"], product["limit_only"]) == ("offline", True, False)
+
+
+async def test_the_status_channel_says_a_narrower_mode_in_words(served: Served) -> None:
+    async with served.http.ws_connect(served.base_url + "/ws") as ws:
+        await ws.send_json({"type": "subscribe", "channel": "status", "product_ids": ["ETH-USD"]})
+        assert (await next_message(ws))["channel"] == "subscriptions"
+        snapshot = await next_message(ws)
+        assert snapshot["events"][0]["products"][0]["status"] == "online"
+        assert (await _set_status(served, "cancel_only", "ETH-USD"))[0] == 200
+        update = await next_message(ws)
+        (row,) = update["events"][0]["products"]
+        assert (row["id"], row["status"], row["status_message"]) == ("ETH-USD", "online", "cancel only")
