@@ -99,7 +99,8 @@ class Simulator:
         )
         self.candles = CandleBook()
         self.converts = Converts(
-            self.accounts,
+            self.portfolios.account,
+            self.portfolios.wallet,
             self.usd_price,
             lambda: self.engine.fees.taker_fee_rate,
             self.clock.now,

@@ -168,3 +168,29 @@ async def test_preview_and_is_max_read_the_portfolio(served: Served) -> None:
     assert code == 200
     assert D(preview["order_total"]) <= D(300)
     assert D(preview["order_total"]) > D(290)  # sized to the portfolio's 300, not the default's funds
+
+
+async def test_a_convert_moves_funds_inside_its_portfolio(served: Served, client: Client) -> None:
+    (default,) = [p.uuid for p in await client.portfolios.list()]
+    bots = (await client.portfolios.create("Bots")).uuid
+    await client.portfolios.move_funds("1000", "USD", default, bots)
+    wallet = served.sim.portfolios.get(bots).wallet
+    usd, usdc = wallet.get("USD"), wallet.get("USDC")
+    assert usd is not None
+    assert usdc is not None
+    default_before = await _balances(client, default)
+    trade = await client.converts.quote(usd.uuid, usdc.uuid, "400")
+    await client.converts.commit(trade.id, usd.uuid, usdc.uuid)
+    after = await _balances(client, bots)
+    assert after["USD"][0] == D(600)
+    assert D(390) < after["USDC"][0] < D(400)  # at par, less the fee
+    assert await _balances(client, default) == default_before
+    default_usdc = served.sim.accounts.get("USDC")
+    assert default_usdc is not None
+    code, refused = await served.call(
+        "POST",
+        f"{P}/convert/quote",
+        {"from_account": usd.uuid, "to_account": default_usdc.uuid, "amount": "1"},
+    )
+    assert code == 400
+    assert "different portfolios" in refused["message"]
