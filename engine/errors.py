@@ -113,6 +113,12 @@ class OrderRejected(ExchangeError):
         self.client_order_id = client_order_id
 
 
+class OrderEntryDisabled(OrderRejected):
+    """The product takes no orders of this kind now: it is offline, trading-disabled or cancel-only, or a
+    market order met a limit-only or post-only product (Coinbase's ORDER_ENTRY_DISABLED or
+    UNTRADABLE_PRODUCT). Retrying will not help until the product's status changes."""
+
+
 class NotFound(ExchangeError):
     """404: the order, product or account does not exist."""
 

@@ -23,6 +23,7 @@ _FAULT_FLAGS = (
     ("latency_ms", "added latency per request, ms"),
     ("jitter_ms", "random extra latency up to this, ms"),
     ("error_5xx_rate", "fraction of requests answered 503"),
+    ("error_200_rate", "fraction of requests answered 200 with an error body, not served"),
     ("storm_429_rate", "fraction of requests answered 429 regardless of limits"),
     ("drop_after_accept_rate", "fraction of accepted orders whose connection is dropped before the response"),
     ("slow_response_rate", "fraction of responses held back --slow-response-s"),

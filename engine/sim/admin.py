@@ -4,7 +4,8 @@ GET  /sim/ledger                 every accepted order (`?client_order_id=` filte
 GET  /sim/faults, POST /sim/faults   read / partially update live faults (`{"clear": true}` resets)
 GET  /sim/stats                  per-key request/429 counts and request times, auth failures, faults hit
 GET  /sim/book/{product_id}      the simulator's own level2 book, every level
-POST /sim/market                 {"paused": bool, "mid": {"BTC-USD": "61000"}, "ticks": n}: steer the market
+POST /sim/market                 {"paused": bool, "mid": {"BTC-USD": "61000"}, "ticks": n,
+                                  "status": {"BTC-USD": "cancel_only"}}: steer the market
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ from typing import TYPE_CHECKING, Any
 from engine.sim.clock import fmt
 from engine.sim.messages import Handler, SimRequest, SimResponse
 from engine.sim.responses import json_response, read_json
+from engine.sim.trading_status import STATUSES as PRODUCT_STATUSES
 from engine.sim.values import BadRequest, parse_decimal, parse_int
-
-# the trading statuses Coinbase's status channel reports for a product
-PRODUCT_STATUSES = ("online", "offline", "cancel_only", "limit_only", "post_only")
 
 if TYPE_CHECKING:
     from engine.sim.app import Simulator

@@ -42,6 +42,7 @@ from engine.sim.ratelimit import RateLimiter
 from engine.sim.rest_advanced import AdvancedTradeApi
 from engine.sim.rest_exchange import ExchangeApi
 from engine.sim.server import AIOHTTP_LOG, MAX_BODY, HttpLane, Router
+from engine.sim.trading_status import ONLINE
 from engine.sim.ws import MarketDataHub
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class Simulator:
             for spec in config.products
         }
         self.ledger = Ledger()
+        self.portfolios = Portfolios(self.accounts, self.clock.now)
+        self.product_status = {product_id: ONLINE for product_id in self.markets}
         self.engine = MatchingEngine(
             self.markets,
             self.accounts,
@@ -91,11 +94,13 @@ class Simulator:
             self.clock,
             random.Random(seeds.getrandbits(64)),
             user_id=_uuid(ids_rng),
+            statuses=self.product_status,
+            wallets=self.portfolios.wallet,
         )
         self.candles = CandleBook()
-        self.portfolios = Portfolios(self.accounts)
         self.converts = Converts(
-            self.accounts,
+            self.portfolios.account,
+            self.portfolios.wallet,
             self.usd_price,
             lambda: self.engine.fees.taker_fee_rate,
             self.clock.now,
@@ -122,12 +127,12 @@ class Simulator:
         self.injected: dict[str, int] = {
             "latency": 0,
             "error_5xx": 0,
+            "error_200": 0,
             "storm_429": 0,
             "drop_after_accept": 0,
             "slow_response": 0,
         }
         self.market_paused = False
-        self.product_status = {product_id: "online" for product_id in self.markets}
         self.intraday_margin_setting = "INTRADAY_MARGIN_SETTING_STANDARD"
         # Coinbase allows one pending futures→spot sweep at a time; it settles at the daily cutoff, which a
         # session of the simulator never reaches, so a scheduled sweep stays pending until cancelled.
@@ -207,7 +212,8 @@ class Simulator:
         self.hub.publish_tickers(product_id)
 
     def set_product_status(self, product_id: str, status: str) -> None:
-        """Take a product offline, to cancel-only, or back online; the status channel says so."""
+        """Take a product offline, to cancel-only, limit-only, post-only, or back online: new orders are
+        refused as Coinbase refuses them (engine.sim.trading_status), and the status channel says so."""
         self.product_status[product_id] = status
         self.hub.publish_status(product_id)
 

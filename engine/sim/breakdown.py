@@ -34,7 +34,7 @@ def portfolio_breakdown(sim: Simulator, portfolio: Portfolio, currency: str) -> 
         valued.append((asset, total, available, total * price / per_unit))
     grand = sum((v for *_, v in valued), ZERO)
     cash = sum((v for a, *_, v in valued if a in _CASH), ZERO)
-    accounts = {a.currency: a.uuid for a in sim.accounts}
+    accounts = {a.currency: a.uuid for a in portfolio.wallet}
     spot = [
         {
             "asset": asset,

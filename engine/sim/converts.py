@@ -1,4 +1,4 @@
-"""Converts between two of the user's accounts: a quote that holds a price for a short while, then a commit.
+"""Converts between two accounts of one portfolio: a quote that holds a price a short while, then a commit.
 
 A quote fixes the exchange rate (from the mid prices now) and the fee; committing it moves the balances at
 that rate. A quote past its expiry, or one already committed, is refused. See
@@ -40,6 +40,7 @@ class ConvertTrade:
     rate: Decimal  # target per source
     created: float
     expires: float
+    portfolio_uuid: str  # whose accounts both are
     status: str = CREATED
 
     @property
@@ -81,26 +82,35 @@ class ConvertTrade:
 class Converts:
     def __init__(
         self,
-        accounts: Accounts,
+        find_account: Callable[[str], tuple[Account, str] | None],
+        wallets: Callable[[str], Accounts],
         usd_price: Callable[[str], Decimal | None],
         fee_rate: Callable[[], Decimal],
         clock: Callable[[], float],
         new_id: Callable[[], str],
     ) -> None:
-        self.accounts = accounts
+        # account uuid -> (account, its portfolio); portfolio uuid -> its accounts
+        self._find_account, self._wallets = find_account, wallets
         self._usd_price, self._fee_rate, self._now, self._new_id = usd_price, fee_rate, clock, new_id
         self._trades: dict[str, ConvertTrade] = {}
 
-    def _account(self, uuid: object, name: str) -> Account:
-        account = self.accounts.by_uuid(uuid) if isinstance(uuid, str) else None
-        if account is None:
+    def _account(self, uuid: object, name: str) -> tuple[Account, str]:
+        found = self._find_account(uuid) if isinstance(uuid, str) else None
+        if found is None:
             raise ConvertRefused(400, "INVALID_ARGUMENT", f"{name} is not one of your accounts")
-        return account
+        return found
 
     def quote(self, from_account: object, to_account: object, amount: Decimal) -> ConvertTrade:
-        source, target = self._account(from_account, "from_account"), self._account(to_account, "to_account")
+        (source, portfolio), (target, target_portfolio) = (
+            self._account(from_account, "from_account"),
+            self._account(to_account, "to_account"),
+        )
         if source is target:
             raise ConvertRefused(400, "INVALID_ARGUMENT", "from_account and to_account are the same")
+        if portfolio != target_portfolio:  # a convert moves funds within one portfolio
+            raise ConvertRefused(
+                400, "INVALID_ARGUMENT", "from_account and to_account are in different portfolios"
+            )
         source_usd, target_usd = self._usd_price(source.currency), self._usd_price(target.currency)
         if source_usd is None or target_usd is None or target_usd <= ZERO:
             raise ConvertRefused(400, "INVALID_ARGUMENT", "no conversion between these currencies")
@@ -116,6 +126,7 @@ class Converts:
             (source_usd / target_usd).quantize(_RATE_PLACES),
             now,
             now + QUOTE_LIFETIME_S,
+            portfolio,
         )
         self._trades[trade.trade_id] = trade
         return trade
@@ -134,7 +145,8 @@ class Converts:
             raise ConvertRefused(400, "INVALID_ARGUMENT", "the quote has expired: ask for a new one")
         if trade.source.available < trade.amount:
             raise ConvertRefused(400, "INSUFFICIENT_FUND", "not enough available in from_account")
-        self.accounts.credit(trade.source.currency, -trade.amount)
-        self.accounts.credit(trade.target.currency, trade.received)
+        wallet = self._wallets(trade.portfolio_uuid)
+        wallet.credit(trade.source.currency, -trade.amount)
+        wallet.credit(trade.target.currency, trade.received)
         trade.status = COMPLETED
         return trade

@@ -21,6 +21,9 @@ class Faults:
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     error_5xx_rate: float = 0.0
+    # answered 200 with an error object instead of the endpoint's body, and not served: a success status is
+    # not a success, so a client must read the body
+    error_200_rate: float = 0.0
     # a 429 storm: a fraction of requests refused, and/or every request refused until a wall-clock time
     storm_429_rate: float = 0.0
     storm_429_until: float = 0.0
@@ -100,6 +103,9 @@ class FaultDice:
 
     def server_error(self) -> bool:
         return self._roll(self.faults.error_5xx_rate)
+
+    def error_200(self) -> bool:
+        return self._roll(self.faults.error_200_rate)
 
     def storm_429(self) -> bool:
         f = self.faults

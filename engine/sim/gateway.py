@@ -119,6 +119,9 @@ def guard(sim: Simulator, handler: Handler, access: str, api: str, bucket: str |
         admission = limiter.admit(bucket, key_id)
         if not admission.admitted:
             return _too_many(sim, admission, exchange, public)
+        if dice.error_200():
+            sim.injected["error_200"] += 1
+            return json_response({"error": "INTERNAL", "message": "internal error", "details": []}, 200)
         try:
             response = await handler(request)
         except BadRequest as bad:

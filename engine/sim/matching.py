@@ -13,8 +13,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from engine.sim.accounts import Accounts, InsufficientFunds
+from engine.sim.attached import parse_attached
 from engine.sim.book import ZERO
 from engine.sim.clock import SimClock
 from engine.sim.config import FeeSchedule, ProductSpec
@@ -44,6 +46,7 @@ from engine.sim.orders import (
     OrderSpec,
 )
 from engine.sim.scaled import ladder
+from engine.sim.trading_status import NO_ENTRY, ONLINE, admit
 from engine.sim.twap import TwapSchedule
 
 OrderListener = Callable[[Order, Fill | None], None]
@@ -98,9 +101,15 @@ class MatchingEngine:
         clock: SimClock,
         rng: random.Random,
         user_id: str,
+        statuses: dict[str, str] | None = None,
+        wallets: Callable[[str], Accounts] | None = None,
     ) -> None:
         self.markets = markets
+        # product_id -> trading status (engine.sim.trading_status), shared with whoever sets it
+        self.statuses = statuses if statuses is not None else {}
         self.accounts = accounts
+        # portfolio uuid -> the accounts its orders hold and settle in (one set of accounts when not given)
+        self._wallets = wallets or (lambda _portfolio_uuid: accounts)
         self.positions = positions
         self.ledger = ledger
         self.fees = FeeTiers(fees, clock.now)  # the rates follow the 30-day volume
@@ -119,6 +128,8 @@ class MatchingEngine:
         self.order_events = 0
         self._laddering: set[str] = set()
         self._twaps: dict[str, tuple[Order, TwapSchedule]] = {}
+        # product_id -> open futures brackets: reduce-only, so trimmed when the position they close shrinks
+        self._reduce_only: dict[str, dict[str, Order]] = {}
 
     # ---- identifiers --------------------------------------------------------------------------------
     def new_id(self) -> str:
@@ -158,6 +169,14 @@ class MatchingEngine:
             spec.base_size = market.round_size(spec.quote_size / spec.limit_price)
         if side not in ("BUY", "SELL"):
             raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_SIDE", "side must be BUY or SELL")
+        status = self.statuses.get(ps.product_id, ONLINE)
+        if status != ONLINE:
+            takes = spec.order_type in (MARKET, TWAP) or (
+                spec.order_type != STOP_LIMIT
+                and spec.limit_price is not None
+                and self._marketable(market, side, spec.limit_price)
+            )
+            admit(ps.product_id, status, spec.order_type, takes)
         if spec.base_size is not None:
             if spec.base_size < ps.base_min_size:
                 raise OrderRefused(
@@ -213,6 +232,16 @@ class MatchingEngine:
         if spec.end_time is not None and spec.end_time <= self.clock.now():
             raise OrderRefused("INVALID_ARGUMENT", "PREVIEW_INVALID_END_TIME", "end_time is in the past")
 
+    def _wallet_of(self, order: Order) -> Accounts:
+        return self.wallet(self.markets[order.product_id].spec, order.portfolio_uuid)
+
+    @staticmethod
+    def _entry_price(market: Market, side: str, spec: OrderSpec) -> Decimal:
+        """Where an order trades: its limit, or the touch for a market order."""
+        if spec.limit_price is not None:
+            return spec.limit_price
+        return market.best_ask() if side == "BUY" else market.best_bid()
+
     @staticmethod
     def _marketable(market: Market, side: str, price: Decimal) -> bool:
         return price >= market.best_ask() if side == "BUY" else price <= market.best_bid()
@@ -261,16 +290,34 @@ class MatchingEngine:
         preview = Preview(spec, size, value, fee, value - fee, best_bid, best_ask, ZERO, slippage)
         return ps.base_currency, size, preview
 
-    def preview(self, product_id: str, side: str, spec: OrderSpec) -> Preview:
+    def wallet(self, spec: ProductSpec, portfolio_uuid: str) -> Accounts:
+        """Where an order holds and settles: its portfolio's accounts; futures trade on the default
+        portfolio's USD (the futures account's collateral)."""
+        return self.accounts if spec.is_future else self._wallets(portfolio_uuid)
+
+    def preview(
+        self,
+        product_id: str,
+        side: str,
+        spec: OrderSpec,
+        attached: Any = None,
+        portfolio_uuid: str = "",
+    ) -> Preview:
         market = self._market(product_id)
         self._validate(market, side, spec)
+        if attached is not None:
+            parse_attached(
+                attached, spec, side, self._entry_price(market, side, spec), market.spec.price_increment
+            )
         currency, need, preview = self._requirement(market, side, spec)
-        if self._available_for(market.spec, currency) < need:
+        if self._available_for(market.spec, currency, portfolio_uuid) < need:
             raise OrderRefused(*_INSUFFICIENT)
         return preview
 
-    def _available_for(self, spec: ProductSpec, currency: str) -> Decimal:
-        return self.futures_buying_power() if spec.is_future else self.accounts.available(currency)
+    def _available_for(self, spec: ProductSpec, currency: str, portfolio_uuid: str) -> Decimal:
+        if spec.is_future:
+            return self.futures_buying_power()
+        return self.wallet(spec, portfolio_uuid).available(currency)
 
     def submit(
         self,
@@ -284,6 +331,7 @@ class MatchingEngine:
         leverage: str = "",
         margin_type: str = "",
         portfolio_uuid: str = "",
+        attached: Any = None,
     ) -> tuple[Order, bool]:
         """Place an order. Returns (order, created); a known client_order_id returns the existing order.
 
@@ -295,6 +343,11 @@ class MatchingEngine:
                 return existing, False
         market = self._market(product_id)
         self._validate(market, side, spec)
+        bracket = None
+        if attached is not None:  # `attached_order_configuration`: checked now, placed when this fills
+            bracket = parse_attached(
+                attached, spec, side, self._entry_price(market, side, spec), market.spec.price_increment
+            )
         legs = ladder(spec.config, market.spec) if spec.config_key == "scaled_limit_gtc" else None
         if legs is not None:  # the children hold the funds: check all of them before placing any
             taker = 1 + self.fees.taker_fee_rate
@@ -303,7 +356,8 @@ class MatchingEngine:
             need = sum((size * price * taker if buy else size for size, price in legs), ZERO)
         else:
             currency, need, _ = self._requirement(market, side, spec)
-        if self._available_for(market.spec, currency) < need:
+        portfolio_uuid = portfolio_uuid or self.accounts.portfolio_uuid
+        if self._available_for(market.spec, currency, portfolio_uuid) < need:
             raise OrderRefused(*_INSUFFICIENT)
         now = self.clock.now()
         order = Order(
@@ -318,12 +372,13 @@ class MatchingEngine:
             key_name=key_name,
             source=source,
             user_id=self.user_id,
-            portfolio_uuid=portfolio_uuid or self.accounts.portfolio_uuid,
+            portfolio_uuid=portfolio_uuid,
             leverage=leverage,
             margin_type=margin_type,
+            attached=bracket,
         )
         if spec.order_type != MARKET and legs is None:  # market orders execute now: nothing to hold
-            self.accounts.place_hold(currency, need)
+            self._wallet_of(order).place_hold(currency, need)
             order.hold_currency, order.hold_amount = currency, need
         self.orders[order.order_id] = order
         self.ledger.record(order)
@@ -366,7 +421,7 @@ class MatchingEngine:
             )
             market = self.markets[parent.product_id]
             currency, need, _ = self._requirement(market, child.side, child_spec)
-            self.accounts.place_hold(currency, need)
+            self._wallet_of(child).place_hold(currency, need)
             child.hold_currency, child.hold_amount = currency, need
             parent.children.append(child.order_id)
             self.orders[child.order_id] = child
@@ -425,6 +480,8 @@ class MatchingEngine:
             self._rest(order)
             if spec.order_type == BRACKET and not order.triggered:
                 self._arm_stop(order, STOP_DOWN if order.side == "SELL" else STOP_UP)
+                if market.spec.is_future:
+                    self._reduce_only.setdefault(order.product_id, {})[order.order_id] = order
             self._arm_expiry(order)
 
     def _fillable(self, market: Market, order: Order) -> bool:
@@ -503,20 +560,21 @@ class MatchingEngine:
         fee = self._fee(ps, price, size, rate)
         value = price * size
         leaves_before = order.leaves
+        wallet = self._wallet_of(order)
         if order.hold_amount > ZERO:
             share = size / leaves_before if leaves_before > ZERO else Decimal(1)
             release = order.hold_amount if share >= 1 else order.hold_amount * share
-            self.accounts.release_hold(order.hold_currency, release)
+            wallet.release_hold(order.hold_currency, release)
             order.hold_amount -= release
         if ps.is_future:
             realized = self.positions.apply_fill(ps, order.side, size, price)
-            self.accounts.credit("USD", realized - fee)
+            wallet.credit("USD", realized - fee)
         elif order.side == "BUY":
-            self.accounts.credit(ps.base_currency, size)
-            self.accounts.credit(ps.quote_currency, -(value + fee))
+            wallet.credit(ps.base_currency, size)
+            wallet.credit(ps.quote_currency, -(value + fee))
         else:
-            self.accounts.credit(ps.base_currency, -size)
-            self.accounts.credit(ps.quote_currency, value - fee)
+            wallet.credit(ps.base_currency, -size)
+            wallet.credit(ps.quote_currency, value - fee)
         now = self.clock.now()
         order.filled_size += size
         order.filled_value += value * ps.contract_size if ps.is_future else value
@@ -546,15 +604,85 @@ class MatchingEngine:
         for listener in self.trade_listeners:
             listener(trade)
         self._notify(order, fill)
+        if ps.is_future:
+            self._trim_reduce_only(market)
+
+    def _trim_reduce_only(self, market: Market) -> None:
+        """A futures bracket only ever closes: when the position shrinks under it, it shrinks too, and it is
+        cancelled once there is nothing left for it to close."""
+        brackets = self._reduce_only.get(market.spec.product_id)
+        if not brackets:
+            return
+        for order in list(brackets.values()):
+            if not order.is_open:
+                del brackets[order.order_id]
+                continue
+            leaves = order.leaves
+            room = self.positions.reducing_contracts(order.product_id, order.side, leaves)
+            if room >= leaves:
+                continue
+            if room <= ZERO:
+                del brackets[order.order_id]
+                self._finish(order, CANCELLED, "Reduce only: no position left to close")
+                continue
+            if order.hold_amount > ZERO:
+                release = order.hold_amount * (leaves - room) / leaves
+                self._wallet_of(order).release_hold(order.hold_currency, release)
+                order.hold_amount -= release
+            spec = order.spec
+            spec.base_size = order.filled_size + room
+            spec.config = {**spec.config, "base_size": format(spec.base_size, "f")}
+            self._notify(order, None)
 
     def _finish(self, order: Order, status: str, message: str = "") -> None:
         if order.hold_amount > ZERO:
-            self.accounts.release_hold(order.hold_currency, order.hold_amount)
+            self._wallet_of(order).release_hold(order.hold_currency, order.hold_amount)
             order.hold_amount = ZERO
         order.status = status
         order.cancel_message = message
         order.done_time = self.clock.now()
         self._notify(order, None)
+        if order.attached is not None:
+            self._place_attached(order)
+
+    def _place_attached(self, parent: Order) -> None:
+        """The parent is done: its attached bracket, sized to what it filled, on the other side. Nothing when
+        it filled nothing (cancelled or expired first)."""
+        bracket, parent.attached = parent.attached, None
+        if bracket is None or parent.filled_size <= ZERO:
+            return
+        market = self.markets[parent.product_id]
+        side = "SELL" if parent.side == "BUY" else "BUY"
+        spec = bracket.spec(parent.filled_size)
+        try:
+            # a futures bracket is reduce-only: the parent's fill opened what it closes
+            self._validate(market, side, spec)
+            currency, need, _ = self._requirement(market, side, spec)
+            self.wallet(market.spec, parent.portfolio_uuid).place_hold(currency, need)
+        except (OrderRefused, InsufficientFunds):
+            return  # what the fill brought in is gone already (spent, or the position closed): no bracket
+        child = Order(
+            order_id=self.new_id(),
+            client_order_id="",
+            product_id=parent.product_id,
+            side=side,
+            spec=spec,
+            created_time=self.clock.now(),
+            product_type=parent.product_type,
+            status=OPEN,
+            key_name=parent.key_name,
+            source=parent.source,
+            user_id=self.user_id,
+            portfolio_uuid=parent.portfolio_uuid,
+            leverage=parent.leverage,
+            margin_type=parent.margin_type,
+        )
+        child.hold_currency, child.hold_amount = currency, need
+        parent.attached_order_id = child.order_id
+        self.orders[child.order_id] = child
+        self.ledger.record(child)
+        self._notify(child, None)
+        self._execute(market, child)
 
     def _notify(self, order: Order, fill: Fill | None) -> None:
         self.order_events += 1  # the sequence a list of orders reports: it grows with every order event
@@ -581,14 +709,25 @@ class MatchingEngine:
         self._finish(order, CANCELLED, "User requested cancel")
         return True, "UNKNOWN_CANCEL_FAILURE_REASON"
 
-    def edit(self, order_id: str, size: Decimal | None, price: Decimal | None) -> str | None:
-        """Edit a resting GTC limit order; returns an edit_failure_reason or None."""
+    def edit(
+        self,
+        order_id: str,
+        size: Decimal | None,
+        price: Decimal | None,
+        cancel_attached: bool = False,
+        attached: Any = None,
+    ) -> str | None:
+        """Edit a resting GTC limit order; returns an edit_failure_reason or None. `cancel_attached` drops
+        the bracket waiting to be attached when it fills (`cancel_attached_order`); `attached` replaces it
+        (checked against the new price: OrderRefused when it does not fit, and nothing changes)."""
         order = self.orders.get(order_id)
         if order is None or not order.is_open:
             return "ORDER_NOT_FOUND" if order is None else "CANNOT_EDIT_TO_BELOW_FILLED_SIZE"
         spec = order.spec
         if spec.order_type != LIMIT or spec.time_in_force != GTC:
             return "INVALID_ORDER_CONFIGURATION"
+        if self.statuses.get(order.product_id, ONLINE) in NO_ENTRY:  # only cancels go through
+            return "COMMANDER_REJECTED_EDIT_ORDER"
         new_size = size if size is not None else spec.base_size or ZERO
         new_price = price if price is not None else spec.limit_price or ZERO
         if new_size <= order.filled_size:
@@ -596,6 +735,9 @@ class MatchingEngine:
         market = self.markets[order.product_id]
         if spec.post_only and self._marketable(market, order.side, new_price):
             return "INVALID_LIMIT_PRICE_POST_ONLY"
+        bracket = order.attached
+        if attached is not None and not cancel_attached:
+            bracket = parse_attached(attached, spec, order.side, new_price, market.spec.price_increment)
         leaves = new_size - order.filled_size
         ps = market.spec
         if ps.is_future:
@@ -605,11 +747,12 @@ class MatchingEngine:
             need = leaves * new_price * (1 + self.fees.taker_fee_rate)
         else:
             need = leaves
-        self.accounts.release_hold(order.hold_currency, order.hold_amount)
+        wallet = self._wallet_of(order)
+        wallet.release_hold(order.hold_currency, order.hold_amount)
         try:
-            self.accounts.place_hold(order.hold_currency, need)
+            wallet.place_hold(order.hold_currency, need)
         except InsufficientFunds:
-            self.accounts.place_hold(order.hold_currency, order.hold_amount)
+            wallet.place_hold(order.hold_currency, order.hold_amount)
             return "INSUFFICIENT_FUND"
         order.hold_amount = need
         order.edit_history.append(
@@ -622,6 +765,7 @@ class MatchingEngine:
         config = dict(spec.config)
         config["base_size"], config["limit_price"] = format(new_size, "f"), format(new_price, "f")
         spec.config, spec.base_size, spec.limit_price = config, new_size, new_price
+        order.attached = None if cancel_attached else bracket
         self._rest(order)  # the old heap entry goes stale: its price no longer matches
         self._take_if_marketable(market, order)
         return None
@@ -638,6 +782,10 @@ class MatchingEngine:
     # ---- the timer ------------------------------------------------------------------------------------
     def on_tick(self, product_id: str) -> None:
         """After the market moved: trigger stops, fill crossed resting orders, expire GTD orders."""
+        if self.statuses.get(product_id, ONLINE) in NO_ENTRY:
+            # a halted book does not match: resting orders, stops and TWAP slices wait for it to reopen
+            self.expire_due()
+            return
         market = self.markets[product_id]
         index = self._index[product_id]
         last = market.last_price

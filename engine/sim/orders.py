@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.sim.book import ZERO
 from engine.sim.clock import fmt, iso
 from engine.sim.values import InvalidValue, parse_decimal, parse_time
+
+if TYPE_CHECKING:
+    from engine.sim.attached import AttachedBracket
 
 MARKET = "MARKET"
 LIMIT = "LIMIT"
@@ -233,6 +236,9 @@ class Order:
     working_price: Decimal | None = None
     originating_order_id: str = ""  # a scaled order's child names its parent
     children: list[str] = field(default_factory=list)  # a scaled order's child order ids
+    # the take-profit / stop-loss bracket that comes to life when this order fills, and the order it became
+    attached: AttachedBracket | None = None
+    attached_order_id: str = ""
     cancel_message: str = ""
     done_time: float | None = None
     edit_history: list[dict[str, str]] = field(default_factory=list)
@@ -312,7 +318,8 @@ class Order:
             "margin_type": self.margin_type or "UNKNOWN_MARGIN_TYPE",
             "retail_portfolio_id": self.portfolio_uuid,
             "originating_order_id": self.originating_order_id,
-            "attached_order_id": "",
+            "attached_order_id": self.attached_order_id,
+            **({"attached_order_configuration": self.attached.to_json()} if self.attached else {}),
         }
 
     def ledger_entry(self) -> dict[str, Any]:

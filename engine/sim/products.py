@@ -8,12 +8,13 @@ from typing import Any
 from engine.sim.accounts import Account
 from engine.sim.clock import fmt, iso
 from engine.sim.market import Market
+from engine.sim.trading_status import ONLINE, product_fields
 
 FIAT = {"USD": "US Dollar", "EUR": "Euro", "GBP": "British Pound"}
 CRYPTO_NAMES = {"BTC": "Bitcoin", "ETH": "Ethereum", "USDC": "USDC"}
 
 
-def product_json(market: Market, now: float) -> dict[str, Any]:
+def product_json(market: Market, now: float, status: str = ONLINE) -> dict[str, Any]:
     spec = market.spec
     product: dict[str, Any] = {
         "product_id": spec.product_id,
@@ -53,6 +54,9 @@ def product_json(market: Market, now: float) -> dict[str, Any]:
         "product_venue": "FCM" if spec.is_future else "CBE",
         "approximate_quote_24h_volume": fmt(market.volume_24h * market.last_price),
     }
+    product.update(product_fields(status))
+    if spec.is_future and status == ONLINE:
+        product["status"] = ""  # Coinbase leaves a future's status empty; its session says it trades
     if spec.is_future:
         product["fcm_trading_session_details"] = {
             "is_session_open": True,

@@ -53,7 +53,7 @@ class AdvancedTradeApi:
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
         # GET /accounts is what clients poll: its body is rendered once per balance change
-        self._accounts_body: tuple[tuple[int, str], bytes] | None = None
+        self._accounts_body: tuple[tuple[int, int, str], bytes] | None = None
 
     def routes(self) -> list[tuple[str, str, Any, str]]:
         p = PREFIX
@@ -122,7 +122,7 @@ class AdvancedTradeApi:
         wanted_type = request.query.get("product_type")
         wanted_ids = set(query_list(request, "product_ids"))
         products = [
-            product_json(m, now)
+            product_json(m, now, self.sim.product_status[m.spec.product_id])
             for m in self.sim.markets.values()
             if (not wanted_type or m.spec.product_type == wanted_type)
             and (not wanted_ids or m.spec.product_id in wanted_ids)
@@ -137,7 +137,8 @@ class AdvancedTradeApi:
 
     async def get_product(self, request: SimRequest) -> SimResponse:
         market = self._market_or_404(request.match_info["product_id"])
-        return json_response(product_json(market, self.sim.clock.now()))
+        status = self.sim.product_status[market.spec.product_id]
+        return json_response(product_json(market, self.sim.clock.now(), status))
 
     def _pricebook(self, product_id: str, depth: int | None) -> dict[str, Any]:
         market = self._market_or_404(product_id)
@@ -210,20 +211,23 @@ class AdvancedTradeApi:
 
     # ---- accounts, permissions, fees ------------------------------------------------------------------
     async def list_accounts(self, request: SimRequest) -> SimResponse:
-        cache_key = (self.sim.accounts.version, request.query_string)
+        wanted = request.query.get("retail_portfolio_id")
+        wallet = self.sim.portfolios.get(wanted).wallet if wanted else self.sim.accounts
+        cache_key = (id(wallet), wallet.version, request.query_string)
         if self._accounts_body is None or self._accounts_body[0] != cache_key:
-            portfolio = self.sim.accounts.portfolio_uuid
-            accounts = [account_json(a, portfolio) for a in self.sim.accounts]
+            portfolio = wallet.portfolio_uuid
+            accounts = [account_json(a, portfolio) for a in wallet]
             chunk, cursor, has_next = page(accounts, request, 49, 250)
             body = {"accounts": chunk, "has_next": has_next, "cursor": cursor, "size": len(chunk)}
             self._accounts_body = (cache_key, orjson.dumps(body))
         return SimResponse(self._accounts_body[1])
 
     async def get_account(self, request: SimRequest) -> SimResponse:
-        account = self.sim.accounts.by_uuid(request.match_info["account_uuid"])
-        if account is None:
+        found = self.sim.portfolios.account(request.match_info["account_uuid"])
+        if found is None:
             return advanced_error(404, "NOT_FOUND", "account not found")
-        return json_response({"account": account_json(account, self.sim.accounts.portfolio_uuid)})
+        account, portfolio = found
+        return json_response({"account": account_json(account, portfolio)})
 
     async def key_permissions(self, request: SimRequest) -> SimResponse:
         key = request.cdp_key
@@ -271,7 +275,8 @@ class AdvancedTradeApi:
 
     async def create_portfolio(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
-        portfolio = self.sim.portfolios.create(self.sim.engine.new_id(), body.get("name"))
+        new_id = self.sim.engine.new_id
+        portfolio = self.sim.portfolios.create(new_id(), body.get("name"), new_id)
         return json_response({"portfolio": portfolio.to_json()})
 
     async def edit_portfolio(self, request: SimRequest) -> SimResponse:
@@ -379,9 +384,7 @@ class AdvancedTradeApi:
             raise BadRequest("client_order_id is required")
         key = request.cdp_key
         assert key is not None  # the gateway verified it
-        portfolio = body.get("retail_portfolio_id")
-        if portfolio:  # an unknown portfolio is a 404, as on Coinbase
-            portfolio = self.sim.portfolios.get(str(portfolio)).uuid
+        portfolio = self._portfolio(body)
         try:
             spec = OrderSpec.parse(body.get("order_configuration"))
             order, created = self.sim.engine.submit(
@@ -392,7 +395,8 @@ class AdvancedTradeApi:
                 key_name=key.name,
                 leverage=str(body.get("leverage") or ""),
                 margin_type=str(body.get("margin_type") or ""),
-                portfolio_uuid=portfolio or "",
+                portfolio_uuid=portfolio,
+                attached=body.get("attached_order_configuration"),
             )
         except OrderRefused as refused:
             return self._refusal(refused, body)
@@ -401,16 +405,24 @@ class AdvancedTradeApi:
             raise DropConnection
         return self._accepted(order)
 
+    def _portfolio(self, body: dict[str, Any]) -> str:
+        """The order's `retail_portfolio_id`, checked (an unknown one is a 404, as on Coinbase), or ""."""
+        portfolio = body.get("retail_portfolio_id")
+        return self.sim.portfolios.get(str(portfolio)).uuid if portfolio else ""
+
     async def preview_order(self, request: SimRequest) -> SimResponse:
         body = await read_json(request)
         _, product_id, side = self._order_request(body)
         is_max = body.get("is_max") is True
+        portfolio = self._portfolio(body)
         try:
             configuration = body.get("order_configuration")
             if is_max:
-                configuration = self._sized_to_max(product_id, side, configuration)
+                configuration = self._sized_to_max(product_id, side, configuration, portfolio)
             spec = OrderSpec.parse(configuration)
-            preview = self.sim.engine.preview(product_id, side, spec)
+            preview = self.sim.engine.preview(
+                product_id, side, spec, body.get("attached_order_configuration"), portfolio
+            )
         except OrderRefused as refused:
             return json_response(
                 {
@@ -443,7 +455,7 @@ class AdvancedTradeApi:
             }
         )
 
-    def _sized_to_max(self, product_id: str, side: str, configuration: Any) -> Any:
+    def _sized_to_max(self, product_id: str, side: str, configuration: Any, portfolio: str) -> Any:
         """is_max: a market order sized to everything available (quote to buy with, base to sell)."""
         market = self._market_or_404(product_id)
         if not isinstance(configuration, dict) or len(configuration) != 1:
@@ -452,11 +464,12 @@ class AdvancedTradeApi:
         if not key.startswith("market_market_") or not isinstance(config, dict) or market.spec.is_future:
             raise BadRequest("is_max applies to spot market orders")
         spec = market.spec
+        wallet = self.sim.engine.wallet(spec, portfolio)
         if side == "BUY":
             # the fee comes out of the quote: what is available is the whole budget
-            sized = {"quote_size": fmt(self.sim.accounts.available(spec.quote_currency))}
+            sized = {"quote_size": fmt(wallet.available(spec.quote_currency))}
         else:
-            sized = {"base_size": fmt(market.round_size(self.sim.accounts.available(spec.base_currency)))}
+            sized = {"base_size": fmt(market.round_size(wallet.available(spec.base_currency)))}
         return {key: sized}
 
     async def batch_cancel(self, request: SimRequest) -> SimResponse:
@@ -486,12 +499,21 @@ class AdvancedTradeApi:
         return order_id, size, price
 
     async def edit_order(self, request: SimRequest) -> SimResponse:
-        order_id, size, price = self._edit_args(await read_json(request))
-        reason = self.sim.engine.edit(order_id, size, price)
+        body = await read_json(request)
+        order_id, size, price = self._edit_args(body)
+        preview_reason = "UNKNOWN_PREVIEW_FAILURE_REASON"
+        try:
+            reason = self.sim.engine.edit(
+                order_id,
+                size,
+                price,
+                body.get("cancel_attached_order") is True,
+                body.get("attached_order_configuration"),
+            )
+        except OrderRefused as refused:  # the new attached order does not fit the order
+            reason, preview_reason = "COMMANDER_REJECTED_EDIT_ORDER", refused.preview_failure_reason
         if reason is not None:
-            errors = [
-                {"edit_failure_reason": reason, "preview_failure_reason": "UNKNOWN_PREVIEW_FAILURE_REASON"}
-            ]
+            errors = [{"edit_failure_reason": reason, "preview_failure_reason": preview_reason}]
             return json_response({"success": False, "errors": errors})
         order = self.sim.engine.orders[order_id]
         self.sim.publish_book(order.product_id)

@@ -15,6 +15,7 @@ from engine.sim.exchange_tape import GRANULARITIES, ExchangeTape
 from engine.sim.messages import SimRequest, SimResponse
 from engine.sim.products import CRYPTO_NAMES, FIAT
 from engine.sim.responses import BadRequest, json_response
+from engine.sim.trading_status import ONLINE, product_fields
 from engine.sim.values import InvalidValue, parse_int, query_int, query_time
 
 if TYPE_CHECKING:
@@ -38,9 +39,9 @@ def level_order_id(product_id: str, side: str, price: Decimal) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{product_id}/{side}/{price}"))
 
 
-def exchange_product(market: Market) -> dict[str, Any]:
+def exchange_product(market: Market, status: str = ONLINE) -> dict[str, Any]:
     spec = market.spec
-    return {
+    product = {
         "id": spec.product_id,
         "base_currency": spec.base_currency,
         "quote_currency": spec.quote_currency,
@@ -60,6 +61,10 @@ def exchange_product(market: Market) -> dict[str, Any]:
         "auction_mode": False,
         "high_bid_limit_percentage": "",
     }
+    fields = product_fields(status)
+    del fields["is_disabled"]  # an Advanced Trade field
+    product.update(fields)
+    return product
 
 
 class ExchangeMarketApi:
@@ -97,10 +102,17 @@ class ExchangeMarketApi:
         return json_response({"iso": iso(now), "epoch": round(now, 3)})
 
     async def products(self, request: SimRequest) -> SimResponse:
-        return json_response([exchange_product(m) for m in self.sim.markets.values() if not m.spec.is_future])
+        return json_response(
+            [
+                exchange_product(m, self.sim.product_status[m.spec.product_id])
+                for m in self.sim.markets.values()
+                if not m.spec.is_future
+            ]
+        )
 
     async def product(self, request: SimRequest) -> SimResponse:
-        return json_response(exchange_product(self._market(request)))
+        market = self._market(request)
+        return json_response(exchange_product(market, self.sim.product_status[market.spec.product_id]))
 
     async def book(self, request: SimRequest) -> SimResponse:
         market = self._market(request)

@@ -23,6 +23,7 @@ from engine.sim.clock import fmt, iso
 from engine.sim.futures import FuturesPositions
 from engine.sim.market import Market, Trade
 from engine.sim.orders import OPEN, Fill, Order
+from engine.sim.trading_status import OFFLINE, ONLINE, product_fields
 
 if TYPE_CHECKING:
     from engine.sim.app import Simulator
@@ -278,6 +279,7 @@ class MarketDataHub:
             self.send(session, "status", [{"type": "snapshot", "products": products}])
 
     def _status_row(self, m: Market) -> dict[str, str]:
+        mode = self.sim.product_status.get(m.spec.product_id, ONLINE)
         return {
             "product_type": m.spec.product_type,
             "id": m.spec.product_id,
@@ -286,8 +288,9 @@ class MarketDataHub:
             "base_increment": fmt(m.spec.base_increment),
             "quote_increment": fmt(m.spec.price_increment),
             "display_name": m.spec.display_name or m.spec.product_id,
-            "status": self.sim.product_status.get(m.spec.product_id, "online"),
-            "status_message": "",
+            # Coinbase's status is online or offline; a narrower mode (cancel only, ...) is said in words
+            "status": product_fields(mode)["status"],
+            "status_message": "" if mode in (ONLINE, OFFLINE) else mode.replace("_", " "),
             "min_market_funds": fmt(m.spec.quote_min_size),
         }
 

@@ -330,7 +330,9 @@ class ExchangeFeed:
 
     def _status(self) -> bytes:
         products = [
-            {**exchange_product(m), "type": "spot"} for m in self.sim.markets.values() if not m.spec.is_future
+            {**exchange_product(m, self.sim.product_status[m.spec.product_id]), "type": "spot"}
+            for m in self.sim.markets.values()
+            if not m.spec.is_future
         ]
         currencies = [{"id": a.currency, "name": a.currency, "status": "online"} for a in self.sim.accounts]
         return orjson.dumps({"type": "status", "products": products, "currencies": currencies})

@@ -65,7 +65,14 @@ async def test_move_funds_moves_them_and_the_breakdowns_add_up(served: Served) -
 
 
 async def test_an_order_carries_its_retail_portfolio_id(served: Served) -> None:
+    default = (await _ok(served, "GET", f"{P}/key_permissions"))["portfolio_uuid"]
     created = (await _ok(served, "POST", f"{P}/portfolios", {"name": "Bots"}))["portfolio"]
+    move = {  # the order draws on its own portfolio's funds (tests/sim/test_portfolio_funds.py)
+        "funds": {"value": "1000", "currency": "USD"},
+        "source_portfolio_uuid": default,
+        "target_portfolio_uuid": created["uuid"],
+    }
+    await _ok(served, "POST", f"{P}/portfolios/move_funds", move)
     order = {
         "client_order_id": "pf-1",
         "product_id": "BTC-USD",

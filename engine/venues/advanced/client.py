@@ -23,7 +23,7 @@ import aiohttp
 import orjson
 
 from engine._signer import CdpKey
-from engine.errors import ConfigError, EngineError, OrderRejected
+from engine.errors import ConfigError, EngineError, OrderEntryDisabled, OrderRejected
 from engine.net.clock import ClockSync
 from engine.net.paths import path_segment
 from engine.net.pipeline import Confirmed, Pipeline
@@ -73,6 +73,8 @@ EXCHANGE_URL = "https://api.exchange.coinbase.com"
 BROKERAGE = "/api/v3/brokerage"
 ORDERS = f"{BROKERAGE}/orders"
 BATCH_CANCEL = f"{BROKERAGE}/orders/batch_cancel"
+# the failure reasons that mean the product takes no such order now, whatever the order says
+_ENTRY_DISABLED = frozenset({"ORDER_ENTRY_DISABLED", "UNTRADABLE_PRODUCT"})
 # Minted ahead in the signer so an order's token is ready before the order is.
 HOT_ROUTES: tuple[tuple[str, str], ...] = (("POST", ORDERS), ("POST", BATCH_CANCEL))
 
@@ -505,7 +507,8 @@ class Client:
                 or "UNKNOWN_FAILURE_REASON"
             )
             detail = error.get("message") or error.get("error_details") or ""
-            raise OrderRejected(
+            refusal = OrderEntryDisabled if reason in _ENTRY_DISABLED else OrderRejected
+            raise refusal(
                 f"{what} rejected order {client_order_id}: {reason}" + (f" ({detail})" if detail else ""),
                 failure_reason=str(reason),
                 client_order_id=client_order_id,

@@ -102,6 +102,10 @@ class Product:
     status: str
     product_type: str
     trading_disabled: bool
+    # what the product takes now: cancels only; no market orders; only orders that add liquidity
+    cancel_only: bool
+    limit_only: bool
+    post_only: bool
     raw: Json = field(repr=False, compare=False)
 
     @classmethod
@@ -117,6 +121,9 @@ class Product:
             as_str(data.get("status")),
             as_str(data.get("product_type")),
             bool(data.get("trading_disabled", False)),
+            bool(data.get("cancel_only", False)),
+            bool(data.get("limit_only", False)),
+            bool(data.get("post_only", False)),
             data,
         )
 
@@ -301,6 +308,9 @@ class Order:
     total_fees: Decimal | None
     configuration: Json
     reject_reason: str
+    # the take-profit / stop-loss order placed when this one filled (`attached_order_configuration`)
+    attached_order_id: str
+    retail_portfolio_id: str
     raw: Json = field(repr=False, compare=False)
 
     @classmethod
@@ -320,6 +330,8 @@ class Order:
             dec(data.get("total_fees")),
             data.get("order_configuration") or {},
             as_str(data.get("reject_reason")),
+            as_str(data.get("attached_order_id")),
+            as_str(data.get("retail_portfolio_id")),
             data,
         )
 
