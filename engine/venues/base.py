@@ -219,6 +219,7 @@ class Capabilities:
     edit: bool = False
     close_position: bool = False
     cancel_batch: int = 1  # how many orders one cancel call takes
+    uuid_client_order_ids: bool = False  # the venue takes only UUIDs as client order ids
 
 
 # == the protocol ========================================================================================
