@@ -120,25 +120,32 @@ async def test_a_market_order_fills_from_the_user_channel_with_its_fees(exchange
         )
 
 
-async def test_a_resting_order_filled_by_the_market_is_followed_on_the_user_channel(
+async def test_resting_orders_filled_by_the_market_are_followed_on_the_user_channel(
     exchange: OnExchange,
 ) -> None:
     async with exchange.engine() as engine:
         await engine.wait_ready()
-        best_ask = exchange.sim.markets["BTC-USD"].best_ask()
-        # a sell at the best bid crosses at once; a buy above the ask fills as taker
-        order = await engine.place(
-            "BTC-USD", "BUY", LimitOrder(size="0.002", price=str(best_ask + 50), time_in_force="IOC")
-        )
-        assert await order.done(5) is OrderState.FILLED
-        assert order.filled_size == D("0.002")
+        exchange.sim.market_paused = True  # the test moves the market
+        price = exchange.sim.markets["BTC-USD"].best_bid() - 100
+        resting = await engine.place("BTC-USD", "BUY", LimitOrder(size="0.002", price=str(price)))
         stop = await engine.place(
             "BTC-USD",
             "SELL",
-            StopOrder(size="0.001", price="1000", stop_price="2000", stop="loss"),
+            StopOrder(size="0.001", price=str(price - 1000), stop_price=str(price - 200), stop="loss"),
         )
-        assert stop.state is OrderState.OPEN  # waiting for its trigger, held by the exchange
-        assert await engine.cancel(stop)
+        assert (resting.state, stop.state) == (OrderState.OPEN, OrderState.OPEN)
+        events = [(o.client_order_id, o.state, o.filled_size) for o in (resting, stop)]
+        engine.on_order(lambda o: events.append((o.client_order_id, o.state, o.filled_size)))
+        exchange.sim.set_mid("BTC-USD", price - 400)  # trades through the buy (as maker) and the stop
+        assert await resting.done(5) is OrderState.FILLED
+        assert await stop.done(5) is OrderState.FILLED
+        assert (resting.filled_size, stop.filled_size) == (D("0.002"), D("0.001"))
+        assert (resting.client_order_id, OrderState.FILLED, D("0.002")) in events
+        for order in (resting, stop):
+            truth = exchange.sim.engine.orders[str(order.order_id)]
+            assert order.filled_value == truth.filled_value
+            await eventually(lambda order=order, truth=truth: order.total_fees == truth.total_fees)  # type: ignore[misc]
+        assert engine.position("BTC-USD") == D("0.001")
 
 
 BUY_LIMIT = "limit"  # a resting buy under the market
