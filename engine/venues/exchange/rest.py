@@ -123,10 +123,18 @@ class ExchangeApi:
                 "this client holds a CDP key"
             )
 
-    async def _get(self, path: str, query: str = "", endpoint: EndpointClass = _PRIVATE) -> Any:
+    async def _get(
+        self,
+        path: str,
+        query: str = "",
+        endpoint: EndpointClass = _PRIVATE,
+        priority: Priority = Priority.NORMAL,
+    ) -> Any:
         self._check()
         public = endpoint is _PUBLIC
-        return await self._pipeline.call("GET", path, query=query, endpoint=endpoint, signed=not public)
+        return await self._pipeline.call(
+            "GET", path, query=query, endpoint=endpoint, signed=not public, priority=priority
+        )
 
     async def _page(
         self,
@@ -313,8 +321,10 @@ class ExchangeApi:
             return ExchangeOrder.parse(data.value, confirmed_by_lookup=True)
         return ExchangeOrder.parse(data)
 
-    async def get_order(self, order_id: str) -> ExchangeOrder:
-        return ExchangeOrder.parse(await self._get(f"/orders/{path_segment(order_id, 'order_id')}"))
+    async def get_order(self, order_id: str, *, priority: Priority = Priority.NORMAL) -> ExchangeOrder:
+        """One order by id; `priority` LOW for a background read that must not delay orders."""
+        path = f"/orders/{path_segment(order_id, 'order_id')}"
+        return ExchangeOrder.parse(await self._get(path, priority=priority))
 
     async def get_order_by_client_oid(self, client_oid: str) -> ExchangeOrder:
         segment = path_segment(client_oid, "client_oid")

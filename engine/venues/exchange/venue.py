@@ -27,6 +27,7 @@ from engine.errors import ConfigError, EngineError, ExchangeError, NotFound
 from engine.marketdata.feed import MarketFeed
 from engine.net.retry import Backoff, RetryPolicy
 from engine.net.transport import ApiKey
+from engine.ratelimit import Priority
 from engine.venues.base import (
     Acknowledged,
     Balance,
@@ -298,13 +299,13 @@ class ExchangeVenue:
                 filled_value=folded.filled_value,
             )
         )
-        if kind == "done":
+        if kind == "done" and folded.filled_size > _ZERO:  # nothing filled: no fees to read back
             self._spawn(self._read_back(order_id))
 
     async def _read_back(self, order_id: str) -> None:
         """The finished order from REST: its fees, and the fills of any match the feed lost."""
         try:
-            order = await self.api.get_order(order_id)
+            order = await self.api.get_order(order_id, priority=Priority.LOW)  # orders go first
         except NotFound:
             return  # Exchange forgets an order cancelled with nothing filled: the feed said all there was
         except (EngineError, OSError, TimeoutError) as exc:
