@@ -59,18 +59,22 @@ class OnExchange:
     def client(self, key: ExchangeKey | None = None) -> Client:
         return Client(key or self.exchange_key(), self.base_url, retry=FAST_RETRY, timeout_s=2.0)
 
-    def venue(self, key: ExchangeKey, client: Client, config: EngineConfig) -> ExchangeVenue:
-        return exchange_venue(
-            key, client=client, products=config.products, ws_backoff=Backoff(initial=0.01, maximum=0.1)
-        )
+    def venue(self, key: ExchangeKey, client: Client, config: EngineConfig, **settings: Any) -> ExchangeVenue:
+        settings.setdefault("ws_backoff", Backoff(initial=0.01, maximum=0.1))
+        return exchange_venue(key, client=client, products=config.products, **settings)
 
-    def engine(self, **overrides: Any) -> AbstractAsyncContextManager[Engine]:
+    def engine(
+        self, venue: dict[str, Any] | None = None, **overrides: Any
+    ) -> AbstractAsyncContextManager[Engine]:
+        """An Engine on Exchange; `venue` holds `exchange_venue` settings, `overrides` EngineConfig's."""
+
         @asynccontextmanager
         async def running() -> AsyncIterator[Engine]:
             config = self.config(**overrides)
             key = self.exchange_key()
             client = self.client(key)
-            async with client, Engine(config=config, venue=self.venue(key, client, config)) as engine:
+            trading_venue = self.venue(key, client, config, **(venue or {}))
+            async with client, Engine(config=config, venue=trading_venue) as engine:
                 yield engine
 
         return running()

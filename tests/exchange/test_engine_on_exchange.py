@@ -199,6 +199,33 @@ def _order(exchange: OnExchange, step: str) -> tuple[str, str, Any]:
     }[step]
 
 
+async def test_an_order_whose_user_channel_messages_are_lost_is_found_by_the_periodic_listing(
+    exchange: OnExchange,
+) -> None:
+    async with exchange.engine(venue={"open_orders_refresh_s": 0.2}) as engine:
+        await engine.wait_ready()
+        order = await engine.place("BTC-USD", "BUY", LimitOrder(size="0.01", price=exchange.below_market()))
+        exchange.sim.faults.update({"ws_gap_rate": 1.0})  # every feed message lost on its way from here
+        await client_cancel(exchange, str(order.order_id))
+        assert await order.done(5) is OrderState.CANCELLED  # not on the feed: the listing missed it
+        exchange.sim.faults.clear()
+        assert exchange.sim.exchange.feed.gaps_injected > 0
+
+
+async def test_an_order_that_finishes_while_the_feed_is_down_is_looked_up(exchange: OnExchange) -> None:
+    async with exchange.engine() as engine:  # the periodic listing is 15 s off: the reconnect finds it
+        await engine.wait_ready()
+        order = await engine.place("BTC-USD", "BUY", LimitOrder(size="0.01", price=exchange.below_market()))
+        user_feed = engine.venue.connections[-1]
+        connects = user_feed.stats.connects
+        exchange.sim.faults.update({"ws_gap_rate": 1.0})  # the done goes missing as if the feed were down
+        await client_cancel(exchange, str(order.order_id))
+        exchange.sim.faults.clear()
+        user_feed.drop_connection()  # type: ignore[attr-defined]
+        assert await order.done(5) is OrderState.CANCELLED
+        assert user_feed.stats.connects > connects
+
+
 @pytest.mark.parametrize("rule", list(RULE_CASES), ids=lambda rule: rule.value)
 async def test_every_risk_rule_refuses_before_the_wire(exchange: OnExchange, rule: RiskRule) -> None:
     risk, first, refused_step = RULE_CASES[rule]

@@ -7,9 +7,10 @@ edit and no position (spot balances are balances).
 
 Order events come from the feed's `user` channel: its `received`/`open`/`match`/`done` messages are folded
 per order into cumulative `OrderUpdate`s (a `match` adds its size and value; a `done` ends it, then the order
-is read back from REST for its fees, and for any match lost on the way). After every (re)subscribe the open
-orders are listed over REST: each becomes an update and the set an `OpenOrdersSnapshot`, so an order that
-finished while the feed was down is looked up. Market channels go to the Engine's `MarketFeed`.
+is read back from REST for its fees, and for any match lost on the way). After every (re)subscribe, and every
+`open_orders_refresh_s`, the open orders are listed over REST: each becomes an update and the set an
+`OpenOrdersSnapshot`, so an order that finished while the feed was down, or whose `done` was lost, is
+looked up. Market channels go to the Engine's `MarketFeed`.
 https://docs.cdp.coinbase.com/exchange/websocket-feed/channels
 """
 
@@ -149,6 +150,7 @@ class ExchangeVenue:
         url: str | None = None,
         ws_backoff: Backoff | None = None,
         ws_idle_timeout: float = 10.0,
+        open_orders_refresh_s: float = 15.0,
     ) -> None:
         if not isinstance(key, ExchangeKey):
             raise ConfigError("Coinbase Exchange needs an Exchange key (engine.auth.ExchangeKey)")
@@ -170,6 +172,7 @@ class ExchangeVenue:
         backoff = ws_backoff or Backoff()
         self.ws_retry = RetryPolicy(base_delay_s=backoff.initial, max_delay_s=backoff.maximum)
         self.ws_idle_timeout = ws_idle_timeout
+        self.open_orders_refresh_s = open_orders_refresh_s
         self._spot: tuple[str, ...] = ()  # every spot product, learnt by `products()`
         self._feeds: list[ExchangeFeed] = []
         self._user_feed: ExchangeFeed | None = None
@@ -219,6 +222,7 @@ class ExchangeVenue:
             feed.on_subscribed(self._on_subscribed)
             self._user_feed = feed
             self._feeds.append(feed)
+            self._spawn(self._refresh_open_orders())
         elif self.user_channel:
             log.warning("no products known: the Exchange user channel is not subscribed (order news by REST)")
         for feed in self._feeds:
@@ -315,6 +319,14 @@ class ExchangeVenue:
 
     def _on_subscribed(self) -> None:
         self._spawn(self._open_orders_snapshot())
+
+    async def _refresh_open_orders(self) -> None:
+        """The user channel cannot show a lost message (its sequence numbers are the full channel's, with
+        everyone else's orders between ours), so the open orders are listed again every so often: an order
+        whose `done` went missing is then looked up like one that finished while disconnected."""
+        while True:
+            await asyncio.sleep(self.open_orders_refresh_s)
+            await self._open_orders_snapshot()
 
     async def _open_orders_snapshot(self) -> None:
         """After a (re)subscribe: what is open now, each order's news, then the set (an order the Engine
@@ -445,6 +457,7 @@ def exchange_venue(
     url: str | None = None,
     ws_backoff: Backoff | None = None,
     ws_idle_timeout: float = 10.0,
+    open_orders_refresh_s: float = 15.0,
 ) -> ExchangeVenue:
     """Coinbase Exchange as the venue an Engine trades on:
 
@@ -452,7 +465,8 @@ def exchange_venue(
 
     `base_url` is Coinbase's production REST URL by default (`REST_URLS["sandbox"]` for the sandbox, or the
     simulator's); `products` get the market channels (and the user channel, which is otherwise subscribed
-    for every spot product); `url` overrides the feed's URL."""
+    for every spot product); `url` overrides the feed's URL; the open orders are listed again every
+    `open_orders_refresh_s` (a lost user-channel message cannot be told otherwise)."""
     return ExchangeVenue(
         key,
         base_url=base_url,
@@ -463,4 +477,5 @@ def exchange_venue(
         url=url,
         ws_backoff=ws_backoff,
         ws_idle_timeout=ws_idle_timeout,
+        open_orders_refresh_s=open_orders_refresh_s,
     )
