@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from engine.doctor import Status, run_doctor
 from engine.errors import ConfigError, KeyFormatError
 from engine.ops.config import VENUE_BASE_URLS, CredentialsConfig, KeySource, parse_config
 from engine.ops.credentials import read_exchange_credentials, read_exchange_key_file
@@ -207,3 +208,27 @@ def test_engine_demo_runs_on_exchange() -> None:
     assert int(fills.group(1)) > 0, out
     assert re.search(r"^  refusals +", out, re.MULTILINE), out
     assert re.search(r"order placed \(risk, journal, request\): p50 [\d.]+ ms", out), out
+
+
+# == engine doctor on an Exchange config =================================================================
+
+
+async def test_doctor_checks_an_exchange_key(exchange_sim: tuple[Simulator, str, TestExchangeKey]) -> None:
+    _, base_url, key = exchange_sim
+    config = parse_config({"exchange": {"venue": "exchange", "base_url": base_url}})
+    checks = {c.name: c for c in await run_doctor(config, environ=exchange_env(key))}
+    assert [checks[n].status for n in ("credentials", "key format", "clock", "read-only call")] == [
+        Status.OK
+    ] * 4
+    assert checks["permissions"].status is Status.SKIP  # Exchange has no call that lists them
+    wrong = {**exchange_env(key), "COINBASE_EXCHANGE_PASSPHRASE": "not-the-passphrase"}
+    refused = {c.name: c for c in await run_doctor(config, environ=wrong)}
+    assert refused["read-only call"].status is Status.FAIL
+    assert "passphrase" in refused["read-only call"].summary
+    assert "passphrase" in refused["read-only call"].fix
+    missing = {c.name: c for c in await run_doctor(config, environ={})}
+    assert missing["credentials"].status is Status.FAIL
+    assert "COINBASE_EXCHANGE_KEY" in missing["credentials"].fix
+    for check in [*checks.values(), *refused.values()]:
+        assert key.secret not in check.summary + check.fix
+        assert key.passphrase not in check.summary + check.fix
