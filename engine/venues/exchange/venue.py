@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -58,6 +59,7 @@ __all__ = ["ExchangeVenue", "exchange_venue", "feed_url", "venue_order"]
 log = logging.getLogger(__name__)
 
 _ZERO = Decimal(0)
+_CLIENT_OIDS_KEPT = 100_000  # a bot trading for weeks must not keep every order id it ever saw
 _CANCEL_CONCURRENCY = 8  # cancels in flight at once: risk comes off fast without a burst past the limit
 
 
@@ -177,7 +179,9 @@ class ExchangeVenue:
         self._feeds: list[ExchangeFeed] = []
         self._user_feed: ExchangeFeed | None = None
         self._folded: dict[str, _Folded] = {}  # order id -> what its messages said
-        self._client_oids: dict[str, str] = {}  # order id -> client_oid, for fills
+        self._unlisted: set[str] = set()  # folded orders the last listing did not show
+        # order id -> client_oid, for fills (Exchange's fills do not name it); the latest orders only
+        self._client_oids: OrderedDict[str, str] = OrderedDict()
         self._on_order_event: Callable[[OrderEvent], None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -268,7 +272,7 @@ class ExchangeVenue:
     def _track(self, order_id: str, client_oid: str, order: ExchangeOrder | None = None) -> None:
         """Follow an order the feed may not have seen received; `order`, as REST reads it, seeds its fold
         (unless the feed has told more already)."""
-        self._client_oids[order_id] = client_oid
+        self._remember(order_id, client_oid)
         if order is not None and order.is_open:
             folded = self._folded.get(order_id)
             filled = order.filled_size or _ZERO
@@ -277,13 +281,20 @@ class ExchangeVenue:
         if self._user_feed is not None:
             self._user_feed.track(order_id, client_oid)
 
+    def _remember(self, order_id: str, client_oid: str) -> None:
+        client_oids = self._client_oids
+        client_oids[order_id] = client_oid
+        client_oids.move_to_end(order_id)
+        while len(client_oids) > _CLIENT_OIDS_KEPT:
+            client_oids.popitem(last=False)
+
     def _on_feed_message(self, message: FeedMessage) -> None:
         """Fold one user-channel message into the order's cumulative update."""
         order_id = message.order_id
         folded = self._folded.get(order_id)
         if folded is None:
             folded = self._folded[order_id] = _Folded(message.client_oid)
-            self._client_oids[order_id] = message.client_oid
+            self._remember(order_id, message.client_oid)
         kind = message.type
         state = OrderState.OPEN
         if kind == "match" and message.size is not None and message.price is not None:
@@ -339,6 +350,12 @@ class ExchangeVenue:
         for order in listed:
             self._track(order.id, order.client_oid, order)
             self._emit(self._update(order))
+        # a fold whose `done` was lost would stay forever: dropped once two listings in a row miss it (one
+        # may have been read just before the order was received)
+        unlisted = set(self._folded).difference(o.id for o in listed)
+        for order_id in unlisted & self._unlisted:
+            self._folded.pop(order_id, None)
+        self._unlisted = unlisted
         self._emit(OpenOrdersSnapshot(frozenset(o.client_oid for o in listed if o.client_oid)))
 
     @staticmethod
@@ -413,7 +430,7 @@ class ExchangeVenue:
         found = await self.api.find_order(client_order_id)
         if found is None:
             return None
-        self._client_oids[found.id] = found.client_oid
+        self._remember(found.id, found.client_oid)
         return venue_order(found)
 
     async def open_orders(self, product_id: str | None = None) -> list[VenueOrder]:
