@@ -22,6 +22,7 @@ from engine.venues.advanced.orders import (
 )
 from engine.venues.base import OpenOrdersSnapshot, OrderEvent, OrderState, OrderUpdate, Venue
 from engine.venues.exchange import ExchangeVenue, LimitOrder, MarketOrder, StopOrder, exchange_venue
+from engine.venues.exchange.feed import OrderEvent as FeedMessage
 from engine.venues.exchange.orders import ExchangeOrderRequest
 from tests.exchange.engine_support import OnExchange, eventually, live_sim
 
@@ -169,4 +170,33 @@ async def test_every_order_shape_reaches_the_exchange_as_meant(
         spec = exchange.sim.engine.orders[ack.order_id].spec
         assert (spec.config_key, spec.post_only) == (spec_key, post_only)
     finally:
+        await adapter.close()
+
+
+async def test_a_done_whose_matches_were_lost_is_read_back_from_rest(exchange: OnExchange) -> None:
+    """The user channel's `done` arrives but the `match`es before it did not: the fold knows no fill, the
+    read-back after `done` brings the exchange's own filled size and fees."""
+    adapter = exchange_venue(exchange.exchange_key(), base_url=exchange.base_url, user_channel=False)
+    events: list[OrderEvent] = []
+    await adapter.open()
+    try:
+        adapter.start(MarketFeed(), events.append)
+        client_oid = new_id()
+        filled = await adapter.submit(
+            adapter.order_request("BTC-USD", "BUY", MarketOrder(size="0.01"), client_order_id=client_oid)
+        )
+        for kind, reason in (("received", ""), ("done", "filled")):  # as the feed hands them on
+            adapter._on_feed_message(
+                FeedMessage(
+                    kind, filled.order_id, client_oid, "BTC-USD", "buy", 1, None, None, None, reason, ""
+                )
+            )
+        await eventually(lambda: any(isinstance(e, OrderUpdate) and e.total_fees for e in events))
+        updates = [e for e in events if isinstance(e, OrderUpdate)]
+        assert [u.state for u in updates] == [OrderState.OPEN, OrderState.FILLED, OrderState.FILLED]
+        assert updates[1].filled_size == 0  # the fold: no match seen
+        truth = exchange.sim.engine.orders[filled.order_id]
+        assert (updates[2].filled_size, updates[2].total_fees) == (D("0.01"), truth.total_fees)
+    finally:
+        await adapter.stop()
         await adapter.close()

@@ -314,7 +314,7 @@ class ExchangeVenue:
                 filled_value=folded.filled_value,
             )
         )
-        if kind == "done" and folded.filled_size > _ZERO:  # nothing filled: no fees to read back
+        if kind == "done":  # even with nothing folded: its matches may be what was lost
             self._spawn(self._read_back(order_id))
 
     async def _read_back(self, order_id: str) -> None:
