@@ -4,11 +4,12 @@ Life of a worker:
 
 - `start()`: read the key (environment, file or keyring), build the rate limiter (local, or shared through
   Redis with the other workers on the key), open the REST client (measuring the clock offset) and start an
-  `engine.trading.Engine` on it. The Engine opens the journal and the audit log, reconciles the journal with
-  the exchange (an intent journalled before a crash is looked up by `client_order_id`, never re-sent
-  blindly), loads balances and follows the market and the user channel over WebSocket: its portfolio, open
-  orders and quotes are what the risk gate sees. Then intake opens (see `engine.worker.intake`) and
-  `/healthz` + `/metrics`.
+  `engine.trading.Engine` on it, trading on the venue `[exchange].venue` names (Advanced Trade with a CDP
+  key, or Coinbase Exchange with an HMAC key and passphrase). The Engine opens the journal and the audit
+  log, reconciles the journal with the exchange (an intent journalled before a crash is looked up by
+  `client_order_id`, never re-sent blindly), loads balances and follows the market and the user channel over
+  WebSocket: its portfolio, open orders and quotes are what the risk gate sees. Then intake opens (see
+  `engine.worker.intake`) and `/healthz` + `/metrics`.
 - each signal: `engine.worker.execution.SignalExecutor`: `client_order_id` derived from the signal id, then
   `Engine.submit` (risk gate, journal intent, order, tracking). A signal never becomes two orders.
 - SIGHUP: `reload_credentials()` reads the key again and swaps it in (`Engine.replace_key`: same session,
