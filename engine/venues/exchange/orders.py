@@ -1,5 +1,5 @@
 """Coinbase Exchange orders: the create-order body, validated and rendered once, and the typed orders the
-Engine places (https://docs.cdp.coinbase.com/exchange/reference/exchangerestapi_postorders).
+Engine places (https://docs.cdp.coinbase.com/exchange/reference).
 
 `order_body` is the one home of what a valid Exchange order is: `ExchangeApi.create_order` and the venue's
 `ExchangeOrderRequest` both render through it, so the bytes journalled are the bytes signed and sent, on

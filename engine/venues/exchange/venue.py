@@ -424,7 +424,14 @@ class ExchangeVenue:
     # -- what the venue knows ---------------------------------------------------------------------------
 
     async def order(self, order_id: str) -> VenueOrder:
-        return venue_order(await self.api.get_order(order_id))
+        """The order Exchange gave this id. Exchange forgets an order cancelled before anything filled (its
+        Get Order answers 404 for it), so a 404 for an id it gave out is that order, cancelled and unfilled:
+        the Engine would otherwise hold it open forever. https://docs.cdp.coinbase.com/exchange/reference"""
+        try:
+            return venue_order(await self.api.get_order(order_id))
+        except NotFound:
+            client_oid = self._client_oids.get(order_id, "")
+            return VenueOrder(order_id, client_oid, "", "", OrderState.CANCELLED, _ZERO, _ZERO, _ZERO)
 
     async def find_order(self, client_order_id: str) -> VenueOrder | None:
         found = await self.api.find_order(client_order_id)
