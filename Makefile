@@ -127,6 +127,11 @@ BENCH_THRESHOLD     ?= 25
 CALLGRIND_THRESHOLD ?= 2
 BENCH_ARGS          ?=
 
+CHAOS_KILL_POINTS ?= 60
+.PHONY: chaos
+chaos: build ## the crash tests (marker chaos) with CHAOS_KILL_POINTS kills (60); CHAOS_SEED=n replays a run
+	CHAOS_KILL_POINTS=$(CHAOS_KILL_POINTS) $(BIN)/pytest -q -p no:cacheprovider --benchmark-disable -m chaos tests
+
 .PHONY: bench
 bench: build system-deps ## every benchmark, peers side by side: table, JSON, HTML report, callgrind counts
 	$(PY) benches/runner.py --out $(BENCH_OUT) $(BENCH_ARGS)

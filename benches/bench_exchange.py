@@ -9,6 +9,10 @@ the simulator's admin ledger that each order it timed was placed exactly once.
 Bars: engine CPU per order <= 0.2x ccxt's and <= 0.6x the bare aiohttp POST's. `test_bars` interleaves
 engine and bare rounds (on a shared machine only interleaving makes their ratio fair), takes ccxt's figure
 from its benchmark in the same run, prints the figures and holds the bars (timed runs only).
+
+`test_engine_place_exchange_vs_advanced` times the whole order path of the trading core, `Engine.place` (risk
+gate, journal intent, the venue's submit, the answer applied), on Exchange and on Advanced Trade against the
+same simulator, in alternating rounds, and prints the ratio (CPU and wall time per order).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import uvloop
 from engine import Client
 from engine.auth import ExchangeKey
 from engine.ratelimit import BucketLimit, RateLimits
-from tests.support.keys import TestExchangeKey, new_es256_key, new_exchange_key
+from tests.support.keys import TestExchangeKey, TestKey, new_es256_key, new_exchange_key
 from tests.support.simproc import running_sim
 
 PRODUCT = "BTC-USD"
@@ -52,6 +56,7 @@ class SimProcess:
     key: TestExchangeKey
     ca_file: Path
     ssl_context: ssl.SSLContext
+    cdp_key: TestKey
 
     def assert_placed_once(self, client_oids: list[str]) -> None:
         with urllib.request.urlopen(  # noqa: S310 - https to our own loopback simulator
@@ -76,7 +81,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
     server_cert.cert_chain_pems[0].write_to_path(cert_file)
     server_cert.private_key_pem.write_to_path(key_file)
     ca.cert_pem.write_to_path(ca_file)
-    cdp_json = new_es256_key().write_portal_file(workdir / "cdp_api_key.json")
+    cdp_key = new_es256_key()
+    cdp_json = cdp_key.write_portal_file(workdir / "cdp_api_key.json")
     key = new_exchange_key()
     exchange_json = workdir / "exchange_key.json"
     exchange_json.write_text(json.dumps({"key": key.key, "secret": key.secret, "passphrase": key.passphrase}))
@@ -92,7 +98,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
     )
     with running_sim(cdp_json, "--exchange-key-file", str(exchange_json), *flags) as process:
         context = ssl.create_default_context(cafile=str(ca_file))
-        yield SimProcess(process.base_url, key, ca_file, context)
+        yield SimProcess(process.base_url, key, ca_file, context, cdp_key)
 
 
 @pytest.fixture(scope="module")
@@ -333,3 +339,89 @@ def test_bars(
     assert ratios["engine / bare aiohttp CPU"] <= 0.6
     if "engine / ccxt CPU" in ratios:
         assert ratios["engine / ccxt CPU"] <= 0.2
+
+
+# --- Engine.place: Exchange against Advanced Trade ------------------------------------------------------
+
+
+def test_engine_place_exchange_vs_advanced(
+    sim: SimProcess, loop: asyncio.AbstractEventLoop, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Alternating rounds of sequential `Engine.place` on each venue; each order checked placed once. The
+    streams are off on both (the order path does not wait for them)."""
+    from engine.auth import CdpKey
+    from engine.risk import RiskConfig
+    from engine.trading.engine import Engine, EngineConfig
+    from engine.venues.advanced.orders import LimitGtc
+    from engine.venues.exchange import LimitOrder, exchange_venue
+
+    timed = not request.config.getoption("benchmark_disable")
+    per_round, rounds = (200, 5) if timed else (3, 1)
+    risk = RiskConfig(check_balance=False)
+    exchange_key = ExchangeKey(sim.key.key, sim.key.secret, sim.key.passphrase)
+    exchange_client = Client(exchange_key, sim.base_url, rate_limits=LIFTED, ssl_context=sim.ssl_context)
+    cdp_key = CdpKey(sim.cdp_key.name, sim.cdp_key.private_key)
+    advanced_client = Client(cdp_key, sim.base_url, rate_limits=LIFTED, ssl_context=sim.ssl_context)
+
+    def config(name: str) -> EngineConfig:
+        return EngineConfig(journal_path=tmp_path / f"{name}.db", worker=name, user_channel=False, risk=risk)
+
+    engines = {
+        "exchange": Engine(
+            config=config("exchange"),
+            venue=exchange_venue(exchange_key, client=exchange_client, user_channel=False),
+        ),
+        "advanced": Engine(cdp_key, config("advanced"), client=advanced_client, base_url=sim.base_url),
+    }
+    orders = {
+        "exchange": LimitOrder(size=SIZE, price=PRICE),
+        "advanced": LimitGtc(base_size=SIZE, limit_price=PRICE),
+    }
+    placed: list[str] = []
+
+    async def place(name: str, count: int) -> None:
+        engine = engines[name]
+        for _ in range(count):
+            tracked = await engine.place(PRODUCT, "BUY", orders[name])
+            assert tracked.order_id
+            placed.append(tracked.client_order_id)
+
+    async def open_all() -> None:
+        for client in (exchange_client, advanced_client):
+            await client.open()
+        for engine in engines.values():
+            await engine.start()
+
+    async def close_all() -> None:
+        for engine in engines.values():
+            await engine.stop()
+        for client in (exchange_client, advanced_client):
+            await client.close()
+
+    run_in(loop, open_all())
+    cpu: dict[str, list[float]] = {name: [] for name in engines}
+    wall: dict[str, list[float]] = {name: [] for name in engines}
+    try:
+        for name in engines:  # warm both paths
+            run_in(loop, place(name, per_round // 10 + 1))
+        for _ in range(rounds):
+            for name in engines:
+                started_cpu, started_wall = time.process_time(), time.perf_counter()
+                run_in(loop, place(name, per_round))
+                cpu[name].append((time.process_time() - started_cpu) / per_round)
+                wall[name].append((time.perf_counter() - started_wall) / per_round)
+    finally:
+        run_in(loop, close_all())
+    sim.assert_placed_once(placed)
+    if not timed:
+        return
+    best = {name: (min(cpu[name]), min(wall[name])) for name in engines}
+    lines = [
+        *(
+            f"  Engine.place on {name:<8} CPU {c * 1e6:6.0f} µs  wall {w * 1e6:6.0f} µs per order"
+            for name, (c, w) in best.items()
+        ),
+        f"  exchange / advanced           CPU {best['exchange'][0] / best['advanced'][0]:5.2f}x"
+        f"  wall {best['exchange'][1] / best['advanced'][1]:5.2f}x",
+    ]
+    print("\nEngine.place figures (alternating rounds, best of each):\n" + "\n".join(lines))

@@ -6,11 +6,15 @@ HTTP through the HMAC-authenticated webhook: market and limit orders, some too l
 rule), some priced far from the market (the price band), some sent twice (refused as replays). The simulator
 injects a light 429 storm, so the client's backoff shows too. At the end: orders, fills, refusals by rule,
 429s, and latency percentiles, signal to acknowledgement and placing the order (risk, journal, request).
+
+`venue="exchange"` (`engine demo --venue exchange`) trades on Coinbase Exchange instead: an HMAC key with its
+passphrase is generated and registered, and the worker runs with `[exchange].venue = "exchange"`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import random
 import secrets
@@ -35,11 +39,13 @@ from engine.worker import Worker
 __all__ = ["DemoSummary", "run_demo"]
 
 PRODUCTS = ("BTC-USD", "ETH-USD")
+_VENUE_NAMES = {"advanced": "Advanced Trade", "exchange": "Coinbase Exchange"}
 log = logging.getLogger("engine.demo")
 
 
 @dataclass
 class DemoSummary:
+    venue: str = "advanced"
     duration_s: float = 0.0
     signals_sent: int = 0
     signals_accepted: int = 0
@@ -62,7 +68,7 @@ class DemoSummary:
         orders = ", ".join(f"{outcome} {n}" for outcome, n in sorted(self.orders.items())) or "none"
         return "\n".join(
             [
-                f"engine demo: {self.duration_s:.1f} s against the simulator",
+                f"engine demo: {self.duration_s:.1f} s against the simulator ({_VENUE_NAMES[self.venue]})",
                 f"  signals    {self.signals_sent} sent, {self.signals_accepted} accepted, "
                 f"{self.replays_refused} replays refused",
                 f"  orders     {orders}",
@@ -91,6 +97,15 @@ def _new_key() -> tuple[str, str, str]:
     )
     rng = secrets.token_hex
     return f"organizations/demo-{rng(4)}/apiKeys/{rng(8)}", pem, public
+
+
+def _new_exchange_key() -> tuple[str, str, str]:
+    """(key, base64 secret, passphrase) of a Coinbase Exchange key made for this run, in memory only."""
+    return (
+        secrets.token_hex(16),
+        base64.b64encode(secrets.token_bytes(64)).decode(),
+        secrets.token_urlsafe(12),
+    )
 
 
 def _signal(rng: random.Random, index: int, mids: dict[str, Decimal]) -> dict[str, Any]:
@@ -140,22 +155,40 @@ class _Progress:
 
 
 async def run_demo(
-    duration_s: float = 30.0, *, seed: int = 7, rate_per_s: float = 15.0, stream: IO[str] | None = None
+    duration_s: float = 30.0,
+    *,
+    seed: int = 7,
+    rate_per_s: float = 15.0,
+    stream: IO[str] | None = None,
+    venue: str = "advanced",
 ) -> DemoSummary:
     from engine.sim import Faults, SimConfig, Simulator
 
+    if venue not in ("advanced", "exchange"):
+        raise ValueError(f"venue must be 'advanced' or 'exchange', got {venue!r}")
     out = stream or sys.stdout
     rng = random.Random(seed)
-    name, private_pem, public_pem = _new_key()
     webhook_secret = secrets.token_urlsafe(24)
     sim = Simulator(SimConfig(seed=seed, tick_interval_s=0.05, faults=Faults(storm_429_rate=0.005)))
-    sim.register_cdp_key(name, public_pem, {"view", "trade"})
-    summary = DemoSummary()
+    environ = {"ENGINE_WEBHOOK_SECRET": webhook_secret}
+    if venue == "exchange":
+        key, secret, passphrase = _new_exchange_key()
+        sim.register_exchange_key(key, secret, passphrase, {"view", "trade"})
+        environ.update(
+            COINBASE_EXCHANGE_KEY=key,
+            COINBASE_EXCHANGE_SECRET=secret,
+            COINBASE_EXCHANGE_PASSPHRASE=passphrase,
+        )
+    else:
+        name, private_pem, public_pem = _new_key()
+        sim.register_cdp_key(name, public_pem, {"view", "trade"})
+        environ.update(COINBASE_API_KEY=name, COINBASE_API_SECRET=private_pem)
+    summary = DemoSummary(venue=venue)
     with tempfile.TemporaryDirectory(prefix="engine-demo-") as workdir:
         async with sim.serve(host="127.0.0.1", port=0) as base_url:
             config = parse_config(
                 {
-                    "exchange": {"base_url": base_url, "request_timeout_s": 5.0},
+                    "exchange": {"venue": venue, "base_url": base_url, "request_timeout_s": 5.0},
                     "risk": {
                         "products": list(PRODUCTS),
                         "max_order_size": "0.5",
@@ -169,11 +202,6 @@ async def run_demo(
                     "worker": {"concurrency": 32, "drain_timeout_s": 10.0},
                 }
             )
-            environ = {
-                "COINBASE_API_KEY": name,
-                "COINBASE_API_SECRET": private_pem,
-                "ENGINE_WEBHOOK_SECRET": webhook_secret,
-            }
             worker = Worker(config, environ=environ)
             await worker.start()
             try:
@@ -245,8 +273,8 @@ async def _feed(
     summary.duration_s = time.monotonic() - started
 
 
-def main(duration_s: float, seed: int, rate_per_s: float) -> int:
+def main(duration_s: float, seed: int, rate_per_s: float, venue: str = "advanced") -> int:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    summary = asyncio.run(run_demo(duration_s, seed=seed, rate_per_s=rate_per_s))
+    summary = asyncio.run(run_demo(duration_s, seed=seed, rate_per_s=rate_per_s, venue=venue))
     print(summary.render())
     return 0

@@ -25,7 +25,7 @@ import orjson
 
 from engine.errors import AuthDiagnosis, AuthError, ConfigError, EngineError, ExchangeError, KeyFormatError
 from engine.ops.config import Config
-from engine.ops.credentials import Credentials, key_label, read_credentials
+from engine.ops.credentials import Credentials, key_label, read_credentials, read_exchange_credentials
 
 if TYPE_CHECKING:
     from engine.auth import CdpKey
@@ -97,6 +97,16 @@ FIX_SOURCE = (
 )
 FIX_UNREACHABLE = "check [exchange].base_url (https://api.coinbase.com for Coinbase), DNS and outbound HTTPS."
 
+FIX_EXCHANGE_SOURCE = (
+    "set COINBASE_EXCHANGE_KEY, COINBASE_EXCHANGE_SECRET and COINBASE_EXCHANGE_PASSPHRASE, or point "
+    "COINBASE_EXCHANGE_KEY_FILE (or [credentials].file) at a JSON file with key, secret and passphrase."
+)
+FIX_EXCHANGE_KEY = (
+    "a Coinbase Exchange key is its key id, the base64 secret shown once when it was created, and the "
+    "passphrase chosen then; a lost secret or passphrase cannot be shown again: create a new key."
+)
+FIX_PASSPHRASE = "the passphrase does not match the key: it is the one chosen when the key was created."  # noqa: S105
+
 _AUTH_FIXES: dict[AuthDiagnosis, str] = {
     AuthDiagnosis.CLOCK_SKEW: FIX_CLOCK,
     AuthDiagnosis.EXPIRED_TOKEN: FIX_CLOCK,
@@ -106,6 +116,7 @@ _AUTH_FIXES: dict[AuthDiagnosis, str] = {
     AuthDiagnosis.WRONG_KEY_TYPE: FIX_WRONG_TYPE,
     AuthDiagnosis.BAD_SIGNATURE: FIX_BAD_SIGNATURE,
     AuthDiagnosis.UNKNOWN: FIX_BAD_SIGNATURE,
+    AuthDiagnosis.BAD_PASSPHRASE: FIX_PASSPHRASE,
 }
 
 
@@ -145,6 +156,8 @@ async def run_doctor(
     """Run every check against `config`'s exchange, or against the derivatives gateway at `gateway_url`.
 
     Never raises for a bad key: that is a failed check."""
+    if config.exchange.venue == "exchange" and gateway_url is None:
+        return await _exchange_doctor(config, environ, timeout_s)
     checks: list[Check] = []
     try:
         credentials = await asyncio.to_thread(read_credentials, config.credentials, environ)
@@ -322,6 +335,75 @@ async def _check_exchange(key: CdpKey, config: Config, timeout_s: float) -> list
     if not config.trades and permissions.can_trade:
         problems.append(Check("permissions", Status.WARN, summary + "; trade is enabled", FIX_LEAST_TRADE))
     checks.extend(problems or [Check("permissions", Status.OK, summary + " (least privilege)")])
+    return checks
+
+
+async def _exchange_doctor(
+    config: Config, environ: Mapping[str, str] | None, timeout_s: float
+) -> list[Check]:
+    """The checks for a Coinbase Exchange (HMAC) key: where it came from, that it parses, the clock against
+    `/time`, a signed read-only call (`/accounts`). Exchange has no call that lists a key's permissions."""
+    from engine.net.retry import RetryPolicy
+    from engine.venues.advanced.client import Client
+
+    checks: list[Check] = []
+    try:
+        credentials = await asyncio.to_thread(read_exchange_credentials, config.credentials, environ)
+    except (ConfigError, KeyFormatError) as exc:
+        fix = FIX_EXCHANGE_KEY if isinstance(exc, KeyFormatError) else FIX_EXCHANGE_SOURCE
+        checks.append(Check("credentials", Status.FAIL, str(exc), fix))
+        return _skip_rest(checks, "credentials")
+    label = key_label(credentials.name)
+    checks.append(Check("credentials", Status.OK, f"Exchange key {label} from {credentials.origin}"))
+    checks.extend(Check("credentials", Status.WARN, warning) for warning in credentials.warnings)
+    try:
+        key = credentials.signing_key()
+    except KeyFormatError as exc:
+        checks.append(Check("key format", Status.FAIL, str(exc), FIX_EXCHANGE_KEY))
+        return _skip_rest(checks, "key format")
+    checks.append(Check("key format", Status.OK, f"Exchange key {label} loads (HMAC-SHA256, passphrase)"))
+    checks.append(Check("token", Status.SKIP, "an Exchange key signs each request (HMAC): no token"))
+    client = Client(
+        key,
+        config.exchange.base_url,
+        timeout_s=min(timeout_s, config.exchange.request_timeout_s),
+        retry=RetryPolicy.never(),
+        sync_clock=False,
+    )
+    async with client:
+        try:
+            sample = await client.clock.measure()
+        except (ExchangeError, aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as exc:
+            checks.append(Check("clock", Status.FAIL, f"GET /time failed: {_describe(exc)}", FIX_UNREACHABLE))
+            return _skip_rest(checks, "clock")
+        line = f"offset {sample.offset_s:+.3f} s to the exchange's /time (Exchange refuses beyond 30 s)"
+        if abs(sample.offset_s) >= CLOCK_FAIL_S:
+            checks.append(Check("clock", Status.FAIL, line, FIX_CLOCK))
+        elif abs(sample.offset_s) >= CLOCK_WARN_S:
+            checks.append(Check("clock", Status.WARN, line + "; the engine compensates", FIX_CLOCK))
+        else:
+            checks.append(Check("clock", Status.OK, line))
+        try:
+            accounts = await client.exchange.accounts()
+        except AuthError as exc:
+            fix = _AUTH_FIXES.get(exc.diagnosis, FIX_EXCHANGE_KEY)
+            summary = f"GET /accounts refused ({exc.status}): {exc.diagnosis.value}"
+            checks.append(Check("read-only call", Status.FAIL, summary, fix))
+            return _skip_rest(checks, "read-only call")
+        except (ExchangeError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            checks.append(
+                Check("read-only call", Status.FAIL, f"GET /accounts: {_describe(exc)}", FIX_UNREACHABLE)
+            )
+            return _skip_rest(checks, "read-only call")
+    checks.append(Check("read-only call", Status.OK, f"GET /accounts answered ({len(accounts)} accounts)"))
+    checks.append(
+        Check(
+            "permissions",
+            Status.SKIP,
+            "Coinbase Exchange has no call listing a key's permissions: check view/trade (and no transfer) "
+            "where the key was made",
+        )
+    )
     return checks
 
 

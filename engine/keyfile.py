@@ -1,4 +1,4 @@
-"""The JSON key file the CDP portal downloads, decoded as untrusted input.
+"""The JSON key files, decoded as untrusted input: the CDP portal's download, and a Coinbase Exchange key's.
 
 `{"name": "organizations/…/apiKeys/…", "privateKey": "…"}` (newer Ed25519 downloads say `id`). The file is
 read at most `MAX_KEY_FILE_BYTES` (a real one is under 1 KiB), decoded by orjson (which refuses invalid
@@ -20,10 +20,18 @@ import orjson
 
 from engine.errors import KeyFormatError
 
-__all__ = ["MAX_KEY_FILE_BYTES", "KeyDocument", "parse_key_document", "read_capped"]
+__all__ = [
+    "MAX_KEY_FILE_BYTES",
+    "ExchangeKeyDocument",
+    "KeyDocument",
+    "parse_exchange_key_document",
+    "parse_key_document",
+    "read_capped",
+]
 
 MAX_KEY_FILE_BYTES = 64 * 1024
 _FORMAT = '{"name": "organizations/…/apiKeys/…", "privateKey": "…"}'
+_EXCHANGE_FORMAT = '{"key": "…", "secret": "<base64>", "passphrase": "…"}'
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _NOT_JSON = object()
@@ -53,19 +61,19 @@ def read_capped(path: str | os.PathLike[str], where: str) -> bytes:
     return raw
 
 
-def parse_key_document(raw: bytes | str, where: str) -> KeyDocument:
-    """The `name` (or `id`) and `privateKey` of a key file's content; `where` names it in errors."""
+def _document(raw: bytes | str, where: str, expected: str) -> dict[str, Any]:
+    """A key file's content as a JSON object, every refusal naming `where` and the `expected` format."""
     if isinstance(raw, str):  # the keyring hands back text
         encoded = _encode(raw)
         if encoded is None:
             raise KeyFormatError(f"{where}: holds text that is not valid Unicode: store the key file again")
         raw = encoded
     if len(raw) > MAX_KEY_FILE_BYTES:
-        raise KeyFormatError(f"{where}: larger than {MAX_KEY_FILE_BYTES // 1024} KiB, so not a CDP key file")
+        raise KeyFormatError(f"{where}: larger than {MAX_KEY_FILE_BYTES // 1024} KiB, so not a key file")
     if raw.startswith(_UTF8_BOM):  # an editor's byte-order mark, harmless
         raw = raw[len(_UTF8_BOM) :]
     if not raw.strip():
-        raise KeyFormatError(f"{where}: empty. Expected the file the CDP portal downloads, {_FORMAT}")
+        raise KeyFormatError(f"{where}: empty. Expected {expected}")
     if raw.startswith(_UTF16_BOMS):
         raise KeyFormatError(
             f"{where}: saved as UTF-16 (as PowerShell's `>` writes): save it as UTF-8, or download it again"
@@ -73,13 +81,16 @@ def parse_key_document(raw: bytes | str, where: str) -> KeyDocument:
     document = _loads(raw)
     if document is _NOT_JSON:
         raise KeyFormatError(
-            f"{where}: not JSON (or not UTF-8 text, or nested too deeply). Expected the file the CDP portal "
-            f"downloads, {_FORMAT}"
+            f"{where}: not JSON (or not UTF-8 text, or nested too deeply). Expected {expected}"
         )
     if not isinstance(document, dict):
-        raise KeyFormatError(
-            f"{where}: expected a JSON object with name and privateKey, not {_kind(document)}"
-        )
+        raise KeyFormatError(f"{where}: expected a JSON object, {expected}, not {_kind(document)}")
+    return document
+
+
+def parse_key_document(raw: bytes | str, where: str) -> KeyDocument:
+    """The `name` (or `id`) and `privateKey` of a key file's content; `where` names it in errors."""
+    document = _document(raw, where, f"the file the CDP portal downloads, {_FORMAT}")
     name = document.get("name")
     if name is None or name == "":
         name = document.get("id")
@@ -98,6 +109,33 @@ def parse_key_document(raw: bytes | str, where: str) -> KeyDocument:
     if not isinstance(private_key, str):
         raise KeyFormatError(f'{where}: the "privateKey" field must be a string, not {_kind(private_key)}')
     return KeyDocument(name, private_key)
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeKeyDocument:
+    """A Coinbase Exchange key file's three fields; the secret and passphrase never shown."""
+
+    key: str
+    secret: str = field(repr=False)
+    passphrase: str = field(repr=False)
+
+
+def parse_exchange_key_document(raw: bytes | str, where: str) -> ExchangeKeyDocument:
+    """The `key`, `secret` and `passphrase` of a Coinbase Exchange key file (JSON); `where` names it."""
+    document = _document(raw, where, _EXCHANGE_FORMAT)
+    if "privateKey" in document and "passphrase" not in document:
+        raise KeyFormatError(
+            f"{where}: this looks like a CDP key file; Coinbase Exchange needs an Exchange key: "
+            f"{_EXCHANGE_FORMAT}"
+        )
+    values: list[str] = []
+    for name in ("key", "secret", "passphrase"):
+        value = document.get(name)
+        if not isinstance(value, str) or not value.strip():
+            shown = "missing or empty" if value in (None, "") else f"{_kind(value)}, not a string"
+            raise KeyFormatError(f'{where}: the "{name}" field is {shown}; expected {_EXCHANGE_FORMAT}')
+        values.append(value.strip())
+    return ExchangeKeyDocument(*values)
 
 
 def _loads(raw: bytes) -> Any:

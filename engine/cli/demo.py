@@ -20,7 +20,17 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--seed", type=int, default=7, help="seed for the market and the signals (default 7)")
     parser.add_argument(
-        "--rate", type=float, default=15.0, metavar="N", help="signals per second (default 15)"
+        "--rate",
+        type=float,
+        default=None,
+        metavar="N",
+        help="signals per second (default 15; 8 on Exchange, whose private budget is 15 requests/s)",
+    )
+    parser.add_argument(
+        "--venue",
+        choices=("advanced", "exchange"),
+        default="advanced",
+        help="the Coinbase venue to trade on: Advanced Trade (default) or Coinbase Exchange",
     )
     parser.set_defaults(run=run)
 
@@ -28,6 +38,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.demo import main
 
-    if args.duration <= 0 or args.rate <= 0:
+    rate = args.rate if args.rate is not None else (8.0 if args.venue == "exchange" else 15.0)
+    if args.duration <= 0 or rate <= 0:
         raise SystemExit("engine demo: --duration and --rate must be positive")
-    return main(args.duration, args.seed, args.rate)
+    return main(args.duration, args.seed, rate, args.venue)

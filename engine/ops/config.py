@@ -31,6 +31,7 @@ from engine.risk.gate import RiskConfig
 from engine.risk.limits import ProductLimits
 
 __all__ = [
+    "VENUE_BASE_URLS",
     "WORKER_BREAKER_FAILURES",
     "Config",
     "CredentialsConfig",
@@ -49,6 +50,12 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.coinbase.com"
+# The Coinbase venues a worker trades on ([exchange].venue), each with its REST base URL by default.
+Venue = Literal["advanced", "exchange"]
+VENUE_BASE_URLS: dict[str, str] = {
+    "advanced": DEFAULT_BASE_URL,  # Advanced Trade
+    "exchange": "https://api.exchange.coinbase.com",  # Coinbase Exchange (HMAC key and passphrase)
+}
 # The worker's one default that differs from the embedded Engine's `RiskConfig`: a worker trading unattended
 # pauses after this many exchange failures within `breaker_window_s` unless `[risk].breaker_failures` says
 # otherwise; an embedded Engine's caller decides for itself (its breaker is off unless configured).
@@ -90,21 +97,24 @@ class KeySource(enum.Enum):
 
 
 class ExchangeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    base_url: _Text = DEFAULT_BASE_URL  # scheme and host; trailing slashes dropped
+    """Where the worker trades: the Coinbase venue and its REST base URL (the venue's own by default)."""
+
+    venue: Venue = "advanced"
+    base_url: _Text = ""  # scheme and host; trailing slashes dropped; "": the venue's (VENUE_BASE_URLS)
     request_timeout_s: _Seconds = 10.0
 
     def __post_init__(self) -> None:
-        base_url = self.base_url.rstrip("/")
+        default = VENUE_BASE_URLS[self.venue]
+        base_url = (self.base_url or default).rstrip("/")
         parts = urlsplit(base_url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError(f"base_url: must be an http(s) URL such as {DEFAULT_BASE_URL}")
+            raise ValueError(f"base_url: must be an http(s) URL such as {default}")
         if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             # a bearer token over plain http to anywhere but this machine would be readable on the wire
             raise ValueError("base_url: plain http only to 127.0.0.1 (the simulator)")
         if parts.path not in ("", "/"):
             raise ValueError(
-                f"base_url: give only scheme and host (e.g. {DEFAULT_BASE_URL}); "
-                "the client adds /api/v3/brokerage itself"
+                f"base_url: give only scheme and host (e.g. {default}); the client adds the API's path itself"
             )
         msgspec.structs.force_setattr(self, "base_url", base_url)
 
@@ -123,8 +133,9 @@ class CredentialsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
 class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Client-side request budgets: Coinbase's published defaults, configurable as they are unconfirmed."""
 
-    private_rps: _Seconds = 30.0
-    public_rps: _Seconds = 10.0
+    # None: the venue's published defaults (Advanced Trade 30 and 10; Exchange 15 and 10, `/fills` 10)
+    private_rps: _Seconds | None = None
+    public_rps: _Seconds | None = None
     # requests a bucket lets through at once; None: one second's worth
     burst: Annotated[float, msgspec.Meta(ge=1, le=_MAX_NUMBER)] | None = None
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=20)] = 3

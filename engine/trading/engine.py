@@ -135,7 +135,7 @@ class Engine:
         elif key is not None or client is not None:
             raise TypeError("pass either a venue or a key (and client), not both")
         self.venue: Venue = venue
-        self.ids = ClientOrderIds(self.config.worker)
+        self.ids = ClientOrderIds(self.config.worker, uuid=venue.capabilities.uuid_client_order_ids)
         self.feed = MarketFeed()
         self.portfolio = Portfolio()
         self.orders: dict[str, TrackedOrder] = {}  # live: open, unresolved, or settled with fills still due
@@ -514,6 +514,10 @@ class Engine:
             tracked.filled_size, tracked.filled_value, tracked.total_fees = filled_size, value, fees
             if tracked.order_id:
                 self._fills_due.add(tracked.order_id)
+            changed = True
+        elif total_fees is not None and total_fees > tracked.total_fees:  # fees told apart from the fills
+            self.portfolio.apply_fees(total_fees - tracked.total_fees)
+            tracked.total_fees = total_fees
             changed = True
         after = advance(before, state)
         if after is not before:

@@ -159,6 +159,13 @@ class Portfolio:
         self._move_position(product_id, size if buy else -size, value / size)
         self.fees_today += fees
 
+    def apply_fees(self, fees: Decimal) -> None:
+        """Fees an order paid that its fills did not carry (a venue that reports them later)."""
+        if fees <= _ZERO:
+            return
+        self._roll_day()
+        self.fees_today += fees
+
     def _move_position(self, product_id: str, change: Decimal, price: Decimal) -> None:
         position = self.positions.get(product_id)
         if position is None:

@@ -11,11 +11,13 @@ How each Coinbase venue maps onto it:
   WebSocket connections (market channels, and the `user` channel whose order JSON the adapter turns into
   `OrderUpdate`s and, after a resubscribe, an `OpenOrdersSnapshot`).
   https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/rest-api
-- **Coinbase Exchange** (`engine.venues.exchange`): REST with HMAC and passphrase; `client_oid` is our id and
-  Exchange refuses a reused one, so `idempotent_client_order_id` holds. Cancel is one order per request
-  (`DELETE /orders/client:<id>` looks up by our id), there is no edit (`Capabilities.edit` False) and no
-  positions. The feed's `user`/`full` channels carry `received`/`open`/`match`/`done` messages: the
-  adapter folds them into cumulative `OrderUpdate`s per `client_oid`.
+- **Coinbase Exchange** (`engine.venues.exchange.venue.ExchangeVenue`, built by `exchange_venue`): REST with
+  HMAC and passphrase; `client_oid` is our id, and must be a UUID (`Capabilities.uuid_client_order_ids`:
+  the Engine mints UUID-form ids). A create whose answer was lost is looked up by
+  `GET /orders/client:<client_oid>` before anything is sent again. Cancel is one order per request (the
+  adapter runs a few at once), there is no edit (`Capabilities.edit` False) and no positions. The feed's
+  `user` channel carries `received`/`open`/`match`/`done` messages: the adapter folds them into cumulative
+  `OrderUpdate`s, and lists the open orders (an `OpenOrdersSnapshot`) after each subscribe and periodically.
   https://docs.cdp.coinbase.com/exchange/reference
 - **Global perpetuals, the Deribit-powered gateway** (`engine.venues.derivatives`): JSON-RPC 2.0 over one
   WebSocket carries both the calls and the subscriptions; `label` carries our id but is not unique, so
@@ -219,6 +221,7 @@ class Capabilities:
     edit: bool = False
     close_position: bool = False
     cancel_batch: int = 1  # how many orders one cancel call takes
+    uuid_client_order_ids: bool = False  # the venue takes only UUIDs as client order ids
 
 
 # == the protocol ========================================================================================

@@ -1,8 +1,9 @@
 """One signal through the trading core: the worker's executor, the same for the webhook queue and the stream.
 
 `SignalExecutor(engine, ...)` is an `engine.signals.execution.Executor` over `engine.trading.Engine`: the
-order takes the Engine's whole path (risk gate and audit, journal intent, `Client.submit_order`, tracking on
-the user channel). Its `client_order_id` is derived from the signal id, so a signal is one order at most:
+order takes the Engine's whole path (risk gate and audit, journal intent, the venue's submit, tracking on
+the user channel), on whichever venue the Engine trades. Its `client_order_id` is derived from the signal
+id (a UUID derived from it on Coinbase Exchange), so a signal is one order at most:
 
 - before placing, the executor asks the Engine whether that `client_order_id` was used before, in this run
   (`engine.orders`) or an earlier one (`engine.journalled`), and if so answers with what became of it. An
@@ -20,13 +21,14 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.errors import AuthError, EngineError, ExchangeError, OrderRejected, OutcomeUnknown
 from engine.ops.metrics import EngineMetrics, LatencySamples
 from engine.risk import OrderRefused
-from engine.signals.execution import OutcomeStatus, SignalOutcome, order_request
+from engine.signals.execution import OutcomeStatus, SignalOutcome
 from engine.signals.model import Signal
 from engine.trading.engine import Engine
 from engine.trading.order_state import OrderState
@@ -34,6 +36,8 @@ from engine.trading.order_state import OrderState
 __all__ = ["SignalExecutor", "WorkerStats"]
 
 log = logging.getLogger("engine.worker")
+# the namespace of UUID client order ids derived from signals (uuid5 of the signal's own id)
+_SIGNAL_NAMESPACE = uuid.UUID("3b6a2f0e-8c1d-5e7a-9b4c-2d1f6e8a0c5b")
 
 
 @dataclass
@@ -69,13 +73,28 @@ class SignalExecutor:
         ] = {}  # signal id -> perf_counter() at intake, when this process saw it
         self._allows_product = allows_product
 
+    def client_order_id(self, signal: Signal) -> str:
+        """The one client order id this signal may become on the Engine's venue: the signal's own, or on a
+        venue that takes only UUIDs (Coinbase Exchange) a UUID derived from it, as deterministic."""
+        coid = signal.client_order_id(self.prefix)
+        if self.engine.venue.capabilities.uuid_client_order_ids:
+            return str(uuid.uuid5(_SIGNAL_NAMESPACE, coid))
+        return coid
+
     def arrived(self, signal: Signal) -> None:
         self.arrivals[signal.id] = time.perf_counter()
 
     async def __call__(self, signal: Signal) -> SignalOutcome:
         arrived = self.arrivals.pop(signal.id, None)
-        request = order_request(signal, self.prefix)
-        coid = request.client_order_id
+        coid = self.client_order_id(signal)
+        try:
+            request = self.engine.venue.order_request(
+                signal.product_id, signal.side.value, signal.configuration, client_order_id=coid
+            )
+        except ValueError as exc:  # an order this venue does not have (Exchange: no GTD, no bracket)
+            self.metrics.orders.labels(outcome="rejected").inc()
+            log.warning("signal %s: not an order %s takes: %s", signal.id, self.engine.venue.name, exc)
+            return SignalOutcome(signal.id, OutcomeStatus.REJECTED, coid, reason=str(exc))
         if not self._allows_product(signal.product_id):
             self.metrics.refusals.labels(rule="product").inc()
             log.warning("signal %s refused: %s is not in [risk].products", signal.id, signal.product_id)
@@ -132,11 +151,11 @@ class SignalExecutor:
     async def recover(self, signal: Signal) -> SignalOutcome | None:
         """For a signal handed over again: what became of its order, here or on the exchange; None if it
         was never placed (then it is executed)."""
-        coid = signal.client_order_id(self.prefix)
+        coid = self.client_order_id(signal)
         earlier = await self._earlier(signal, coid)
         if earlier is not None:
             return earlier
-        order = await self.engine.client.find_order(coid)
+        order = await self.engine.venue.find_order(coid)
         if order is None:
             return None
         log.info("signal %s was already placed as order %s; not placing it again", signal.id, order.order_id)

@@ -121,7 +121,8 @@ class QueueIntake:
                     self._idle.notify_all()
 
     def _failed(self, signal: Signal, reason: str) -> SignalOutcome:
-        coid = signal.client_order_id(self._prefix)
+        naming = getattr(self._execute, "client_order_id", None)  # the venue's form (a UUID on Exchange)
+        coid = naming(signal) if callable(naming) else signal.client_order_id(self._prefix)
         return SignalOutcome(signal.id, OutcomeStatus.FAILED, coid, reason=reason)
 
     def _record(self, outcome: SignalOutcome) -> None:

@@ -4,11 +4,12 @@ Life of a worker:
 
 - `start()`: read the key (environment, file or keyring), build the rate limiter (local, or shared through
   Redis with the other workers on the key), open the REST client (measuring the clock offset) and start an
-  `engine.trading.Engine` on it. The Engine opens the journal and the audit log, reconciles the journal with
-  the exchange (an intent journalled before a crash is looked up by `client_order_id`, never re-sent
-  blindly), loads balances and follows the market and the user channel over WebSocket: its portfolio, open
-  orders and quotes are what the risk gate sees. Then intake opens (see `engine.worker.intake`) and
-  `/healthz` + `/metrics`.
+  `engine.trading.Engine` on it, trading on the venue `[exchange].venue` names (Advanced Trade with a CDP
+  key, or Coinbase Exchange with an HMAC key and passphrase). The Engine opens the journal and the audit
+  log, reconciles the journal with the exchange (an intent journalled before a crash is looked up by
+  `client_order_id`, never re-sent blindly), loads balances and follows the market and the user channel over
+  WebSocket: its portfolio, open orders and quotes are what the risk gate sees. Then intake opens (see
+  `engine.worker.intake`) and `/healthz` + `/metrics`.
 - each signal: `engine.worker.execution.SignalExecutor`: `client_order_id` derived from the signal id, then
   `Engine.submit` (risk gate, journal intent, order, tracking). A signal never becomes two orders.
 - SIGHUP: `reload_credentials()` reads the key again and swaps it in (`Engine.replace_key`: same session,
@@ -34,11 +35,17 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from engine.auth import CdpKey
+from engine.auth import CdpKey, ExchangeKey
 from engine.errors import AuthError, ConfigError, EngineError, ExchangeError, KeyFormatError
 from engine.net.retry import RetryPolicy
 from engine.ops.config import Config
-from engine.ops.credentials import key_label, read_credentials
+from engine.ops.credentials import (
+    Credentials,
+    ExchangeCredentials,
+    key_label,
+    read_credentials,
+    read_exchange_credentials,
+)
 from engine.ops.http import Health, OpsServer
 from engine.ops.logs import register_secret
 from engine.ops.metrics import EngineMetrics
@@ -54,6 +61,7 @@ from engine.trading.engine import Engine, EngineConfig
 from engine.trading.journal import Durability
 from engine.trading.tracked import TrackedOrder
 from engine.venues.advanced.client import ORDERS, Client
+from engine.venues.exchange import exchange_venue
 from engine.worker.execution import SignalExecutor, WorkerStats
 from engine.worker.intake import Intake, QueueIntake, StreamIntake
 
@@ -81,6 +89,16 @@ def engine_config(config: Config) -> EngineConfig:
         risk=config.risk,  # [risk] decodes into the engine's own RiskConfig
         busy_poll=config.worker.busy_poll,
     )
+
+
+def _key_id(key: CdpKey | ExchangeKey) -> str:
+    return key.name if isinstance(key, CdpKey) else key.key
+
+
+def _close(key: CdpKey | ExchangeKey) -> None:
+    """Wipe a CDP key's secret now; an Exchange key's is wiped when it is dropped."""
+    if isinstance(key, CdpKey):
+        key.close()
 
 
 class _TimedSink:
@@ -123,7 +141,7 @@ class Worker:
         self.engine: Engine | None = None
         self.executor: SignalExecutor | None = None
         self.intake: Intake | None = None
-        self._key: CdpKey | None = None
+        self._key: CdpKey | ExchangeKey | None = None
         self._client: Client | None = None
         self._limiter: RateLimiter | None = None
         self._redis: list[aioredis.Redis] = []
@@ -151,7 +169,7 @@ class Worker:
             password = urlsplit(url).password if url else None
             if password:
                 register_secret(password)
-        credentials = await asyncio.to_thread(read_credentials, config.credentials, self._environ)
+        credentials = await asyncio.to_thread(self._read_credentials)
         for warning in credentials.warnings:
             log.warning("%s", warning)
         key = self._key = credentials.signing_key()
@@ -169,9 +187,10 @@ class Worker:
         self.status = "ok"
         self.metrics.up.set(1)
         log.info(
-            "worker started: key %s from %s, %s, intake %s, limiter %s, webhook %s, ops %s%s",
+            "worker started: key %s from %s, %s %s, intake %s, limiter %s, webhook %s, ops %s%s",
             key_label(credentials.name),
             credentials.origin,
+            config.exchange.venue,
             config.exchange.base_url,
             "redis stream" if config.signals.redis_url else "local queue",
             "redis" if config.limits.redis_url else "local",
@@ -180,7 +199,13 @@ class Worker:
             " (dry run)" if self.dry_run else "",
         )
 
-    async def _start(self, key: CdpKey, secret: str) -> None:
+    def _read_credentials(self) -> Credentials | ExchangeCredentials:
+        """The key for the configured venue (synchronous I/O: run it in a thread)."""
+        if self.config.exchange.venue == "exchange":
+            return read_exchange_credentials(self.config.credentials, self._environ)
+        return read_credentials(self.config.credentials, self._environ)
+
+    async def _start(self, key: CdpKey | ExchangeKey, secret: str) -> None:
         config = self.config
         # one limiter and one client for the worker's life: a key rotation swaps the key inside the client
         self._limiter = self._new_limiter()
@@ -193,7 +218,12 @@ class Worker:
         )
         await client.open()
         self.metrics.clock_offset.set(client.clock_offset_s)
-        engine = Engine(key, engine_config(config), client=client)
+        trading = engine_config(config)
+        if isinstance(key, ExchangeKey):
+            venue = exchange_venue(key, client=client, products=trading.products)
+            engine = Engine(config=trading, venue=venue)
+        else:
+            engine = Engine(key, trading, client=client)
         await engine.start()  # reconciles the journal with the exchange before anything is placed
         self.engine = engine
         self._log_reconciliation(engine)
@@ -231,9 +261,14 @@ class Worker:
 
     def _new_limiter(self) -> RateLimiter:
         limits = self.config.limits
+        on_exchange = self.config.exchange.venue == "exchange"
+        published = RateLimits.exchange() if on_exchange else RateLimits.advanced_trade()
+        private = limits.private_rps or published.private.rate
+        public = limits.public_rps or published.public.rate
         rate_limits = RateLimits(
-            private=BucketLimit(limits.private_rps, limits.burst or limits.private_rps),
-            public=BucketLimit(limits.public_rps, limits.burst or limits.public_rps),
+            private=BucketLimit(private, limits.burst or private),
+            public=BucketLimit(public, limits.burst or public),
+            fills=published.fills,  # Exchange counts /fills apart
         )
         if limits.redis_url is None:
             return LocalRateLimiter(rate_limits)
@@ -373,7 +408,7 @@ class Worker:
 
     def _pool_depth(self) -> float:
         key, client = self._key, self._client
-        if key is None or client is None:
+        if not isinstance(key, CdpKey) or client is None:  # an Exchange key signs per request: no pool
             return 0.0
         return float(key.pooled("POST", ORDERS, client.transport.host))
 
@@ -385,7 +420,10 @@ class Worker:
             if key is None or client is None or engine is None or intake is None:
                 continue
             started = time.perf_counter()
-            key.rest_jwt("POST", ORDERS, client.transport.host)  # the signing latency an order pays
+            if isinstance(key, CdpKey):  # the signing latency an order pays
+                key.rest_jwt("POST", ORDERS, client.transport.host)
+            else:
+                key.headers("POST", "/orders", b"")
             self.metrics.signing.observe(time.perf_counter() - started)
             self.metrics.clock_offset.set(client.clock_offset_s)
             self.metrics.open_orders.set(len(engine.open_orders()))
@@ -416,27 +454,25 @@ class Worker:
             assert key is not None
             assert engine is not None
             try:
-                credentials = await asyncio.to_thread(
-                    read_credentials, self.config.credentials, self._environ
-                )
-                candidate = credentials.signing_key()
+                credentials = await asyncio.to_thread(self._read_credentials)
+                candidate: CdpKey | ExchangeKey = credentials.signing_key()
             except (ConfigError, KeyFormatError) as exc:
                 return self._keep_old_key(f"the new key did not load: {exc}")
             try:
                 await self._probe(candidate, engine.client)
             except (ExchangeError, OSError, TimeoutError, EngineError) as exc:
-                candidate.close()
+                _close(candidate)
                 detail = f"{exc.diagnosis.value}: {exc.hint}" if isinstance(exc, AuthError) else str(exc)
                 return self._keep_old_key(f"the new key failed its check ({type(exc).__name__}: {detail})")
             engine.replace_key(candidate)
             self._key = candidate
-            key.close()  # nothing signs with it any more: the client reads its key at each signature
+            _close(key)  # nothing signs with it any more: the client reads its key at each signature
             self._rotations += 1
             self.metrics.key_reloads.labels(result="rotated").inc()
             log.info(
                 "credentials rotated: %s -> %s (from %s)",
-                key_label(key.name),
-                key_label(candidate.name),
+                key_label(_key_id(key)),
+                key_label(_key_id(candidate)),
                 credentials.origin,
             )
             return True
@@ -446,8 +482,9 @@ class Worker:
         log.error("credential reload refused, keeping the current key: %s", reason)
         return False
 
-    async def _probe(self, candidate: CdpKey, client: Client) -> None:
-        """A read-only call and the permission check with the candidate key, on a client of its own."""
+    async def _probe(self, candidate: CdpKey | ExchangeKey, client: Client) -> None:
+        """A read-only call and the permission check with the candidate key, on a client of its own (an
+        Exchange key has no permission call: its accounts answering is the check)."""
         candidate.clock_offset = client.clock_offset_s
         probe = Client(
             candidate,
@@ -458,6 +495,9 @@ class Worker:
             premint_depth=0,
         )
         async with probe:
+            if isinstance(candidate, ExchangeKey):
+                await probe.exchange.accounts()
+                return
             await probe.accounts(limit=1)
             permissions = await probe.key_permissions()
         if not permissions.can_view:
@@ -520,7 +560,7 @@ class Worker:
             await self._client.close()
             self._client = None
         if self._key is not None:
-            self._key.close()
+            _close(self._key)
         for redis in self._redis:
             await redis.aclose()
         self._redis.clear()

@@ -36,3 +36,21 @@ def test_boot_can_be_pinned_and_ids_are_sequential() -> None:
 def test_bad_prefixes_are_refused(prefix: str) -> None:
     with pytest.raises(ValueError, match="prefix"):
         ClientOrderIds(prefix)
+
+
+def test_uuid_form_ids_for_a_venue_that_takes_only_uuids() -> None:
+    import uuid
+
+    ids = ClientOrderIds("w", uuid=True)
+    made = [ids.next() for _ in range(10_000)]
+    assert len(set(made)) == len(made)
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in made)
+    assert all(ids.minted(i) for i in made)
+    assert not ClientOrderIds("w", uuid=True).minted(made[0])  # another run's boot
+    fixed = ClientOrderIds("w", boot="0123456789abcdef01", uuid=True)
+    assert [fixed.next() for _ in range(2)] == [
+        "01234567-89ab-4cde-8f01-000000000001",
+        "01234567-89ab-4cde-8f01-000000000002",
+    ]
+    with pytest.raises(ValueError, match="18 lowercase hex digits"):
+        ClientOrderIds("w", boot="00ff", uuid=True)

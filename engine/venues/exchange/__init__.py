@@ -1,7 +1,8 @@
-"""Coinbase Exchange: the REST client (`ExchangeApi`, reached as `client.exchange`), its wire types, and the
-WebSocket feed."""
+"""Coinbase Exchange: the REST client (`ExchangeApi`, reached as `client.exchange`), its wire types, the
+WebSocket feed, and the venue the Engine trades through (`exchange_venue`) with its orders."""
 
 from engine.venues.exchange.feed import FEED_URLS, ExchangeFeed, FeedStats, OrderEvent
+from engine.venues.exchange.orders import ExchangeOrderRequest, LimitOrder, MarketOrder, StopOrder
 from engine.venues.exchange.rest import REST_URLS, ExchangeApi, ExchangePage
 from engine.venues.exchange.types import (
     BookEntry,
@@ -29,6 +30,7 @@ from engine.venues.exchange.types import (
     StopType,
     TimeInForce,
 )
+from engine.venues.exchange.venue import ExchangeVenue, exchange_venue
 
 __all__ = [
     "FEED_URLS",
@@ -44,22 +46,28 @@ __all__ = [
     "ExchangeFeed",
     "ExchangeFill",
     "ExchangeOrder",
+    "ExchangeOrderRequest",
     "ExchangeOrderType",
     "ExchangePage",
     "ExchangeProduct",
     "ExchangeTicker",
     "ExchangeTrade",
+    "ExchangeVenue",
     "FeedStats",
     "Fees",
     "Hold",
     "LedgerEntry",
+    "LimitOrder",
     "Liquidity",
+    "MarketOrder",
     "OrderEvent",
     "OrderSide",
     "OrderStatus",
     "ProductStats",
     "Profile",
     "SelfTradePrevention",
+    "StopOrder",
     "StopType",
     "TimeInForce",
+    "exchange_venue",
 ]

@@ -223,12 +223,28 @@ class ExchangeFeed:
         self._client_oids: dict[str, str] = {}
         self._event_sequence: dict[str, int] = {}  # per product: the last order event's sequence
         self._order_callbacks: list[Callable[[OrderEvent], Any]] = []
+        self._subscribed_callbacks: list[Callable[[], Any]] = []
         self._rebuilds: set[asyncio.Task[None]] = set()
         self._fatal: EngineError | None = None
 
     def on_order_event(self, callback: Callable[[OrderEvent], Any]) -> None:
         """Called with every received/open/done/match/change message about the key's own orders."""
         self._order_callbacks.append(callback)
+
+    def on_subscribed(self, callback: Callable[[], Any]) -> None:
+        """Called each time a (re)subscribe is confirmed: messages sent while disconnected are lost, so
+        whoever follows the key's orders looks at them again from here."""
+        self._subscribed_callbacks.append(callback)
+
+    def track(self, order_id: str, client_oid: str) -> None:
+        """Count `order_id` among the key's own orders: one placed before this connection subscribed (its
+        `received` message went by unseen) is reported from its next message on."""
+        self._mine.add(order_id)
+        self._client_oids[order_id] = client_oid
+
+    def replace_key(self, key: ExchangeKey) -> None:
+        """Sign the next (re)subscribe with `key`; the open connection stays up."""
+        self._key = key
 
     # ---- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> asyncio.Task[None]:
@@ -312,6 +328,11 @@ class ExchangeFeed:
                 kind = message.get("type")
                 if kind == "subscriptions":
                     self.connected.set()
+                    for subscribed in self._subscribed_callbacks:
+                        try:
+                            subscribed()
+                        except Exception:
+                            log.exception("subscribed callback %r failed", subscribed)
                     for product_id, full in self._books.items():
                         if full.sequence < 0:  # subscribed: the messages from here on apply to a snapshot
                             self._rebuild(product_id, full)

@@ -27,6 +27,7 @@ from engine.net.pipeline import Confirmed
 from engine.net.retry import Idempotency
 from engine.net.wire import Amount, Json, ServerTime, as_str, decimal_str, new_client_order_id, timestamp_str
 from engine.ratelimit import EndpointClass, Priority
+from engine.venues.exchange.orders import order_body
 from engine.venues.exchange.types import (
     CancelAfter,
     Candle,
@@ -107,27 +108,6 @@ def _limit(limit: int) -> int:
     return limit
 
 
-def _side(side: OrderSide | str) -> str:
-    value = side.value if isinstance(side, OrderSide) else str(side).lower()
-    if value not in ("buy", "sell"):
-        raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
-    return value
-
-
-def _member(kind: type[Any], value: Any, what: str) -> str:
-    member = kind._value2member_map_.get(value) if isinstance(value, str) else None
-    if member is not None and member.name != "UNKNOWN":
-        return str(member.value)
-    try:
-        member = kind(value)
-    except ValueError:
-        choices = ", ".join(m.value for m in kind if m.name != "UNKNOWN")
-        raise ValueError(f"{what} must be one of {choices}, got {value!r}") from None
-    if member.name == "UNKNOWN":
-        raise ValueError(f"{what} must be a known value, got {value!r}")
-    return str(member.value)
-
-
 class ExchangeApi:
     """`client.exchange`: the Exchange API. Needs an Exchange (HMAC) key."""
 
@@ -143,10 +123,18 @@ class ExchangeApi:
                 "this client holds a CDP key"
             )
 
-    async def _get(self, path: str, query: str = "", endpoint: EndpointClass = _PRIVATE) -> Any:
+    async def _get(
+        self,
+        path: str,
+        query: str = "",
+        endpoint: EndpointClass = _PRIVATE,
+        priority: Priority = Priority.NORMAL,
+    ) -> Any:
         self._check()
         public = endpoint is _PUBLIC
-        return await self._pipeline.call("GET", path, query=query, endpoint=endpoint, signed=not public)
+        return await self._pipeline.call(
+            "GET", path, query=query, endpoint=endpoint, signed=not public, priority=priority
+        )
 
     async def _page(
         self,
@@ -297,54 +285,12 @@ class ExchangeApi:
         ExchangeUnavailable.
         """
         self._check()
-        order_type = _member(ExchangeOrderType, type, "type")
         client_oid = client_oid or new_client_order_id()
-        body: dict[str, Any] = {
-            "client_oid": client_oid,
-            "product_id": product_id,
-            "side": _side(side),
-            "type": order_type,
-        }
-        if order_type == "limit":
-            if size is None or price is None:
-                raise ValueError("a limit order needs size and price")
-            if funds is not None:
-                raise ValueError("funds is for market orders; a limit order takes size and price")
-            body["price"] = decimal_str(price, "price")
-            body["size"] = decimal_str(size, "size")
-            tif = _member(TimeInForce, time_in_force, "time_in_force") if time_in_force is not None else None
-            if tif is not None:
-                body["time_in_force"] = tif
-            if cancel_after is not None:
-                if tif != "GTT":
-                    raise ValueError("cancel_after needs time_in_force='GTT'")
-                body["cancel_after"] = _member(CancelAfter, cancel_after, "cancel_after")
-            if post_only:
-                if tif in ("IOC", "FOK"):
-                    raise ValueError("post_only cannot be combined with IOC or FOK")
-                body["post_only"] = True
-            if max_floor is not None:
-                body["max_floor"] = decimal_str(max_floor, "max_floor")
-        elif order_type == "market":
-            if (size is None) == (funds is None):
-                raise ValueError("a market order needs exactly one of size or funds")
-            if price is not None or time_in_force is not None or post_only:
-                raise ValueError("a market order takes no price, time_in_force or post_only")
-            if size is not None:
-                body["size"] = decimal_str(size, "size")
-            else:
-                body["funds"] = decimal_str(funds, "funds")
-        else:
-            raise ValueError(
-                "type must be 'limit' or 'market' (a stop is a limit order with stop/stop_price)"
-            )
-        if (stop is None) != (stop_price is None):
-            raise ValueError("a stop order needs both stop ('loss' or 'entry') and stop_price")
-        if stop is not None:
-            body["stop"] = _member(StopType, stop, "stop")
-            body["stop_price"] = decimal_str(stop_price, "stop_price")
-        if stp is not None:
-            body["stp"] = _member(SelfTradePrevention, stp, "stp")
+        body = order_body(
+            client_oid, product_id, side, type=type, size=size, price=price, funds=funds,
+            time_in_force=time_in_force, cancel_after=cancel_after, post_only=post_only, stop=stop,
+            stop_price=stop_price, stp=stp, max_floor=max_floor,
+        )  # fmt: skip
         return await self.submit_order(orjson.dumps(body), client_oid, timeout_s=timeout_s)
 
     async def submit_order(
@@ -375,8 +321,10 @@ class ExchangeApi:
             return ExchangeOrder.parse(data.value, confirmed_by_lookup=True)
         return ExchangeOrder.parse(data)
 
-    async def get_order(self, order_id: str) -> ExchangeOrder:
-        return ExchangeOrder.parse(await self._get(f"/orders/{path_segment(order_id, 'order_id')}"))
+    async def get_order(self, order_id: str, *, priority: Priority = Priority.NORMAL) -> ExchangeOrder:
+        """One order by id; `priority` LOW for a background read that must not delay orders."""
+        path = f"/orders/{path_segment(order_id, 'order_id')}"
+        return ExchangeOrder.parse(await self._get(path, priority=priority))
 
     async def get_order_by_client_oid(self, client_oid: str) -> ExchangeOrder:
         segment = path_segment(client_oid, "client_oid")
