@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import orjson
 
 from engine.decimals import bounded_decimal
-from engine.errors import EngineError, NotFound, OrderRejected
+from engine.errors import ConfigError, EngineError, NotFound, OrderRejected
 from engine.marketdata.book import OrderBook
 from engine.marketdata.feed import Callback, MarketFeed, Ticker, Trade
 from engine.marketdata.stream import Stream
@@ -647,6 +647,8 @@ class Engine:
 
     async def close_position(self, product_id: str, size: Any = None) -> TrackedOrder:
         """Close a futures position at market, journalled like any order."""
+        if not self.venue.capabilities.close_position:  # refused before an intent is journalled for it
+            raise ConfigError(f"{self.venue.name} has no positions to close: sell the balance instead")
         client_order_id = self.ids.next()
         # the size as the decimal text that goes on the wire, checked before anything is tracked: a bad size
         # leaves nothing behind

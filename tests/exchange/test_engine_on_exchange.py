@@ -272,8 +272,12 @@ async def test_a_bad_order_is_a_clear_error_before_anything_is_journalled(exchan
             await engine.place("BTC-USD", "BUY", MarketOrder(size="0.01"), leverage="2")
         with pytest.raises(ConfigError, match="cannot edit"):
             await engine.venue.edit("any", price="1")
+        with pytest.raises(ConfigError, match="no positions to close"):
+            await engine.close_position("BTC-USD")
         assert engine.orders == {}
         assert exchange.sim.ledger.entries() == []
+    with OrderJournal(exchange.journal_path) as journal:
+        assert journal.unresolved() == []  # nothing was journalled for what was refused
 
 
 async def test_a_rejected_order_is_journalled_rejected(exchange: OnExchange) -> None:
