@@ -166,6 +166,37 @@ class Balance:
 class Position:
     product_id: str
     size: Decimal  # signed: long positive, short negative
+    average_price: Decimal | None = None  # of the open size, when the venue reports it
+
+
+@dataclass(frozen=True, slots=True)
+class MarginAccount:
+    """A margined account's collateral and margin in its settlement currency, as the venue last reported."""
+
+    currency: str
+    equity: Decimal | None
+    initial_margin: Decimal | None
+    maintenance_margin: Decimal | None
+    available_funds: Decimal | None
+    unrealized_pnl: Decimal | None = None
+    realized_pnl: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRisk:
+    """One margined position with what the venue says about its risk (every figure None when unknown)."""
+
+    product_id: str
+    size: Decimal  # signed
+    average_price: Decimal | None = None
+    mark_price: Decimal | None = None
+    leverage: Decimal | None = None
+    initial_margin: Decimal | None = None
+    maintenance_margin: Decimal | None = None
+    estimated_liquidation_price: Decimal | None = None
+    unrealized_pnl: Decimal | None = None
+    realized_pnl: Decimal | None = None
+    realized_funding: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +250,10 @@ class Capabilities:
     edit: bool = False
     close_position: bool = False
     cancel_batch: int = 1  # how many orders one cancel call takes
+    # one call cancels every open order (`MarginVenue.cancel_all_orders`): what the kill switch uses
+    mass_cancel: bool = False
+    # margined trading: the venue is a `MarginVenue` (mark prices, margin, positions it reports as the truth)
+    margin: bool = False
 
 
 # == the protocol ========================================================================================
@@ -273,3 +308,17 @@ class Venue(Protocol):
     async def positions(self) -> list[Position]: ...
     async def balances(self) -> list[Balance]: ...
     async def products(self) -> list[ProductInfo]: ...
+
+
+class MarginVenue(Venue, Protocol):
+    """A venue with `capabilities.margin`: what it knows of the margined account, kept current from its
+    streams (no request on the order path), and one call that cancels everything."""
+
+    def mark_price(self, product_id: str) -> Decimal | None: ...
+    def leverage(self, product_id: str) -> Decimal | None:
+        """The leverage the venue applies to new exposure in this product (its initial margin is 1/x)."""
+        ...
+
+    def margin_account(self) -> MarginAccount | None: ...
+    def position_risk(self, product_id: str) -> PositionRisk | None: ...
+    async def cancel_all_orders(self, product_id: str | None = None) -> int: ...
