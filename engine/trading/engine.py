@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -55,6 +55,7 @@ from engine.venues import default_venue
 from engine.venues.base import (
     CancelOutcome,
     Connection,
+    MassCancelVenue,
     OrderEvent,
     OrderIntent,
     OrderUpdate,
@@ -675,8 +676,32 @@ class Engine:
     async def kill(self, reason: str = "kill switch") -> int:
         """Refuse every new order from now on and cancel every open order on the exchange, tracked or not."""
         self.risk.engage_kill_switch(reason)
-        cancelled = await self.cancel_all(include_unknown=True)
+        cancelled = await self._cancel_everything()
         self.risk.audit.record("kill_switch_cancelled", cancelled=cancelled)
+        return cancelled
+
+    async def drain(self, reason: str = "draining", timeout: float = 5.0) -> int:  # noqa: ASYNC109
+        """Before stopping (SIGTERM): refuse new orders, wait up to `timeout` for orders in flight to be
+        answered, then cancel every open order. The venue's cancel-on-disconnect is a safety net, not this."""
+        self.risk.engage_kill_switch(reason)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(o.state is OrderState.PENDING_NEW for o in self.orders.values()):
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.01)
+        cancelled = await self._cancel_everything()
+        self.risk.audit.record("drained", cancelled=cancelled)
+        return cancelled
+
+    async def _cancel_everything(self) -> int:
+        """One mass cancel where the venue has it (each tracked order's state then follows from its events,
+        and is looked up besides); else every open order, tracked or not, by id."""
+        if not self.venue.capabilities.mass_cancel:
+            return await self.cancel_all(include_unknown=True)
+        cancelled = await cast(MassCancelVenue, self.venue).cancel_all_orders()
+        for tracked in self.open_orders():
+            self._spawn(self._refresh_order(tracked))
         return cancelled
 
     def open_orders(self, product_id: str | None = None) -> list[TrackedOrder]:
@@ -748,6 +773,8 @@ class Engine:
             if balance.hold is not None:
                 holds[balance.currency] = balance.hold
         self.portfolio.load_balances(available, holds, in_flight=in_flight)
+        if self.venue.capabilities.margin:  # a margined account's positions are the venue's to say
+            self.portfolio.load_positions(await self.venue.positions())
         self._last_account_refresh = time.monotonic()
 
     async def _run_housekeeping(self) -> None:

@@ -310,9 +310,15 @@ class Venue(Protocol):
     async def products(self) -> list[ProductInfo]: ...
 
 
+class MassCancelVenue(Venue, Protocol):
+    """A venue with `capabilities.mass_cancel`: one call cancels every open order, tracked or not."""
+
+    async def cancel_all_orders(self, product_id: str | None = None) -> int: ...
+
+
 class MarginVenue(Venue, Protocol):
     """A venue with `capabilities.margin`: what it knows of the margined account, kept current from its
-    streams (no request on the order path), and one call that cancels everything."""
+    streams (no request on the order path). Its `positions()` are the account's truth."""
 
     def mark_price(self, product_id: str) -> Decimal | None: ...
     def leverage(self, product_id: str) -> Decimal | None:
@@ -321,4 +327,3 @@ class MarginVenue(Venue, Protocol):
 
     def margin_account(self) -> MarginAccount | None: ...
     def position_risk(self, product_id: str) -> PositionRisk | None: ...
-    async def cancel_all_orders(self, product_id: str | None = None) -> int: ...

@@ -17,7 +17,12 @@ from engine.auth import CdpKey
 from engine.sim import SimConfig, Simulator
 from engine.sim.derivatives.config import Credits, DerivativesConfig
 from engine.trading.engine import Engine, EngineConfig
-from engine.venues.derivatives import DerivativesVenue, GatewayCredits, derivatives_venue
+from engine.venues.derivatives import (
+    DerivativesVenue,
+    GatewayCredits,
+    TradingSession,
+    derivatives_venue,
+)
 from tests.derivatives.client.conftest import ROOMY, TEST_SESSION
 from tests.support.keys import TestKey, new_ed25519_key
 
@@ -99,6 +104,13 @@ class Perps:
         tick = self.sim.derivatives.instruments[instrument].spec.tick_size
         price = self.touch(instrument)[1] * Decimal(fraction)
         return price - price % tick
+
+
+def perps_session(perps: Perps) -> TradingSession:
+    """A bare trading session on the same account: orders placed by hand, not through an engine."""
+    key = perps.cdp_key()
+    url = perps.base_url.replace("http://", "ws://") + "/ws/api/v2"
+    return TradingSession(key, url, config=TEST_SESSION, credits=GatewayCredits(key.name, ROOMY))
 
 
 @pytest.fixture

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
+from engine.risk.refusal import OrderRefused, RiskRule
 from engine.trading.order_state import OrderState
-from engine.venues.derivatives import PerpLimit
-from tests.derivatives.engine.conftest import BTC, Perps
+from engine.venues.derivatives import DerivativesVenue, PerpLimit, PerpMarket
+from tests.derivatives.engine.conftest import BTC, ETH, Perps, perps_session, until
 
 D = Decimal
 
@@ -33,3 +36,75 @@ async def test_a_resting_limit_is_placed_with_our_id_as_label_edited_and_cancell
         journalled = await engine.journalled(order.client_order_id)
         assert journalled is not None
         assert journalled.order_id == order.order_id
+
+
+async def test_a_market_order_fills_with_its_fee_and_the_position_margin_and_pnl_follow(perps: Perps) -> None:
+    async with perps.engine() as engine:
+        venue = engine.venue
+        assert isinstance(venue, DerivativesVenue)
+        order = await engine.place(BTC, "BUY", PerpMarket("0.05"))
+        assert await order.done(10.0) is OrderState.FILLED
+        [placed] = perps.ledger()[order.client_order_id]
+        assert order.filled_size == placed.filled_amount == D("0.05")
+        assert order.filled_value == placed.filled_amount * placed.average_price
+        fees = sum(t["fee"] for t in perps.desk.user_trades if t["order_id"] == order.order_id)
+        assert fees > 0
+        assert order.total_fees == fees
+        assert engine.position(BTC) == D("0.05")
+        await until(
+            lambda: venue.position_risk(BTC) is not None and venue.position_risk(BTC).size == D("0.05")
+        )
+        risk = venue.position_risk(BTC)
+        assert risk is not None
+        assert risk.initial_margin is not None
+        assert risk.initial_margin > 0
+        await until(lambda: venue.margin_account() is not None and venue.margin_account().initial_margin)
+        account = venue.margin_account()
+        assert account is not None
+        assert account.currency == "USDC"
+        assert account.equity is not None
+        assert account.equity > 0
+
+        close = await engine.close_position(BTC)
+        assert await close.done(10.0) is OrderState.FILLED
+        assert close.side == "SELL"
+        [closing] = perps.ledger()[close.client_order_id]
+        assert closing.reduce_only
+        assert perps.sim.derivatives.margin.position(BTC) is None or engine.position(BTC) == 0
+        await until(lambda: _position(venue) == 0)
+        await engine.refresh_balances()
+        assert engine.position(BTC) == 0
+
+
+async def test_kill_cancels_everything_with_one_call_and_refuses_what_follows(perps: Perps) -> None:
+    async with perps.engine() as engine:
+        price = perps.far_bid()
+        orders = [await engine.place(BTC, "BUY", PerpLimit("0.01", price - i)) for i in range(3)]
+        # an order on the account the engine does not track is cancelled too
+        async with perps_session(perps) as session:
+            outsider = await session.buy(BTC, D("0.01"), price=price, label="by-hand")
+            calls_before = perps.sim.derivatives.table.calls.get("private/cancel", 0)
+            assert await engine.kill("test") == 4
+            assert perps.sim.derivatives.table.calls.get("private/cancel", 0) == calls_before
+            for order in orders:
+                assert await order.done(10.0) is OrderState.CANCELLED
+            assert not any(o.is_live for o in perps.desk.orders.values())
+            assert perps.desk.get(outsider.order.order_id).cancel_reason == "user_request"
+        with pytest.raises(OrderRefused) as refused:
+            await engine.place(BTC, "BUY", PerpLimit("0.01", price))
+        assert refused.value.rule is RiskRule.KILL_SWITCH
+
+
+async def test_cancel_all_takes_the_tracked_orders_of_one_instrument(perps: Perps) -> None:
+    async with perps.engine() as engine:
+        btc = [await engine.place(BTC, "BUY", PerpLimit("0.01", perps.far_bid())) for _ in range(2)]
+        eth = await engine.place(ETH, "BUY", PerpLimit("0.1", perps.far_bid(ETH)))
+        assert await engine.cancel_all(BTC) == 2
+        assert all(o.state is OrderState.CANCELLED for o in btc)
+        assert eth.state is OrderState.OPEN
+        assert [o.client_order_id for o in engine.open_orders()] == [eth.client_order_id]
+
+
+def _position(venue: DerivativesVenue) -> Decimal | None:
+    risk = venue.position_risk(BTC)
+    return None if risk is None else risk.size
