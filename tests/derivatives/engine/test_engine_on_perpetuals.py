@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import pytest
 
+from engine.risk.gate import RiskConfig
+from engine.risk.limits import ProductLimits
 from engine.risk.refusal import OrderRefused, RiskRule
 from engine.trading.order_state import OrderState
 from engine.venues.derivatives import DerivativesVenue, PerpLimit, PerpMarket
@@ -108,3 +110,37 @@ async def test_cancel_all_takes_the_tracked_orders_of_one_instrument(perps: Perp
 def _position(venue: DerivativesVenue) -> Decimal | None:
     risk = venue.position_risk(BTC)
     return None if risk is None else risk.size
+
+
+async def test_margin_rules_read_the_gateways_account_and_mark(perps: Perps) -> None:
+    # equity 100,000 USDC; at most 3x on BTC, margin usage at most 20%, the band 5% around the mark
+    risk = RiskConfig(
+        products={BTC: ProductLimits(max_leverage=D("3"))}, max_margin_usage=D("0.2"), price_band=D("0.05")
+    )
+    async with perps.engine(risk=risk) as engine:
+        venue = engine.venue
+        assert isinstance(venue, DerivativesVenue)
+        await until(lambda: venue.mark_price(BTC) is not None, what="a mark price from the ticker")
+        mark = venue.mark_price(BTC)
+        assert mark is not None
+        equity = venue.margin_account().equity  # type: ignore[union-attr]
+        assert equity is not None
+        near = perps.far_bid(fraction="0.99")
+        # 1.5x passes; 3.5x is refused by leverage before anything reaches the gateway
+        ok = await engine.place(BTC, "BUY", PerpLimit(_size(equity * D("1.5"), mark), near))
+        assert ok.state is OrderState.OPEN
+        with pytest.raises(OrderRefused) as refused:
+            await engine.place(BTC, "BUY", PerpMarket(_size(equity * D("3.5"), mark)))
+        assert refused.value.rule is RiskRule.LEVERAGE
+        # the instrument's 10x: 2.5x of equity in notional needs 25% of it as initial margin
+        with pytest.raises(OrderRefused) as refused:
+            await engine.place(BTC, "BUY", PerpMarket(_size(equity * D("2.5"), mark)))
+        assert refused.value.rule is RiskRule.MARGIN_USAGE
+        with pytest.raises(OrderRefused) as refused:
+            await engine.place(BTC, "BUY", PerpLimit("0.01", perps.far_bid(fraction="0.9")))
+        assert refused.value.rule is RiskRule.PRICE_BAND
+        assert [o.label for o in perps.desk.orders.values()] == [ok.client_order_id]
+
+
+def _size(notional: Decimal, mark: Decimal) -> Decimal:
+    return (notional / mark).quantize(D("0.0001"))
