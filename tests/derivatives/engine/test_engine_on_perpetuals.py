@@ -4,6 +4,7 @@ channels, positions and margin from the gateway; the simulator's ledger is the o
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -11,8 +12,10 @@ import pytest
 from engine.risk.gate import RiskConfig
 from engine.risk.limits import ProductLimits
 from engine.risk.refusal import OrderRefused, RiskRule
+from engine.sim.derivatives.rpc import Params
 from engine.trading.order_state import OrderState
 from engine.venues.derivatives import DerivativesVenue, PerpLimit, PerpMarket
+from tests.derivatives.client.conftest import TEST_SESSION
 from tests.derivatives.engine.conftest import BTC, ETH, Perps, perps_session, until
 
 D = Decimal
@@ -144,3 +147,32 @@ async def test_margin_rules_read_the_gateways_account_and_mark(perps: Perps) -> 
 
 def _size(notional: Decimal, mark: Decimal) -> Decimal:
     return (notional / mark).quantize(D("0.0001"))
+
+
+async def test_after_a_reconnect_the_open_orders_are_fetched_and_what_changed_in_the_gap_is_looked_up(
+    perps: Perps,
+) -> None:
+    no_cod = replace(TEST_SESSION, cancel_on_disconnect=False)
+    async with perps.engine(perps.venue(session_config=no_cod)) as engine:
+        venue = engine.venue
+        assert isinstance(venue, DerivativesVenue)
+        filled = await engine.place(BTC, "BUY", PerpLimit("0.02", perps.far_bid()))
+        cancelled = await engine.place(BTC, "BUY", PerpLimit("0.01", perps.far_bid()))
+        resting = await engine.place(BTC, "BUY", PerpLimit("0.01", perps.far_bid()))
+        # the socket drops; in the same turn, before any reconnect, one order fills and one is cancelled
+        desk = perps.desk
+        assert perps.sim.derivatives.drop_sockets(perps.key.name) == 1
+        price = perps.far_ask(fraction="1.01")
+        desk.edit(
+            desk.get(filled.order_id),
+            Params({"order_id": filled.order_id, "amount": D("0.02"), "price": price}),
+        )
+        desk.cancel(cancelled.order_id)
+        assert desk.get(filled.order_id).order_state == "filled"
+        await until(lambda: venue.resyncs >= 1, what="the open orders fetched after the reconnect")
+        assert await filled.done(10.0) is OrderState.FILLED
+        assert filled.filled_size == D("0.02")
+        assert await cancelled.done(10.0) is OrderState.CANCELLED
+        assert resting.state is OrderState.OPEN
+        assert venue.session.stats.connects == 2
+        assert engine.position(BTC) == D("0.02")
