@@ -728,6 +728,8 @@ class Engine:
             if tracked is None:
                 self._note_external(event.order_id or "", event.raw)
                 return
+            if event.side is not None and tracked.side == "CLOSE":  # its fills move the position this way
+                tracked.side = event.side
             self._settle(
                 tracked,
                 event.state,

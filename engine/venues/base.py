@@ -219,6 +219,7 @@ class OrderUpdate:
     filled_value: Decimal | None = None
     total_fees: Decimal | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    side: str | None = None  # BUY or SELL, when the venue says: a position close learns its side from it
 
 
 @dataclass(frozen=True, slots=True)

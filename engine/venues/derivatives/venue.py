@@ -424,6 +424,7 @@ class DerivativesVenue:
                 filled_value=filled_value,
                 total_fees=traded.fees,
                 raw={"order_state": order.order_state.value, "instrument_name": order.instrument_name},
+                side=order.direction.value.upper(),
             )
         )
 

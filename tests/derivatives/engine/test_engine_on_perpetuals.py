@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from engine.errors import OrderRejected
 from engine.risk.gate import RiskConfig
 from engine.risk.limits import ProductLimits
 from engine.risk.refusal import OrderRefused, RiskRule
@@ -176,3 +177,19 @@ async def test_after_a_reconnect_the_open_orders_are_fetched_and_what_changed_in
         assert resting.state is OrderState.OPEN
         assert venue.session.stats.connects == 2
         assert engine.position(BTC) == D("0.02")
+
+
+async def test_closing_a_short_moves_the_position_back_to_zero_as_its_fill_arrives(perps: Perps) -> None:
+    async with perps.engine() as engine:
+        short = await engine.place(BTC, "SELL", PerpMarket("0.03"))
+        assert await short.done(10.0) is OrderState.FILLED
+        assert engine.position(BTC) == D("-0.03")
+        close = await engine.close_position(BTC)
+        assert await close.done(10.0) is OrderState.FILLED
+        assert close.side == "BUY"
+        assert close.filled_size == D("0.03")
+        assert engine.position(BTC) == 0  # from the close's own fill, before any refresh from the gateway
+        # a close with nothing to close is refused by the venue, and nothing is sent
+        with pytest.raises(OrderRejected):
+            await engine.close_position(BTC)
+        assert len(perps.desk.orders) == 2
