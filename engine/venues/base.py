@@ -17,12 +17,13 @@ How each Coinbase venue maps onto it:
   positions. The feed's `user`/`full` channels carry `received`/`open`/`match`/`done` messages: the
   adapter folds them into cumulative `OrderUpdate`s per `client_oid`.
   https://docs.cdp.coinbase.com/exchange/reference
-- **Global perpetuals, the Deribit-powered gateway** (`engine.venues.derivatives`): JSON-RPC 2.0 over one
-  WebSocket carries both the calls and the subscriptions; `label` carries our id but is not unique, so
-  `idempotent_client_order_id` is False: a create whose answer was lost is looked up by label among open and
-  recent orders before anything is sent again, never blindly retried. Cancel-all is one call
-  (`private/cancel_all_by_instrument`), edit is `private/edit`, positions come from `private/get_positions`;
-  `user.orders.*` and `user.trades.*` notifications become `OrderUpdate`s.
+- **Global perpetuals, the Deribit-powered gateway** (`engine.venues.derivatives.venue.DerivativesVenue`):
+  JSON-RPC 2.0 over one WebSocket carries both the calls and the subscriptions; `label` carries our id but is
+  not unique, so `idempotent_client_order_id` is False: a create whose answer was lost is looked up with
+  `private/get_order_state_by_label` before anything is sent again, never blindly retried. Cancel-all is one
+  call (`private/cancel_all`, `mass_cancel`), edit is `private/edit`, a position close is a labelled
+  reduce-only market order; `user.changes.*` notifications become `OrderUpdate`s and, after a reconnect, the
+  open orders an `OpenOrdersSnapshot`. It is a `MarginVenue`: mark prices, margin and positions.
   https://docs.cdp.coinbase.com/international-exchange/docs/welcome
 """
 
