@@ -53,7 +53,10 @@ class PerpLimit:
     ) -> None:
         object.__setattr__(self, "amount", bounded_decimal(amount, "amount"))
         object.__setattr__(self, "price", bounded_decimal(price, "price"))
-        object.__setattr__(self, "time_in_force", TimeInForce(time_in_force))
+        try:
+            object.__setattr__(self, "time_in_force", TimeInForce(time_in_force))
+        except ValueError:
+            raise InvalidValue("time_in_force", "one of " + ", ".join(t.value for t in TimeInForce)) from None
         object.__setattr__(self, "post_only", bool(post_only))
         object.__setattr__(self, "reduce_only", bool(reduce_only))
 
