@@ -181,7 +181,11 @@ async def engine_ticks(gateway: Gateway, journal: Path, samples: int, price: Dec
     placed: list[Any] = []
     done = asyncio.Event()
     venue = derivatives_venue(
-        key, gateway.base_url, products=(BTC,), credits=GatewayCredits(key.name, LIFTED_CREDITS)
+        key,
+        gateway.base_url,
+        products=(BTC,),
+        market_channels=("ticker",),  # as the AT run: tickers only
+        credits=GatewayCredits(key.name, LIFTED_CREDITS),
     )
     config = EngineConfig(journal_path=journal, durability="os", worker="bench", market_channels=())
     resting = PerpLimit(AMOUNT, price)

@@ -192,6 +192,7 @@ class DerivativesVenue:
         key: the CDP key (the socket authenticates with it at `public/auth`).
         url, streams_url: the trading and streams hosts (the simulator's on 127.0.0.1 in tests).
         products: instruments whose books and tickers go to the Engine's `MarketFeed`.
+        market_channels: of `book` and `ticker` (the ticker also carries the mark price).
         currency: the settlement currency whose orders, positions and portfolio the venue follows.
         session_config, credits: the trading session's (see `TradingSession`).
     """
@@ -216,6 +217,7 @@ class DerivativesVenue:
         products: Sequence[str] = (),
         currency: str = "USDC",
         market_data: bool = True,
+        market_channels: Sequence[str] = ("book", "ticker"),
         book_interval: str = "100ms",
         ticker_interval: str = "100ms",
         session_config: SessionConfig | None = None,
@@ -225,6 +227,10 @@ class DerivativesVenue:
         self.session = TradingSession(key, url, config=session_config, credits=credits)
         self.streams = MarketStreams(streams_url, config=streams_config) if market_data and products else None
         self.products_subscribed = tuple(products)
+        unknown = set(market_channels) - {"book", "ticker"}
+        if unknown:
+            raise ValueError(f"market_channels are book and ticker, not {sorted(unknown)}")
+        self.market_channels = tuple(market_channels)
         self.currency = currency.upper()
         self.book_interval, self.ticker_interval = book_interval, ticker_interval
         self._on_order_event: Callable[[OrderEvent], None] | None = None
@@ -295,11 +301,15 @@ class DerivativesVenue:
         if streams is not None:
             await streams.open()
             for product_id in self.products_subscribed:
-                streams.books[product_id] = market.book(product_id)  # one book, kept by the streams socket
-                await streams.subscribe_book(product_id, market.publish_book, self.book_interval)
-                await streams.subscribe(
-                    [f"ticker.{product_id}.{self.ticker_interval}"], self._ticker_handler(market)
-                )
+                if "book" in self.market_channels:
+                    streams.books[product_id] = market.book(
+                        product_id
+                    )  # one book, kept by the streams socket
+                    await streams.subscribe_book(product_id, market.publish_book, self.book_interval)
+                if "ticker" in self.market_channels:  # also the mark price the margin rules read
+                    await streams.subscribe(
+                        [f"ticker.{product_id}.{self.ticker_interval}"], self._ticker_handler(market)
+                    )
         self._ready.set()
 
     def _ticker_handler(self, market: MarketFeed) -> Callable[[str, msgspec.Raw], None]:
