@@ -9,7 +9,6 @@ unique on the gateway, so the Engine's ids make it so: a create whose answer was
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +16,7 @@ import orjson
 
 from engine.decimals import bounded_decimal
 from engine.errors import InvalidValue
-from engine.venues.derivatives.types import Direction, OrderType, TimeInForce
+from engine.venues.derivatives.types import OrderType, TimeInForce
 
 __all__ = ["MAX_LABEL_LENGTH", "PerpLimit", "PerpMarket", "PerpOrderRequest", "order_side"]
 
@@ -32,15 +31,11 @@ def order_side(side: object) -> str:
     return text
 
 
-@dataclass(frozen=True, slots=True)
 class PerpLimit:
-    """A limit order of `amount` (base coin, for the USDC perpetuals) at `price`."""
+    """A limit order of `amount` (base coin, for the USDC perpetuals) at `price`. Immutable: its wire params
+    and risk fragment are built once, so a strategy quoting the same terms again pays for neither."""
 
-    amount: Decimal
-    price: Decimal
-    time_in_force: TimeInForce = TimeInForce.GOOD_TIL_CANCELLED
-    post_only: bool = False
-    reduce_only: bool = False
+    __slots__ = ("_fragment", "_params", "amount", "post_only", "price", "reduce_only", "time_in_force")
 
     def __init__(
         self,
@@ -51,95 +46,138 @@ class PerpLimit:
         post_only: bool = False,
         reduce_only: bool = False,
     ) -> None:
-        object.__setattr__(self, "amount", bounded_decimal(amount, "amount"))
-        object.__setattr__(self, "price", bounded_decimal(price, "price"))
+        self.amount = bounded_decimal(amount, "amount")
+        self.price = bounded_decimal(price, "price")
         try:
-            object.__setattr__(self, "time_in_force", TimeInForce(time_in_force))
+            self.time_in_force = TimeInForce(time_in_force)
         except ValueError:
             raise InvalidValue("time_in_force", "one of " + ", ".join(t.value for t in TimeInForce)) from None
-        object.__setattr__(self, "post_only", bool(post_only))
-        object.__setattr__(self, "reduce_only", bool(reduce_only))
-
-    def fragment(self) -> dict[str, Any]:
-        return {
-            "base_size": format(self.amount, "f"),
-            "limit_price": format(self.price, "f"),
+        self.post_only = bool(post_only)
+        self.reduce_only = bool(reduce_only)
+        amount_text, price_text = format(self.amount, "f"), format(self.price, "f")
+        self._fragment = {
+            "base_size": amount_text,
+            "limit_price": price_text,
             "reduce_only": self.reduce_only,
         }
-
-    def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
             "type": OrderType.LIMIT.value,
-            "amount": self.amount,
-            "price": self.price,
+            "amount": orjson.Fragment(amount_text),
+            "price": orjson.Fragment(price_text),
             "time_in_force": self.time_in_force.value,
         }
         if self.post_only:
             params["post_only"] = True
         if self.reduce_only:
             params["reduce_only"] = True
-        return params
+        self._params = params
+
+    def fragment(self) -> dict[str, Any]:
+        return self._fragment
+
+    def params(self) -> dict[str, Any]:
+        """The order's JSON-RPC params (numbers as exact JSON fragments), without instrument and label."""
+        return self._params
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if hasattr(self, "_params"):
+            raise AttributeError(f"{type(self).__name__} is immutable")
+        object.__setattr__(self, name, value)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, PerpLimit)
+            and self._fragment == other._fragment
+            and (
+                self.time_in_force,
+                self.post_only,
+            )
+            == (other.time_in_force, other.post_only)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.amount, self.price, self.time_in_force, self.post_only, self.reduce_only))
+
+    def __repr__(self) -> str:
+        return (
+            f"PerpLimit(amount={self.amount}, price={self.price}, {self.time_in_force.value}"
+            f"{', post_only' if self.post_only else ''}{', reduce_only' if self.reduce_only else ''})"
+        )
 
 
-@dataclass(frozen=True, slots=True)
 class PerpMarket:
     """A market order of `amount`; `reduce_only` makes it a close that can never open or flip a position."""
 
-    amount: Decimal
-    reduce_only: bool = False
+    __slots__ = ("_fragment", "_params", "amount", "reduce_only")
 
     def __init__(self, amount: Decimal | int | str, *, reduce_only: bool = False) -> None:
-        object.__setattr__(self, "amount", bounded_decimal(amount, "amount"))
-        object.__setattr__(self, "reduce_only", bool(reduce_only))
-
-    def fragment(self) -> dict[str, Any]:
-        return {"base_size": format(self.amount, "f"), "reduce_only": self.reduce_only}
-
-    def params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"type": OrderType.MARKET.value, "amount": self.amount}
+        self.amount = bounded_decimal(amount, "amount")
+        self.reduce_only = bool(reduce_only)
+        amount_text = format(self.amount, "f")
+        self._fragment = {"base_size": amount_text, "reduce_only": self.reduce_only}
+        params: dict[str, Any] = {"type": OrderType.MARKET.value, "amount": orjson.Fragment(amount_text)}
         if self.reduce_only:
             params["reduce_only"] = True
-        return params
+        self._params = params
+
+    def fragment(self) -> dict[str, Any]:
+        return self._fragment
+
+    def params(self) -> dict[str, Any]:
+        return self._params
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if hasattr(self, "_params"):
+            raise AttributeError(f"{type(self).__name__} is immutable")
+        object.__setattr__(self, name, value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PerpMarket) and self._fragment == other._fragment
+
+    def __hash__(self) -> int:
+        return hash((self.amount, self.reduce_only))
+
+    def __repr__(self) -> str:
+        return f"PerpMarket(amount={self.amount}{', reduce_only' if self.reduce_only else ''})"
 
 
 PerpConfiguration = PerpLimit | PerpMarket
+_METHODS = {"BUY": "private/buy", "SELL": "private/sell"}
 
 
-def _number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return orjson.Fragment(format(value, "f"))
-    raise TypeError(type(value).__name__)
-
-
-@dataclass(frozen=True, slots=True)
 class PerpOrderRequest:
-    """One prepared perpetual order (`DerivativesVenue.order_request`): the `OrderIntent` the Engine sends."""
+    """One prepared perpetual order (`DerivativesVenue.order_request`): the `OrderIntent` the Engine sends.
 
-    client_order_id: str
-    product_id: str
-    side: str  # BUY or SELL
-    configuration: PerpConfiguration
-    method: str = field(init=False)
-    params: dict[str, Any] = field(init=False, repr=False, compare=False)
-    body: bytes = field(init=False, repr=False, compare=False)
+    `params` is the call's JSON-RPC params, our id as `label`; `body` the method and params as sent."""
 
-    def __post_init__(self) -> None:
-        if not self.client_order_id or len(self.client_order_id) > MAX_LABEL_LENGTH:
+    __slots__ = ("body", "client_order_id", "configuration", "method", "params", "product_id", "side")
+
+    def __init__(
+        self, client_order_id: str, product_id: str, side: object, configuration: PerpConfiguration
+    ) -> None:
+        if not client_order_id or len(client_order_id) > MAX_LABEL_LENGTH:
             raise InvalidValue(
                 "client_order_id",
                 f"1 to {MAX_LABEL_LENGTH} characters, as it is the gateway's label "
                 "(use a shorter worker prefix)",
             )
-        if not isinstance(self.configuration, PerpLimit | PerpMarket):
+        if configuration.__class__ is not PerpLimit and configuration.__class__ is not PerpMarket:
             raise TypeError("a perpetual order's configuration is a PerpLimit or a PerpMarket")
-        side = order_side(self.side)
-        object.__setattr__(self, "side", side)
-        method = "private/buy" if side == Direction.BUY.value.upper() else "private/sell"
-        params = {
-            "instrument_name": self.product_id,
-            **self.configuration.params(),
-            "label": self.client_order_id,
-        }
-        object.__setattr__(self, "method", method)
-        object.__setattr__(self, "params", params)
-        object.__setattr__(self, "body", orjson.dumps({"method": method, "params": params}, default=_number))
+        method = _METHODS.get(side) if side.__class__ is str else None
+        if method is None:
+            side = order_side(side)
+            method = _METHODS[side]
+        self.client_order_id = client_order_id
+        self.product_id = product_id
+        self.side: str = side  # type: ignore[assignment]
+        self.configuration = configuration
+        self.method = method
+        params = {"instrument_name": product_id, **configuration.params(), "label": client_order_id}
+        self.params = params
+        self.body = orjson.dumps({"method": method, "params": params})
+
+    def __repr__(self) -> str:
+        return (
+            f"PerpOrderRequest({self.client_order_id!r}, {self.product_id!r}, {self.side!r}, "
+            f"{self.configuration!r})"
+        )

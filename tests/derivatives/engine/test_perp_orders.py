@@ -37,13 +37,17 @@ def test_the_request_is_the_call_sent_with_our_id_as_label() -> None:
     }
     assert b'"price":61000.5' in request.body  # exact decimal text, not a float's repr
     market = PerpOrderRequest("perp-1-2", BTC, "BUY", PerpMarket("0.25", reduce_only=True))
-    assert market.params == {
+    assert orjson.loads(market.body)["params"] == {
         "instrument_name": BTC,
         "type": "market",
-        "amount": Decimal("0.25"),
+        "amount": 0.25,
         "reduce_only": True,
         "label": "perp-1-2",
     }
+    # immutable: what was risk-checked and journalled is what is sent
+    with pytest.raises(AttributeError):
+        market.configuration.amount = Decimal("100")  # type: ignore[misc]
+    assert PerpMarket("0.25", reduce_only=True) == market.configuration
     terms = OrderTerms.of(market)
     assert (terms.side, terms.base_size, terms.limit_price, terms.reduce_only) == (
         "BUY",
