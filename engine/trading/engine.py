@@ -107,6 +107,16 @@ def _call_soon_threadsafe(loop: asyncio.AbstractEventLoop, callback: Callable[..
         loop.call_soon_threadsafe(callback, *args)
 
 
+async def _until(done: Callable[[], bool], timeout: float) -> None:  # noqa: ASYNC109 (a bounded wait)
+    """Until `done()`, checked every 10 ms, or `timeout` seconds: whichever comes first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not done():
+        if loop.time() >= deadline:
+            return
+        await asyncio.sleep(0.01)
+
+
 async def _busy_poll() -> None:
     """Yield to the loop forever: with a callback always ready, the loop polls and never blocks."""
     sleep = asyncio.sleep
@@ -682,16 +692,14 @@ class Engine:
 
     async def drain(self, reason: str = "draining", timeout: float = 5.0) -> int:  # noqa: ASYNC109
         """Before stopping (SIGTERM): refuse new orders, wait up to `timeout` for orders in flight to be
-        answered, then cancel every open order. The venue's cancel-on-disconnect is a safety net, not this."""
+        answered, cancel every open order, and wait up to `timeout` again for the cancels to be confirmed (so
+        the journal holds them settled). The venue's cancel-on-disconnect is a safety net, not this."""
         self.risk.engage_kill_switch(reason)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while any(o.state is OrderState.PENDING_NEW for o in self.orders.values()):
-            if loop.time() >= deadline:
-                break
-            await asyncio.sleep(0.01)
+        orders = self.orders
+        await _until(lambda: all(o.state is not OrderState.PENDING_NEW for o in orders.values()), timeout)
         cancelled = await self._cancel_everything()
-        self.risk.audit.record("drained", cancelled=cancelled)
+        await _until(lambda: all(o.state is not OrderState.OPEN for o in orders.values()), timeout)
+        self.risk.audit.record("drained", cancelled=cancelled, still_open=len(self.open_orders()))
         return cancelled
 
     async def _cancel_everything(self) -> int:

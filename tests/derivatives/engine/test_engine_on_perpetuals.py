@@ -193,3 +193,16 @@ async def test_closing_a_short_moves_the_position_back_to_zero_as_its_fill_arriv
         with pytest.raises(OrderRejected):
             await engine.close_position(BTC)
         assert len(perps.desk.orders) == 2
+
+
+async def test_drain_refuses_new_orders_cancels_the_open_ones_and_waits_for_the_confirmations(
+    perps: Perps,
+) -> None:
+    async with perps.engine() as engine:
+        orders = [await engine.place(BTC, "SELL", PerpLimit("0.01", perps.far_ask())) for _ in range(3)]
+        assert await engine.drain("test", timeout=10.0) == 3
+        assert all(o.state is OrderState.CANCELLED for o in orders)  # confirmed before drain returned
+        assert not engine.open_orders()
+        with pytest.raises(OrderRefused):
+            await engine.place(BTC, "SELL", PerpLimit("0.01", perps.far_ask()))
+    assert {o.cancel_reason for o in perps.desk.orders.values()} == {"user_request"}
