@@ -20,10 +20,15 @@ from engine.risk.audit import AuditLog
 from engine.risk.balance import check_balance
 from engine.risk.circuit_breaker import BreakerState, CircuitBreaker
 from engine.risk.daily_loss import check_daily_loss
+from engine.risk.exposure import exposure
 from engine.risk.kill_switch import KillSwitch
+from engine.risk.leverage import check_leverage
 from engine.risk.limits import ProductLimits, check_exposure, check_open_orders, check_order_size
+from engine.risk.liquidation import check_liquidation_distance
+from engine.risk.margin_usage import check_margin_usage
 from engine.risk.order_rate import OrderRateLimit
 from engine.risk.price_band import check_price_band
+from engine.risk.reduce_only import check_reduce_only
 from engine.risk.refusal import OrderRefused
 from engine.risk.terms import OrderTerms
 from engine.risk.view import RiskView
@@ -35,8 +40,8 @@ _Count = Annotated[int, msgspec.Meta(ge=1, le=2**31)]
 _ProductId = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Z0-9]{1,24}(?:-[A-Z0-9]{1,24}){1,3}$",
-        description="must be a product id such as BTC-USD",
+        pattern=r"^[A-Z0-9][A-Z0-9_]{0,23}(?:-[A-Z0-9]{1,24}){1,3}$",
+        description="must be a product id such as BTC-USD or BTC_USDC-PERPETUAL",
     ),
 ]
 
@@ -68,8 +73,22 @@ class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fee_rate: Decimal = Decimal("0.006")  # allowance on buys for the balance rule
     # the products a worker may trade; empty: only those in `products`, or any when that is empty too
     allowed_products: tuple[_ProductId, ...] = msgspec.field(default=(), name="products")
+    # margined products (perpetuals); each is off unless set, and spot orders never meet them.
+    # initial margin (the account's plus the order's) over equity, e.g. Decimal("0.5")
+    max_margin_usage: Decimal | None = None
+    # the estimated liquidation price at least this fraction of the mark away, e.g. Decimal("0.2")
+    min_liquidation_distance: Decimal | None = None
+    # an order against the position must be reduce-only; a reduce-only one must not open or flip
+    enforce_reduce_only: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("max_margin_usage", "min_liquidation_distance"):
+            value = getattr(self, name)
+            if value is not None:
+                bounded = bounded_decimal(value, name)
+                if bounded > 1:
+                    raise InvalidValue(name, "a fraction, e.g. 0.5 for 50%")
+                msgspec.structs.force_setattr(self, name, bounded)
         for name in ("price_band", "daily_loss_limit", "fee_rate"):
             value = getattr(self, name)
             if value is not None:
@@ -158,11 +177,45 @@ class RiskGate:
         limits = config.limits_for(order.product_id)
         check_order_size(order, limits, bid, ask)
         if config.price_band is not None:
-            check_price_band(order, config.price_band, bid, ask)
+            mark = view.mark_price(order.product_id)
+            if mark is not None:  # a margined product: the band is around the venue's mark
+                check_price_band(order, config.price_band, mark, mark)
+            else:
+                check_price_band(order, config.price_band, bid, ask)
         check_open_orders(order, limits, config.max_open_orders, view)
         check_exposure(order, limits, view, bid, ask)
+        if view.currencies(order.product_id) is None:  # margined: futures, perpetuals
+            self._check_margined(order, view, bid, ask, limits)
         if config.check_balance:
             check_balance(order, view, bid, ask, config.fee_rate)
+
+    def _check_margined(
+        self,
+        order: OrderTerms,
+        view: RiskView,
+        bid: Decimal | None,
+        ask: Decimal | None,
+        limits: ProductLimits,
+    ) -> None:
+        """The rules of a margined product (futures, perpetuals)."""
+        config = self.config
+        if (
+            limits.max_leverage is None
+            and config.max_margin_usage is None
+            and config.min_liquidation_distance is None
+            and not config.enforce_reduce_only
+        ):
+            return
+        margin = view.margin(order.product_id)
+        after = exposure(order, view, bid, ask)
+        if config.enforce_reduce_only:
+            check_reduce_only(order, after)
+        if limits.max_leverage is not None:
+            check_leverage(order, limits.max_leverage, margin, after)
+        if config.max_margin_usage is not None:
+            check_margin_usage(order, config.max_margin_usage, margin, after)
+        if config.min_liquidation_distance is not None:
+            check_liquidation_distance(order, config.min_liquidation_distance, margin, after)
 
     # -- outcomes the engine reports back --------------------------------------------------------------
 

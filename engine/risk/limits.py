@@ -21,9 +21,17 @@ class ProductLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_position: Decimal | None = None  # |position| in base units after the order fills
     max_allocation: Decimal | None = None  # |position| x price in quote currency after the order fills
     max_open_orders: Annotated[int, msgspec.Meta(ge=1, le=2**31)] | None = None  # open orders in this product
+    # margined products: |position| x mark over the account's equity, after the order fills
+    max_leverage: Decimal | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_order_size", "max_order_notional", "max_position", "max_allocation"):
+        for name in (
+            "max_order_size",
+            "max_order_notional",
+            "max_position",
+            "max_allocation",
+            "max_leverage",
+        ):
             value = getattr(self, name)
             if value is not None:
                 msgspec.structs.force_setattr(self, name, bounded_decimal(value, name))

@@ -21,6 +21,11 @@ class RiskRule(enum.Enum):
     POSITION = "position"
     ALLOCATION = "allocation"
     BALANCE = "balance"
+    LEVERAGE = "leverage"
+    MARGIN_USAGE = "margin_usage"
+    REDUCE_ONLY = "reduce_only"
+    LIQUIDATION_DISTANCE = "liquidation_distance"
+    NO_MARGIN = "no_margin"  # a margin rule needed the account's margin and the venue had not sent it
 
 
 class OrderRefused(EngineError):

@@ -27,6 +27,7 @@ class OrderTerms:
     quote_size: Decimal | None
     limit_price: Decimal | None  # the price the order trades at, if it names one
     prices: tuple[Decimal, ...]  # every price in the order: the price band checks each
+    reduce_only: bool = False  # the venue may only shrink the position with it
 
     @property
     def is_buy(self) -> bool:
@@ -49,7 +50,16 @@ class OrderTerms:
         limit_price = _decimal(fragment.get("limit_price"))
         if limit_price is None and prices:  # a ladder is valued at its least favourable rung
             limit_price = max(prices) if side == "BUY" else min(prices)
-        return cls(order.client_order_id, order.product_id, side, base, quote, limit_price, prices)
+        return cls(
+            order.client_order_id,
+            order.product_id,
+            side,
+            base,
+            quote,
+            limit_price,
+            prices,
+            fragment.get("reduce_only") is True,
+        )
 
     def reference_price(self, best_bid: Decimal | None, best_ask: Decimal | None) -> Decimal | None:
         """The price the order is expected to trade at: its limit, else the touch it would take."""

@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class MarginSnapshot:
+    """A margined account as one product's orders see it (every figure None when the venue has not said).
+
+    `leverage` is the product's: new exposure needs 1/leverage of its notional as initial margin.
+    `maintenance_rate` is the maintenance margin per unit of the product's notional.
+    """
+
+    equity: Decimal | None
+    initial_margin: Decimal | None
+    maintenance_margin: Decimal | None
+    available_funds: Decimal | None
+    leverage: Decimal | None
+    maintenance_rate: Decimal | None
 
 
 class RiskView(Protocol):
@@ -29,4 +46,12 @@ class RiskView(Protocol):
 
     def daily_pnl(self) -> Decimal:
         """Profit and loss since the start of the trading day, in quote currency (realized + unrealized)."""
+        ...
+
+    def mark_price(self, product_id: str) -> Decimal | None:
+        """The venue's mark price of a margined product (perpetuals); None on spot or when unknown."""
+        ...
+
+    def margin(self, product_id: str) -> MarginSnapshot | None:
+        """The margined account behind a product's orders; None when the product is not margined here."""
         ...

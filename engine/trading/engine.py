@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -55,6 +55,7 @@ from engine.venues import default_venue
 from engine.venues.base import (
     CancelOutcome,
     Connection,
+    MassCancelVenue,
     OrderEvent,
     OrderIntent,
     OrderUpdate,
@@ -104,6 +105,16 @@ def _call_soon_threadsafe(loop: asyncio.AbstractEventLoop, callback: Callable[..
     """From another thread; nothing to do once the loop is closed (the engine stopped)."""
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(callback, *args)
+
+
+async def _until(done: Callable[[], bool], timeout: float) -> None:  # noqa: ASYNC109 (a bounded wait)
+    """Until `done()`, checked every 10 ms, or `timeout` seconds: whichever comes first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not done():
+        if loop.time() >= deadline:
+            return
+        await asyncio.sleep(0.01)
 
 
 async def _busy_poll() -> None:
@@ -681,8 +692,30 @@ class Engine:
     async def kill(self, reason: str = "kill switch") -> int:
         """Refuse every new order from now on and cancel every open order on the exchange, tracked or not."""
         self.risk.engage_kill_switch(reason)
-        cancelled = await self.cancel_all(include_unknown=True)
+        cancelled = await self._cancel_everything()
         self.risk.audit.record("kill_switch_cancelled", cancelled=cancelled)
+        return cancelled
+
+    async def drain(self, reason: str = "draining", timeout: float = 5.0) -> int:  # noqa: ASYNC109
+        """Before stopping (SIGTERM): refuse new orders, wait up to `timeout` for orders in flight to be
+        answered, cancel every open order, and wait up to `timeout` again for the cancels to be confirmed (so
+        the journal holds them settled). The venue's cancel-on-disconnect is a safety net, not this."""
+        self.risk.engage_kill_switch(reason)
+        orders = self.orders
+        await _until(lambda: all(o.state is not OrderState.PENDING_NEW for o in orders.values()), timeout)
+        cancelled = await self._cancel_everything()
+        await _until(lambda: all(o.state is not OrderState.OPEN for o in orders.values()), timeout)
+        self.risk.audit.record("drained", cancelled=cancelled, still_open=len(self.open_orders()))
+        return cancelled
+
+    async def _cancel_everything(self) -> int:
+        """One mass cancel where the venue has it (each tracked order's state then follows from its events,
+        and is looked up besides); else every open order, tracked or not, by id."""
+        if not self.venue.capabilities.mass_cancel:
+            return await self.cancel_all(include_unknown=True)
+        cancelled = await cast(MassCancelVenue, self.venue).cancel_all_orders()
+        for tracked in self.open_orders():
+            self._spawn(self._refresh_order(tracked))
         return cancelled
 
     def open_orders(self, product_id: str | None = None) -> list[TrackedOrder]:
@@ -709,6 +742,8 @@ class Engine:
             if tracked is None:
                 self._note_external(event.order_id or "", event.raw)
                 return
+            if event.side is not None and tracked.side == "CLOSE":  # its fills move the position this way
+                tracked.side = event.side
             self._settle(
                 tracked,
                 event.state,
@@ -754,6 +789,8 @@ class Engine:
             if balance.hold is not None:
                 holds[balance.currency] = balance.hold
         self.portfolio.load_balances(available, holds, in_flight=in_flight)
+        if self.venue.capabilities.margin:  # a margined account's positions are the venue's to say
+            self.portfolio.load_positions(await self.venue.positions())
         self._last_account_refresh = time.monotonic()
 
     async def _run_housekeeping(self) -> None:

@@ -16,6 +16,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.venues.base import Position as VenuePosition
 
 _ZERO = Decimal(0)
 
@@ -200,6 +204,21 @@ class Portfolio:
                 if mark is not None:
                     unrealized += position.unrealized(mark)
         return self.realized_today - self.fees_today + unrealized
+
+    def load_positions(self, positions: Iterable[VenuePosition]) -> None:
+        """The venue's positions replace what fills built (a margined account: its positions are the truth).
+        A product the venue does not list is flat; an average price it does not give is kept."""
+        listed = {p.product_id: p for p in positions}
+        for product_id, held in self.positions.items():
+            if product_id not in listed:
+                held.size, held.average_price = _ZERO, _ZERO
+        for product_id, venue_position in listed.items():
+            position = self.positions.get(product_id)
+            if position is None:
+                position = self.positions[product_id] = Position(product_id)
+            position.size = venue_position.size
+            if venue_position.average_price is not None:
+                position.average_price = venue_position.average_price
 
     def restore(self, fills: Iterable[tuple[str, str, Decimal, Decimal]]) -> None:
         """Rebuild positions from (product_id, side, size, value) of past fills, oldest first."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
+
+from engine.risk.view import MarginSnapshot
+from engine.venues.base import MarginVenue
 
 if TYPE_CHECKING:
     from engine.trading.engine import Engine
@@ -45,3 +48,29 @@ class EngineView:
             return (bid + ask) / 2 if bid is not None and ask is not None else None
 
         return self._engine.portfolio.daily_pnl(mark)
+
+    def _margin_venue(self) -> MarginVenue | None:
+        venue = self._engine.venue
+        return cast(MarginVenue, venue) if venue.capabilities.margin else None
+
+    def mark_price(self, product_id: str) -> Decimal | None:
+        venue = self._margin_venue()
+        return None if venue is None else venue.mark_price(product_id)
+
+    def margin(self, product_id: str) -> MarginSnapshot | None:
+        venue = self._margin_venue()
+        if venue is None:
+            return None
+        account = venue.margin_account()
+        position = venue.position_risk(product_id)
+        rate = None
+        if position is not None and position.size and position.maintenance_margin and position.mark_price:
+            rate = position.maintenance_margin / (abs(position.size) * position.mark_price)
+        return MarginSnapshot(
+            equity=None if account is None else account.equity,
+            initial_margin=None if account is None else account.initial_margin,
+            maintenance_margin=None if account is None else account.maintenance_margin,
+            available_funds=None if account is None else account.available_funds,
+            leverage=venue.leverage(product_id),
+            maintenance_rate=rate,
+        )

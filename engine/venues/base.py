@@ -19,12 +19,13 @@ How each Coinbase venue maps onto it:
   `user` channel carries `received`/`open`/`match`/`done` messages: the adapter folds them into cumulative
   `OrderUpdate`s, and lists the open orders (an `OpenOrdersSnapshot`) after each subscribe and periodically.
   https://docs.cdp.coinbase.com/exchange/reference
-- **Global perpetuals, the Deribit-powered gateway** (`engine.venues.derivatives`): JSON-RPC 2.0 over one
-  WebSocket carries both the calls and the subscriptions; `label` carries our id but is not unique, so
-  `idempotent_client_order_id` is False: a create whose answer was lost is looked up by label among open and
-  recent orders before anything is sent again, never blindly retried. Cancel-all is one call
-  (`private/cancel_all_by_instrument`), edit is `private/edit`, positions come from `private/get_positions`;
-  `user.orders.*` and `user.trades.*` notifications become `OrderUpdate`s.
+- **Global perpetuals, the Deribit-powered gateway** (`engine.venues.derivatives.venue.DerivativesVenue`):
+  JSON-RPC 2.0 over one WebSocket carries both the calls and the subscriptions; `label` carries our id but is
+  not unique, so `idempotent_client_order_id` is False: a create whose answer was lost is looked up with
+  `private/get_order_state_by_label` before anything is sent again, never blindly retried. Cancel-all is one
+  call (`private/cancel_all`, `mass_cancel`), edit is `private/edit`, a position close is a labelled
+  reduce-only market order; `user.changes.*` notifications become `OrderUpdate`s and, after a reconnect, the
+  open orders an `OpenOrdersSnapshot`. It is a `MarginVenue`: mark prices, margin and positions.
   https://docs.cdp.coinbase.com/international-exchange/docs/welcome
 """
 
@@ -168,6 +169,37 @@ class Balance:
 class Position:
     product_id: str
     size: Decimal  # signed: long positive, short negative
+    average_price: Decimal | None = None  # of the open size, when the venue reports it
+
+
+@dataclass(frozen=True, slots=True)
+class MarginAccount:
+    """A margined account's collateral and margin in its settlement currency, as the venue last reported."""
+
+    currency: str
+    equity: Decimal | None
+    initial_margin: Decimal | None
+    maintenance_margin: Decimal | None
+    available_funds: Decimal | None
+    unrealized_pnl: Decimal | None = None
+    realized_pnl: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRisk:
+    """One margined position with what the venue says about its risk (every figure None when unknown)."""
+
+    product_id: str
+    size: Decimal  # signed
+    average_price: Decimal | None = None
+    mark_price: Decimal | None = None
+    leverage: Decimal | None = None
+    initial_margin: Decimal | None = None
+    maintenance_margin: Decimal | None = None
+    estimated_liquidation_price: Decimal | None = None
+    unrealized_pnl: Decimal | None = None
+    realized_pnl: Decimal | None = None
+    realized_funding: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +222,7 @@ class OrderUpdate:
     filled_value: Decimal | None = None
     total_fees: Decimal | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    side: str | None = None  # BUY or SELL, when the venue says: a position close learns its side from it
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +255,10 @@ class Capabilities:
     close_position: bool = False
     cancel_batch: int = 1  # how many orders one cancel call takes
     uuid_client_order_ids: bool = False  # the venue takes only UUIDs as client order ids
+    # one call cancels every open order (`MarginVenue.cancel_all_orders`): what the kill switch uses
+    mass_cancel: bool = False
+    # margined trading: the venue is a `MarginVenue` (mark prices, margin, positions it reports as the truth)
+    margin: bool = False
 
 
 # == the protocol ========================================================================================
@@ -276,3 +313,22 @@ class Venue(Protocol):
     async def positions(self) -> list[Position]: ...
     async def balances(self) -> list[Balance]: ...
     async def products(self) -> list[ProductInfo]: ...
+
+
+class MassCancelVenue(Venue, Protocol):
+    """A venue with `capabilities.mass_cancel`: one call cancels every open order, tracked or not."""
+
+    async def cancel_all_orders(self, product_id: str | None = None) -> int: ...
+
+
+class MarginVenue(Venue, Protocol):
+    """A venue with `capabilities.margin`: what it knows of the margined account, kept current from its
+    streams (no request on the order path). Its `positions()` are the account's truth."""
+
+    def mark_price(self, product_id: str) -> Decimal | None: ...
+    def leverage(self, product_id: str) -> Decimal | None:
+        """The leverage the venue applies to new exposure in this product (its initial margin is 1/x)."""
+        ...
+
+    def margin_account(self) -> MarginAccount | None: ...
+    def position_risk(self, product_id: str) -> PositionRisk | None: ...

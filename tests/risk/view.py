@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from engine.risk.view import MarginSnapshot
+
 
 @dataclass
 class AccountView:
@@ -16,6 +18,8 @@ class AccountView:
     )
     open_orders: dict[str, int] = field(default_factory=dict)
     pnl: Decimal = Decimal("0")
+    marks: dict[str, Decimal] = field(default_factory=dict)
+    margins: dict[str, MarginSnapshot] = field(default_factory=dict)
 
     def best_bid_ask(self, product_id: str) -> tuple[Decimal | None, Decimal | None]:
         return self.bid, self.ask
@@ -27,7 +31,7 @@ class AccountView:
         return self.balances.get(currency)
 
     def currencies(self, product_id: str) -> tuple[str, str] | None:
-        if product_id.endswith("-CDE"):
+        if product_id.endswith(("-CDE", "-PERPETUAL")):
             return None
         base, quote = product_id.split("-")
         return base, quote
@@ -39,6 +43,12 @@ class AccountView:
 
     def daily_pnl(self) -> Decimal:
         return self.pnl
+
+    def mark_price(self, product_id: str) -> Decimal | None:
+        return self.marks.get(product_id)
+
+    def margin(self, product_id: str) -> MarginSnapshot | None:
+        return self.margins.get(product_id)
 
 
 class ManualClock:

@@ -4,7 +4,9 @@
   user.* channels (the recommended way to trade);
 - `GatewayHttpClient`: the same typed methods over HTTP, with a cached bearer token;
 - `MarketStreams`: market data from the streams host as the engine's `OrderBook`, `Ticker`, `Trade`, `Candle`;
-- `GatewayCredits`: the key's request credits, kept locally or shared over Redis.
+- `GatewayCredits`: the key's request credits, kept locally or shared over Redis;
+- `DerivativesVenue` (`derivatives_venue(key, ...)`): all of it behind the `Venue` protocol, for
+  `Engine(venue=...)`, with `PerpLimit` / `PerpMarket` orders.
 
 https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/guides/derivatives/overview
 """
@@ -13,6 +15,7 @@ from engine.venues.derivatives.connection import SessionConfig, SocketStats
 from engine.venues.derivatives.credits import CreditLimits, CreditPool, GatewayCredits, RequestClass
 from engine.venues.derivatives.http import GATEWAY_URL, GatewayHttpClient
 from engine.venues.derivatives.methods import LinkedOrder
+from engine.venues.derivatives.orders import PerpLimit, PerpMarket, PerpOrderRequest
 from engine.venues.derivatives.session import TRADING_WS_URL, TradingSession
 from engine.venues.derivatives.streams import STREAMS_WS_URL, MarketStreams
 from engine.venues.derivatives.types import (
@@ -31,6 +34,7 @@ from engine.venues.derivatives.types import (
     Trigger,
     TriggerFillCondition,
 )
+from engine.venues.derivatives.venue import DerivativesVenue, derivatives_venue
 
 __all__ = [
     "GATEWAY_URL",
@@ -40,6 +44,7 @@ __all__ = [
     "CancelType",
     "CreditLimits",
     "CreditPool",
+    "DerivativesVenue",
     "Direction",
     "GatewayCredits",
     "GatewayHttpClient",
@@ -51,6 +56,9 @@ __all__ = [
     "OrderResult",
     "OrderState",
     "OrderType",
+    "PerpLimit",
+    "PerpMarket",
+    "PerpOrderRequest",
     "Position",
     "PositionDirection",
     "RequestClass",
@@ -60,4 +68,5 @@ __all__ = [
     "TradingSession",
     "Trigger",
     "TriggerFillCondition",
+    "derivatives_venue",
 ]

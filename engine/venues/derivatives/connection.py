@@ -155,6 +155,11 @@ class GatewaySocket:
     def connected(self) -> bool:
         return self._ready.is_set()
 
+    @property
+    def ready(self) -> asyncio.Event:
+        """Set while a connection is up and its handshake done (cleared when it drops)."""
+        return self._ready
+
     async def open(self) -> None:
         """Connect and run the handshake; raises what the first handshake raised (e.g. `GatewayAuthError`)."""
         if self._supervisor is not None:

@@ -273,6 +273,8 @@ class Position(_Value, frozen=True, kw_only=True):
     leverage: Decimal | None = None
     settlement_price: Decimal | None = None
     delta: Decimal | None = None
+    realized_funding: Decimal | None = None
+    interest_value: Decimal | None = None
 
 
 class AccountSummary(_Value, frozen=True, kw_only=True):
