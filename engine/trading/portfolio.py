@@ -221,8 +221,15 @@ class Portfolio:
                 position.average_price = venue_position.average_price
 
     def restore(self, fills: Iterable[tuple[str, str, Decimal, Decimal]]) -> None:
-        """Rebuild positions from (product_id, side, size, value) of past fills, oldest first."""
+        """Rebuild positions from (product_id, side, size, value) of past fills, oldest first.
+
+        A position close is journalled with side `CLOSE` (its side is the venue's to choose): it moved the
+        position toward flat, so it bought back a short and sold a long."""
         for product_id, side, size, value in fills:
-            if size > _ZERO:
-                self._move_position(product_id, size if side == "BUY" else -size, value / size)
+            if size <= _ZERO:
+                continue
+            if side == "CLOSE":
+                held = self.positions.get(product_id)
+                side = "BUY" if held is not None and held.size < _ZERO else "SELL"
+            self._move_position(product_id, size if side == "BUY" else -size, value / size)
         self.realized_today = _ZERO  # history is not today's trading
