@@ -99,8 +99,8 @@ pytest: build ## pytest only (pass ARGS=...)
 
 .PHONY: lint
 lint: $(VENV)/.deps ## ruff, mypy --strict, stub check, cargo fmt and clippy
-	$(BIN)/ruff check engine tests benches examples
-	$(BIN)/ruff format --check engine tests benches examples
+	$(BIN)/ruff check engine tests benches examples soak
+	$(BIN)/ruff format --check engine tests benches examples soak
 	$(BIN)/mypy --strict engine
 	$(PY) -m mypy.stubtest engine._signer
 	cargo fmt --all --check
@@ -110,8 +110,8 @@ lint: $(VENV)/.deps ## ruff, mypy --strict, stub check, cargo fmt and clippy
 
 .PHONY: fmt
 fmt: $(VENV)/.deps ## format Python and Rust in place
-	$(BIN)/ruff format engine tests benches examples
-	$(BIN)/ruff check --fix engine tests benches examples
+	$(BIN)/ruff format engine tests benches examples soak
+	$(BIN)/ruff check --fix engine tests benches examples soak
 	cargo fmt --all
 
 # Benchmarks: benches/runner.py runs them (so does `engine bench` inside a checkout); these targets add the
@@ -137,6 +137,24 @@ bench-check: build system-deps ## fail beyond BENCH_THRESHOLD% slower (CALLGRIND
 .PHONY: bench-callgrind
 bench-callgrind: $(VENV)/.deps ## instructions per Rust signing operation under valgrind (stable when noisy)
 	$(PY) benches/callgrind/driver.py --json $(BENCH_OUT)/callgrind.json
+
+# Reliability (RELIABILITY.md): the long runs; `make test` keeps a short version of each.
+SOAK_ORDERS   ?= 1000000
+SOAK_DURATION ?= 3600
+SOAK_ARGS     ?=
+SOAK_OUT      ?= .soak
+
+.PHONY: soak
+soak: build ## SOAK_ORDERS orders through the Engine against the simulator (faults on): growth, loss, latency
+	nice $(PY) -m soak.run --orders $(SOAK_ORDERS) --duration $(SOAK_DURATION) --out $(SOAK_OUT) $(SOAK_ARGS)
+
+CHAOS_KILL_POINTS ?= 60
+CHAOS_SEED        ?= 20260101
+
+.PHONY: chaos
+chaos: build system-deps ## every test marked chaos at full strength: SIGKILLs, Redis and simulator restarts, faults
+	CHAOS_KILL_POINTS=$(CHAOS_KILL_POINTS) CHAOS_SEED=$(CHAOS_SEED) CHAOS_FULL=1 \
+	  $(BIN)/pytest -q -p no:cacheprovider --benchmark-disable -m chaos tests
 
 .PHONY: clean
 clean: ## remove build products and the virtualenv
