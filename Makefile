@@ -58,12 +58,13 @@ test: build system-deps ## build, then the whole suite: lint, cargo test, pytest
 # so that `engine` is the installed wheel, not this checkout. One after the other: the multi-process tests
 # (four workers on one rate budget) judge one-second windows, and a second suite on the other core stalls them.
 # The newest runs the whole suite but the benchmark tooling's own tests (they drive cargo and valgrind in this
-# checkout) and the worker-process tests (tests/ops, tests/scaleout: subprocesses and Redis, run on 3.11); the
+# checkout), the worker-process tests (tests/ops, tests/scaleout: subprocesses and Redis, run on 3.11) and the
+# soak and chaos tests (tests/reliability: they drive soak/, which the staged copy does not hold); the
 # other what keeps `make test` well inside its 15 minutes. An absent interpreter is skipped with a message.
 EXTRA_PYTHONS ?= 3.12 3.13
 PYENV_ROOT    ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 WHEELHOUSE    := target/wheelhouse
-PYTEST_3.13   ?= tests benches --ignore=tests/bench --ignore=tests/ops --ignore=tests/scaleout
+PYTEST_3.13   ?= tests benches --ignore=tests/bench --ignore=tests/ops --ignore=tests/scaleout --ignore=tests/reliability
 PYTEST_3.12   ?= tests/signer tests/client tests/marketdata tests/risk tests/signals tests/sim tests/test_eager.py
 
 .PHONY: wheel
