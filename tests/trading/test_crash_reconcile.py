@@ -93,6 +93,7 @@ def _ledger(base_url: str) -> list[dict[str, object]]:
 
 
 @pytest.mark.chaos
+@pytest.mark.timeout(120 + 10 * KILL_POINTS)  # each kill point starts a process that imports and reconciles
 def test_sigkill_at_random_points_then_restart_reconciles_to_the_ledger(
     simulator: tuple[str, Path], tmp_path: Path
 ) -> None:
