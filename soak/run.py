@@ -496,6 +496,16 @@ def summary(report: SoakReport) -> str:
         f"{report.fds_baseline} then at most {report.fds_max_after_warmup}",
         f"429 within the budget: {report.rate_limited}; faults injected {report.injected}; ws {report.ws}",
     ]
+    windows = sorted(report.samples, key=lambda s: s["throughput"])
+    if windows:
+        p99s = sorted(s["p99_ms"] for s in report.samples)
+        median_rate = percentile([s["throughput"] for s in windows], 0.5)
+        lines.insert(
+            1,
+            f"per {report.options['sample_s']} s window: throughput median {median_rate:,.0f}/s "
+            f"(min {windows[0]['throughput']:,.0f}, max {windows[-1]['throughput']:,.0f}); p99 median "
+            f"{percentile(p99s, 0.5):.1f} ms, worst {p99s[-1]:.1f} ms",
+        )
     lines += [f"  e.g. {example}" for example in v["examples"][:5]]
     lines.append("PASS" if report.ok else "FAIL: " + "; ".join(report.failures))
     return "\n".join(lines)
