@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import threading
 import time
 from decimal import Decimal
@@ -15,7 +16,7 @@ from engine.risk import OrderRefused, ProductLimits, RiskConfig, RiskRule
 from engine.trading.journal import OrderJournal
 from engine.trading.order_state import OrderState
 from engine.trading.tracked import TrackedOrder
-from engine.venues.advanced.orders import LimitGtc, MarketIoc, OrderRequest, Side
+from engine.venues.advanced.orders import LimitGtc, MarketIoc, OrderRequest, Side, SorLimitIoc
 from engine.venues.base import OrderUpdate
 from tests.trading.conftest import Venue, eventually
 
@@ -415,10 +416,6 @@ async def test_settled_orders_leave_the_live_set_once_their_fills_are_journalled
 async def test_the_journal_window_of_recent_ids_is_configured_and_an_id_past_it_is_still_refused(
     venue: Venue,
 ) -> None:
-    import sqlite3
-
-    from engine.venues.advanced.orders import SorLimitIoc
-
     async with venue.engine(products=(), journal_recent_ids=2) as engine:
         ids = [f"window-{n}" for n in range(4)]
         for client_order_id in ids:  # each expires at once: settled, then retired from `orders`
