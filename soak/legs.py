@@ -11,7 +11,7 @@ and positions stay where they started, however long the run.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +23,8 @@ from engine.ratelimit import BucketLimit, RateLimits
 from engine.sim.keyfiles import generate_key_file
 from engine.venues.advanced.client import Client
 from engine.venues.advanced.orders import LimitGtc, MarketIoc, Side, SorLimitIoc
-from engine.venues.advanced.venue import AdvancedTradeVenue
-from engine.venues.base import Venue
+from engine.venues.advanced.venue import AdvancedTradeVenue, from_exchange_status
+from engine.venues.base import OrderState, Venue
 
 
 class SoakOrder(NamedTuple):
@@ -58,6 +58,7 @@ class Leg:
     new_credential: Callable[[Path], Credential]  # writes a fresh key under the directory
     venue: Callable[[AsyncExitStack, str, Credential, Limits], Awaitable[Venue]]
     order: Callable[[int], SoakOrder]  # the n-th order of one engine
+    ledger_state: Callable[[Mapping[str, Any]], OrderState]  # a simulator ledger entry's state, as journalled
 
 
 # Patient retries: under injected 5xx and dropped connections a create is retried with the same
@@ -123,8 +124,16 @@ def _futures_order(n: int) -> SoakOrder:
     return SoakOrder(_NANO_BTC, side, MarketIoc(base_size="1"), leverage="2")
 
 
-ADVANCED_SPOT = Leg("advanced_spot", ("BTC-USD",), _cdp_credential, _advanced_venue, _spot_order)
-ADVANCED_FUTURES = Leg("advanced_futures", (_NANO_BTC,), _cdp_credential, _advanced_venue, _futures_order)
+def _advanced_ledger_state(entry: Mapping[str, Any]) -> OrderState:
+    return from_exchange_status(str(entry["status"]))
+
+
+ADVANCED_SPOT = Leg(
+    "advanced_spot", ("BTC-USD",), _cdp_credential, _advanced_venue, _spot_order, _advanced_ledger_state
+)
+ADVANCED_FUTURES = Leg(
+    "advanced_futures", (_NANO_BTC,), _cdp_credential, _advanced_venue, _futures_order, _advanced_ledger_state
+)
 
 # every leg the soak can run, by name; Exchange and perpetuals legs are added here
 LEGS: dict[str, Leg] = {leg.name: leg for leg in (ADVANCED_SPOT, ADVANCED_FUTURES)}

@@ -40,9 +40,9 @@ from engine.errors import EngineError, OrderRejected
 from engine.net.retry import Backoff
 from engine.risk import RiskConfig
 from engine.trading.engine import Engine, EngineConfig
+from engine.trading.ids import worker_of
 from engine.trading.journal import OrderJournal
 from engine.trading.order_state import OrderState
-from engine.venues.advanced.venue import from_exchange_status
 from soak.gauges import LatencyWindow, Sample, open_fds, percentile, rss_bytes
 from soak.legs import LEGS, Credential, Leg, Limits
 from soak.plot import svg
@@ -347,8 +347,16 @@ def ledger_entries(base_url: str, page: int = 50_000) -> Iterator[dict[str, Any]
             return
 
 
-def verify(base_url: str, journal_paths: Sequence[Path]) -> Verdict:
-    """Every journal against the simulator's ledger: lost, duplicated, mismatched, unresolved."""
+def _leg_of(client_order_id: str, legs: Sequence[Leg]) -> Leg | None:
+    """The leg whose engine made the id: `<leg>.<engine>-<boot>-<counter>` (engine.trading.ids)."""
+    worker = worker_of(client_order_id)
+    name = worker.rsplit(".", 1)[0] if worker else None
+    return next((leg for leg in legs if leg.name == name), None)
+
+
+def verify(base_url: str, journal_paths: Sequence[Path], legs: Sequence[Leg]) -> Verdict:
+    """Every journal against the simulator's ledger: lost, duplicated, mismatched, unresolved. Each leg
+    reads its venue's ledger entries into a state."""
     journalled: dict[str, tuple[OrderState, str | None]] = {}
     unresolved = 0
     for path in journal_paths:
@@ -373,7 +381,8 @@ def verify(base_url: str, journal_paths: Sequence[Path]) -> Verdict:
             examples.append(f"accepted but not journalled: {client_order_id}")
             continue
         state, order_id = ours
-        expected = from_exchange_status(str(entry["status"]))
+        leg = _leg_of(client_order_id, legs)
+        expected = leg.ledger_state(entry) if leg is not None else None
         if state is not expected or order_id != entry["order_id"]:
             mismatched += 1
             examples.append(
@@ -428,7 +437,7 @@ def soak(options: SoakOptions) -> SoakReport:
             tally, samples, fds_before, fds_after, elapsed = _run(options, base_url, legs, workdir)
             stats = _get(f"{base_url}/sim/stats?timestamps=0")
             journals = sorted(workdir.glob("*.db"))
-            verdict = verify(base_url, journals)
+            verdict = verify(base_url, journals, [leg for leg, _ in legs])
         steady = _after_warmup(samples, options)
         baseline = steady[0] if steady else None
         judged = len(steady) >= 3
