@@ -3,6 +3,7 @@ order latency and throughput per sampling window."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -23,8 +24,8 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     """Nearest-rank percentile of values already sorted; 0 for none."""
     if not sorted_values:
         return 0.0
-    rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values) + 0.5) - 1))
-    return sorted_values[rank]
+    rank = math.ceil(fraction * len(sorted_values))  # the smallest value with that fraction at or below it
+    return sorted_values[max(0, min(len(sorted_values), rank) - 1)]
 
 
 @dataclass(frozen=True)
