@@ -47,9 +47,10 @@ demo: build ## build, then run the engine against the embedded simulator
 	$(BIN)/engine demo
 
 # The suite runs across both cores (pytest-xdist, one test file per worker), except the tests that start
-# worker processes on one shared rate budget: they judge one-second windows, and run alone afterwards.
+# worker processes on one shared rate budget, and the soak and chaos runs under the simulator's real limits:
+# they judge one-second windows, and run alone afterwards.
 XDIST        ?= -n 2 --dist loadfile
-SERIAL_TESTS ?= tests/scaleout tests/ops
+SERIAL_TESTS ?= tests/scaleout tests/ops tests/reliability/test_soak_short.py tests/reliability/test_chaos_simulator.py
 
 .PHONY: test
 test: build system-deps ## build, then the whole suite: lint, cargo test, pytest (benchmarks untimed), then 3.12/3.13
@@ -64,12 +65,13 @@ test: build system-deps ## build, then the whole suite: lint, cargo test, pytest
 # so that `engine` is the installed wheel, not this checkout. One after the other: the multi-process tests
 # (four workers on one rate budget) judge one-second windows, and a second suite on the other core stalls them.
 # The newest runs the whole suite but the benchmark tooling's own tests (they drive cargo and valgrind in this
-# checkout) and the worker-process tests (tests/ops, tests/scaleout: subprocesses and Redis, run on 3.11); the
+# checkout), the worker-process tests (tests/ops, tests/scaleout: subprocesses and Redis, run on 3.11) and the
+# soak and chaos tests (tests/reliability: they drive soak/, which the staged copy does not hold); the
 # other what keeps `make test` well inside its 15 minutes. An absent interpreter is skipped with a message.
 EXTRA_PYTHONS ?= 3.12 3.13
 PYENV_ROOT    ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 WHEELHOUSE    := target/wheelhouse
-PYTEST_3.13   ?= tests benches --ignore=tests/bench --ignore=tests/ops --ignore=tests/scaleout
+PYTEST_3.13   ?= tests benches --ignore=tests/bench --ignore=tests/ops --ignore=tests/scaleout --ignore=tests/reliability
 PYTEST_3.12   ?= tests/signer tests/client tests/marketdata tests/risk tests/signals tests/sim tests/test_eager.py
 
 .PHONY: wheel
@@ -105,8 +107,8 @@ pytest: build ## pytest only (pass ARGS=...)
 
 .PHONY: lint
 lint: $(VENV)/.deps ## ruff, mypy --strict, stub check, cargo fmt and clippy
-	$(BIN)/ruff check engine tests benches examples
-	$(BIN)/ruff format --check engine tests benches examples
+	$(BIN)/ruff check engine tests benches examples soak
+	$(BIN)/ruff format --check engine tests benches examples soak
 	$(BIN)/mypy --strict engine
 	$(PY) -m mypy.stubtest engine._signer
 	cargo fmt --all --check
@@ -116,8 +118,8 @@ lint: $(VENV)/.deps ## ruff, mypy --strict, stub check, cargo fmt and clippy
 
 .PHONY: fmt
 fmt: $(VENV)/.deps ## format Python and Rust in place
-	$(BIN)/ruff format engine tests benches examples
-	$(BIN)/ruff check --fix engine tests benches examples
+	$(BIN)/ruff format engine tests benches examples soak
+	$(BIN)/ruff check --fix engine tests benches examples soak
 	cargo fmt --all
 
 # Benchmarks: benches/runner.py runs them (so does `engine bench` inside a checkout); these targets add the
@@ -126,11 +128,6 @@ BENCH_OUT           ?= .benchmarks
 BENCH_THRESHOLD     ?= 25
 CALLGRIND_THRESHOLD ?= 2
 BENCH_ARGS          ?=
-
-CHAOS_KILL_POINTS ?= 60
-.PHONY: chaos
-chaos: build ## the crash tests (marker chaos) with CHAOS_KILL_POINTS kills (60); CHAOS_SEED=n replays a run
-	CHAOS_KILL_POINTS=$(CHAOS_KILL_POINTS) $(BIN)/pytest -q -p no:cacheprovider --benchmark-disable -m chaos tests
 
 .PHONY: bench
 bench: build system-deps ## every benchmark, peers side by side: table, JSON, HTML report, callgrind counts
@@ -148,6 +145,24 @@ bench-check: build system-deps ## fail beyond BENCH_THRESHOLD% slower (CALLGRIND
 .PHONY: bench-callgrind
 bench-callgrind: $(VENV)/.deps ## instructions per Rust signing operation under valgrind (stable when noisy)
 	$(PY) benches/callgrind/driver.py --json $(BENCH_OUT)/callgrind.json
+
+# Reliability (RELIABILITY.md): the long runs; `make test` keeps a short version of each.
+SOAK_ORDERS   ?= 1000000
+SOAK_DURATION ?= 3600
+SOAK_ARGS     ?=
+SOAK_OUT      ?= .soak
+
+.PHONY: soak
+soak: build ## SOAK_ORDERS orders through the Engine against the simulator (faults on): growth, loss, latency
+	nice $(PY) -m soak.run --orders $(SOAK_ORDERS) --duration $(SOAK_DURATION) --out $(SOAK_OUT) $(SOAK_ARGS)
+
+CHAOS_KILL_POINTS ?= 60
+CHAOS_SEED        ?= 20260101
+
+.PHONY: chaos
+chaos: build system-deps ## every test marked chaos at full strength: SIGKILLs, Redis and simulator restarts, faults
+	CHAOS_KILL_POINTS=$(CHAOS_KILL_POINTS) CHAOS_SEED=$(CHAOS_SEED) CHAOS_FULL=1 \
+	  $(BIN)/pytest -q -p no:cacheprovider --benchmark-disable -m chaos tests
 
 .PHONY: clean
 clean: ## remove build products and the virtualenv

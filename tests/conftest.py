@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import leaks
+from tests.support import chaos, leaks
 
 _handler = leaks.CapturingHandler()
 _original_raises: Callable[..., Any] = pytest.raises
@@ -53,6 +53,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.excinfo is not None:
         leaks.observe_exception(call.excinfo.value, f"{item.nodeid} ({call.when})")
     leaks.record_report_sections(report.sections, report.longrepr)
+    if report.failed and item.get_closest_marker("chaos") is not None:
+        report.sections.append(("chaos", chaos.replay_hint()))
     return report
 
 

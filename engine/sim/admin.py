@@ -1,6 +1,6 @@
 """Admin endpoints under `/sim/...`: ground truth and controls for tests, loopback clients only, no auth.
 
-GET  /sim/ledger                 every accepted order (`?client_order_id=` filters)
+GET  /sim/ledger                 every accepted order (`?client_order_id=` filters; `?offset=&limit=` pages)
 GET  /sim/faults, POST /sim/faults   read / partially update live faults (`{"clear": true}` resets)
 GET  /sim/stats                  per-key request/429 counts and request times, auth failures, faults hit
 GET  /sim/book/{product_id}      the simulator's own level2 book, every level
@@ -57,10 +57,15 @@ class AdminApi:
 
     async def ledger(self, request: SimRequest) -> SimResponse:
         wanted = request.query.get("client_order_id")
-        entries = self.sim.ledger.entries()
-        if wanted is not None:
-            entries = [e for e in entries if e["client_order_id"] == wanted]
-        return json_response({"orders": entries, "count": len(entries)})
+        if wanted is not None:  # every entry with the id: a duplicate shows as two
+            entries = [e for e in self.sim.ledger.entries() if e["client_order_id"] == wanted]
+        else:
+            # a page of a long run's ledger: `total` says how many there are in all
+            offset = parse_int(request.query.get("offset") or 0, "offset", minimum=0, maximum=1 << 62)
+            limit = request.query.get("limit")
+            stop = None if limit is None else offset + parse_int(limit, "limit", minimum=0, maximum=1 << 32)
+            entries = self.sim.ledger.entries(offset, stop)
+        return json_response({"orders": entries, "count": len(entries), "total": len(self.sim.ledger)})
 
     async def get_faults(self, request: SimRequest) -> SimResponse:
         return json_response(self.sim.faults.to_dict())

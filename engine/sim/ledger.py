@@ -48,5 +48,6 @@ class Ledger:
     def by_order_id(self, order_id: str) -> Order | None:
         return self._by_order_id.get(order_id)
 
-    def entries(self) -> list[dict[str, Any]]:
-        return [order.ledger_entry() for order in self._accepted]
+    def entries(self, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
+        """The entries from `start` up to `stop` (acceptance order): a long run's ledger is read in pages."""
+        return [order.ledger_entry() for order in self._accepted[start:stop]]

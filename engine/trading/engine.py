@@ -99,6 +99,9 @@ class EngineConfig:
     # Settled orders leave `Engine.orders` once their fills are journalled (a bot running for weeks must not
     # grow with every order it ever placed); this many of the latest stay reachable through `Engine.order`.
     settled_orders_kept: int = 1_000
+    # How many of this run's latest client_order_ids the journal keeps exactly in memory (~150 bytes each);
+    # older ones go to a Bloom filter (~1.25 bytes each). Memory grows until the window is full, then stays.
+    journal_recent_ids: int = 100_000
 
 
 def _call_soon_threadsafe(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:
@@ -195,7 +198,9 @@ class Engine:
         else:  # records go to the intent log on the loop; SQLite's transactions and checkpoints run here
             self._journal_writer = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
         # Opening reads the journal (its ids into memory) on the loop with durability os: start-up only.
-        self.journal = await self._in_journal_thread(OrderJournal, journal_path, durability)
+        self.journal = await self._in_journal_thread(
+            functools.partial(OrderJournal, recent_ids=config.journal_recent_ids), journal_path, durability
+        )
         self.journal.writer = self._journal_writer  # durability os: its statements run there from now on
         audit_path = config.audit_path or journal_path.with_name(journal_path.name + ".audit.jsonl")
         self.risk.audit = AuditLog(audit_path)

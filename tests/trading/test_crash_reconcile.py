@@ -24,11 +24,13 @@ import pytest
 from engine.trading.journal import OrderJournal
 from engine.trading.order_state import OrderState
 from engine.venues.advanced.venue import from_exchange_status
-from tests.support import leaks
+from tests.support import chaos, leaks
 from tests.support.keys import new_ed25519_key
 from tests.support.simproc import running_sim
 
-KILL_POINTS = 12
+# `make chaos` runs 60 kill points (CHAOS_KILL_POINTS); the default run keeps 12. CHAOS_SEED draws the
+# pauses between kills and each worker's order stream: a failure prints it (tests/support/chaos.py).
+KILL_POINTS = chaos.kill_points(12)
 SIM_FLAGS = ("--no-rate-limit", "--tick-interval", "0.05")
 
 
@@ -90,16 +92,19 @@ def _ledger(base_url: str) -> list[dict[str, object]]:
         return list(orjson.loads(response.read())["orders"])
 
 
+@pytest.mark.chaos
+@pytest.mark.timeout(120 + 10 * KILL_POINTS)  # each kill point starts a process that imports and reconciles
 def test_sigkill_at_random_points_then_restart_reconciles_to_the_ledger(
     simulator: tuple[str, Path], tmp_path: Path
 ) -> None:
     base_url, key_file = simulator
     journal_path = tmp_path / "journal.db"
-    rng = random.Random(20260101)
+    chaos_seed = chaos.seed()
+    rng = random.Random(chaos_seed)
     sent = 0
     resolved_after_kill = 0
     for kill_point in range(KILL_POINTS):
-        worker = _worker(base_url, key_file, journal_path, kill_point)
+        worker = _worker(base_url, key_file, journal_path, chaos_seed + kill_point)
         report = json.loads(_read_line(worker, "ready "))
         resolved_after_kill += len(report["resolved"])
         assert report["unknown_open_orders"] == []  # every open order on the exchange is in the journal

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import threading
 from decimal import Decimal
 from typing import Any
@@ -15,7 +16,7 @@ from engine.risk import OrderRefused, ProductLimits, RiskConfig, RiskRule
 from engine.trading.journal import OrderJournal
 from engine.trading.order_state import OrderState
 from engine.trading.tracked import TrackedOrder
-from engine.venues.advanced.orders import LimitGtc, MarketIoc, OrderRequest, Side
+from engine.venues.advanced.orders import LimitGtc, MarketIoc, OrderRequest, Side, SorLimitIoc
 from engine.venues.base import OrderUpdate
 from tests.trading.conftest import Venue, eventually
 
@@ -431,3 +432,22 @@ async def test_settled_orders_leave_the_live_set_once_their_fills_are_journalled
         assert not engine.external_orders
     with OrderJournal(venue.journal_path) as journal:
         assert {f.order_id for f in journal.fills()} == {o.order_id for o in filled}
+
+
+async def test_the_journal_window_of_recent_ids_is_configured_and_an_id_past_it_is_still_refused(
+    venue: Venue,
+) -> None:
+    async with venue.engine(products=(), journal_recent_ids=2) as engine:
+        ids = [f"window-{n}" for n in range(4)]
+        for client_order_id in ids:  # each expires at once: settled, then retired from `orders`
+            order = SorLimitIoc(base_size="0.001", limit_price="30000")
+            await engine.place("BTC-USD", Side.BUY, order, client_order_id=client_order_id)
+        await eventually(lambda: not engine.orders)
+        assert engine.journal is not None
+        # the first two left the exact window of two: memory can only say "perhaps", SQLite says "used"
+        assert engine.journal._used.seen(ids[0]) is None
+        assert engine.journal._used.seen(ids[3]) is True
+        for reused in (ids[0], ids[3]):
+            with pytest.raises(sqlite3.IntegrityError, match="already journalled"):
+                await engine.place("BTC-USD", Side.BUY, order, client_order_id=reused)
+    assert [e["client_order_id"] for e in venue.sim.ledger.entries()] == ids
