@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisRateLimiter"]
 
-log = logging.getLogger("engine.scaleout.limiter")
+log = logging.getLogger("engine.ratelimit.redis_limiter")
 
 # KEYS[1] the bucket's theoretical arrival time (µs, Redis clock); KEYS[2] the recovery hold flag.
 # ARGV: interval µs, burst, weight, max delay µs, interval factor while a hold stands,

@@ -355,6 +355,10 @@ class Worker:
                 lambda: limiter.fallback_entered,
             )  # fmt: skip
             metrics.observe_counter(
+                "limiter_fallback_recoveries", "Times the limiter went back to the shared budget in Redis",
+                lambda: limiter.fallback_recovered,
+            )  # fmt: skip
+            metrics.observe_counter(
                 "limiter_redis_errors", "Limiter calls to Redis that failed", lambda: limiter.redis_errors
             )
         if isinstance(intake, StreamIntake):
