@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from engine.auth import CdpKey
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.errors import AuthError, ConfigError, EngineError, ExchangeError, KeyFormatError
 from engine.net.retry import RetryPolicy
 from engine.ops.config import Config
@@ -100,7 +101,8 @@ class _TimedSink:
 
 
 class Worker:
-    """One worker. `dry_run` overrides `[worker].dry_run`; `environ` the process environment."""
+    """One worker. `dry_run` overrides `[worker].dry_run`; `environ` the process environment; `clock` times
+    its engine, rate limiter and webhook (engine.clock)."""
 
     def __init__(
         self,
@@ -110,8 +112,10 @@ class Worker:
         dry_run: bool | None = None,
         metrics: EngineMetrics | None = None,
         sample_interval_s: float = 1.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
+        self.clock = clock
         self.dry_run = config.worker.dry_run if dry_run is None else dry_run
         self._environ = environ
         self.metrics = metrics or EngineMetrics()
@@ -193,7 +197,7 @@ class Worker:
         )
         await client.open()
         self.metrics.clock_offset.set(client.clock_offset_s)
-        engine = Engine(key, engine_config(config), client=client)
+        engine = Engine(key, engine_config(config), client=client, clock=self.clock)
         await engine.start()  # reconciles the journal with the exchange before anything is placed
         self.engine = engine
         self._log_reconciliation(engine)
@@ -217,7 +221,7 @@ class Worker:
         intake.start()
         self._sampler = asyncio.create_task(self._sample())
         if config.signals.webhook:
-            authenticator = SignalAuthenticator([secret], window_s=config.signals.window_s)
+            authenticator = SignalAuthenticator([secret], window_s=config.signals.window_s, clock=self.clock)
             webhook = SignalWebhook(authenticator, self._replay_guard(), _TimedSink(intake.sink, executor))
             self._webhook_runner, self.webhook_url = await _serve(
                 webhook.runner(handle_signals=False), config.signals.host, config.signals.port
@@ -236,7 +240,7 @@ class Worker:
             public=BucketLimit(limits.public_rps, limits.burst or limits.public_rps),
         )
         if limits.redis_url is None:
-            return LocalRateLimiter(rate_limits)
+            return LocalRateLimiter(rate_limits, clock=self.clock)
         settings = RedisSettings(limits.redis_url, limits.redis_timeout_s, limits.redis_namespace)
         redis = connect(settings)
         self._redis.append(redis)
@@ -246,6 +250,7 @@ class Worker:
             namespace=limits.redis_namespace,
             expected_workers=limits.expected_workers,
             fallback_fraction=limits.fallback_fraction,
+            clock=self.clock,
         )
 
     def _new_intake(self, executor: SignalExecutor) -> Intake:
@@ -278,7 +283,7 @@ class Worker:
         """Seen signal ids: in Redis when signals go through the stream (shared by every worker's webhook)."""
         signals = self.config.signals
         if signals.redis_url is None:
-            return LocalReplayGuard()
+            return LocalReplayGuard(clock=self.clock)
         redis = connect(RedisSettings(signals.redis_url, signals.redis_timeout_s, signals.redis_namespace))
         self._redis.append(redis)
         return RedisReplayGuard(redis, namespace=f"{{{signals.redis_namespace}}}")

@@ -39,11 +39,3 @@ class AccountView:
 
     def daily_pnl(self) -> Decimal:
         return self.pnl
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
