@@ -99,6 +99,7 @@ class RiskGate:
         self.config = config
         self.audit = audit if audit is not None else AuditLog(None, clock=clock)
         self.clock = clock
+        self._monotonic = clock.monotonic  # read for every order: one attribute lookup
         self.kill_switch = KillSwitch()
         self.order_rate = (
             OrderRateLimit(config.max_orders, config.rate_window, config.rate_cooldown)
@@ -113,7 +114,7 @@ class RiskGate:
 
     def check(self, order: OrderTerms, view: RiskView) -> None:
         """Pass the order or raise `OrderRefused`. Either way the decision is audited."""
-        now = self.clock.monotonic()
+        now = self._monotonic()
         try:
             self._check(order, view, now)
         except OrderRefused as refused:
@@ -168,14 +169,14 @@ class RiskGate:
 
     def record_success(self) -> None:
         if self.breaker is not None:
-            self.breaker.record_success(self.clock.monotonic())
+            self.breaker.record_success(self._monotonic())
 
     def record_failure(self, error: BaseException) -> None:
-        if self.breaker is not None and self.breaker.record_failure(self.clock.monotonic()):
+        if self.breaker is not None and self.breaker.record_failure(self._monotonic()):
             self.audit.record("circuit_breaker_tripped", error=type(error).__name__)
 
     def breaker_state(self) -> BreakerState | None:
-        return None if self.breaker is None else self.breaker.state(self.clock.monotonic())
+        return None if self.breaker is None else self.breaker.state(self._monotonic())
 
     def engage_kill_switch(self, reason: str) -> None:
         self.kill_switch.engage(reason)
