@@ -12,10 +12,11 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import IO, Any
 
 import orjson
+
+from engine.clock import SYSTEM_CLOCK, Clock
 
 __all__ = [
     "JsonFormatter",
@@ -138,12 +139,12 @@ class LogThrottle:
         *,
         level: int = logging.INFO,
         interval_s: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._logger = logger
         self.level = level
         self.interval_s = interval_s
-        self._clock = clock
+        self._clock = clock.monotonic
         self._next_at = float("-inf")
         self._suppressed = 0
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Protocol
+
+from engine.clock import SYSTEM_CLOCK, Clock, TimerHandle
 
 __all__ = [
     "BucketLimit",
@@ -25,7 +25,6 @@ __all__ = [
     "EndpointClass",
     "LimiterStats",
     "LocalRateLimiter",
-    "LoopClock",
     "Priority",
     "RateLimiter",
     "RateLimits",
@@ -97,30 +96,6 @@ class RateLimits:
         return self.private
 
 
-class TimerHandle(Protocol):
-    def cancel(self) -> None: ...
-
-
-class Clock(Protocol):
-    """Time source and timer for the buckets; injectable so tests drive time by hand."""
-
-    def now(self) -> float: ...
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle: ...
-
-
-class LoopClock:
-    """Monotonic time and the running event loop's timers."""
-
-    __slots__ = ()
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
-        return asyncio.get_running_loop().call_later(delay, callback)
-
-
 @dataclass(slots=True)
 class LimiterStats:
     """What the limiter did. Wait times are seconds spent queued (zero for the immediate path)."""
@@ -163,6 +138,7 @@ class TokenBucket:
 
     __slots__ = (
         "_clock",
+        "_monotonic",
         "_paused_until",
         "_queues",
         "_timer",
@@ -184,9 +160,10 @@ class TokenBucket:
         self.rate = float(rate)
         self.capacity = float(capacity)
         self.name = name
-        self._clock: Clock = clock or LoopClock()
+        self._clock: Clock = clock or SYSTEM_CLOCK
+        self._monotonic = self._clock.monotonic  # read on every request: one attribute lookup
         self._tokens = self.capacity
-        self._updated = self._clock.now()
+        self._updated = self._monotonic()
         self._paused_until = 0.0
         self._queues: tuple[deque[_Waiter], ...] = tuple(deque() for _ in Priority)
         self._waiting = 0
@@ -203,7 +180,7 @@ class TokenBucket:
     @property
     def tokens(self) -> float:
         """Tokens available now (after refill)."""
-        self._refill(self._clock.now())
+        self._refill(self._monotonic())
         return self._tokens
 
     @property
@@ -225,7 +202,7 @@ class TokenBucket:
         """Take `weight` tokens if they are there and nobody is queued; never blocks, never allocates."""
         if self._waiting:
             return False
-        now = self._clock.now()
+        now = self._monotonic()
         if now < self._paused_until:
             return False
         self._refill(now)
@@ -239,7 +216,7 @@ class TokenBucket:
         """Wait for `weight` tokens; returns the seconds waited. Cancelling the caller leaves no trace."""
         if weight > self.capacity:
             raise ValueError(f"weight {weight} exceeds the bucket capacity {self.capacity}")
-        now = self._clock.now()
+        now = self._monotonic()
         if not self._queued_at_or_above(priority) and now >= self._paused_until:
             self._refill(now)
             if self._tokens >= weight:
@@ -262,7 +239,7 @@ class TokenBucket:
             self.stats.cancelled += 1
             self._dispatch()
             raise
-        waited = self._clock.now() - waiter.enqueued_at
+        waited = self._monotonic() - waiter.enqueued_at
         stats = self.stats
         stats.queued += 1
         stats.wait_total_s += waited
@@ -272,7 +249,7 @@ class TokenBucket:
 
     def pause(self, seconds: float) -> None:
         """Stop granting for `seconds` and empty the bucket: the exchange said we are out."""
-        now = self._clock.now()
+        now = self._monotonic()
         until = now + max(0.0, seconds)
         if until > self._paused_until:
             self._paused_until = until
@@ -289,7 +266,7 @@ class TokenBucket:
         if remaining <= 0 and reset_after is not None and reset_after > 0:
             self.pause(reset_after)
             return
-        self._refill(self._clock.now())
+        self._refill(self._monotonic())
         if remaining < self._tokens:
             self._tokens = float(remaining)
 
@@ -311,7 +288,7 @@ class TokenBucket:
         if not self._waiting:
             self._disarm()
             return
-        now = self._clock.now()
+        now = self._monotonic()
         if now < self._paused_until:
             self._arm(self._paused_until - now)
             return
@@ -335,7 +312,7 @@ class TokenBucket:
         self._disarm()
 
     def _arm(self, delay: float) -> None:
-        due = self._clock.now() + delay
+        due = self._monotonic() + delay
         if self._timer is not None:
             if self._timer_at <= due:
                 return  # an earlier wake-up is armed; it will re-arm as needed

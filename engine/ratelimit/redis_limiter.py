@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.ratelimit import BucketLimit, EndpointClass, LimiterStats, Priority, RateLimits, TokenBucket
 from engine.redis_conn import ProbeBackoff, RedisError
 
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisRateLimiter"]
 
-log = logging.getLogger("engine.scaleout.limiter")
+log = logging.getLogger("engine.ratelimit.redis_limiter")
 
 # KEYS[1] the bucket's theoretical arrival time (µs, Redis clock); KEYS[2] the recovery hold flag.
 # ARGV: interval µs, burst, weight, max delay µs, interval factor while a hold stands,
@@ -90,7 +89,7 @@ class RedisRateLimiter:
         max_delay_s: float = 2.0,
         probe: ProbeBackoff | None = None,
         recovery_hold_s: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if expected_workers < 1:
             raise ValueError("expected_workers must be at least 1")
@@ -111,6 +110,7 @@ class RedisRateLimiter:
         self._hold_factor = 1.0 / max(1.0 - others, 1.0 / expected_workers)
         self._hold_key = f"{{{namespace}}}:rl:recovering"
         self._clock = clock
+        self._monotonic = clock.monotonic
         self._fallback: dict[str, TokenBucket] = {}
         self._fallback_opened_at = 0.0
         self._next_probe_at = 0.0
@@ -135,12 +135,12 @@ class RedisRateLimiter:
     async def acquire(
         self, key_id: str, endpoint: EndpointClass, weight: float = 1.0, priority: Priority = Priority.NORMAL
     ) -> float:
-        started = self._clock()
+        started = self._monotonic()
         scope, limit = self._scope(key_id, endpoint)
         if weight > limit.burst:
             raise ValueError(f"weight {weight} exceeds the bucket capacity {limit.burst}")
         while True:
-            if self.fallback_active and self._clock() < self._next_probe_at:
+            if self.fallback_active and self._monotonic() < self._next_probe_at:
                 if await self._fallback_acquire(scope, limit, weight):
                     return self._granted(started)
                 continue  # a probe is due (or another request found Redis back): try Redis
@@ -210,7 +210,7 @@ class RedisRateLimiter:
         while self.fallback_active:
             if bucket.try_acquire(weight):
                 return True
-            now = self._clock()
+            now = self._monotonic()
             if now >= self._next_probe_at:
                 return False
             ready_in = max(bucket.paused_until - now, (weight - bucket.tokens) / bucket.rate, 0.001)
@@ -218,7 +218,7 @@ class RedisRateLimiter:
         return False
 
     def _granted(self, started: float) -> float:
-        waited = self._clock() - started
+        waited = self._monotonic() - started
         stats = self._stats
         stats.granted += 1
         if waited > 0.0005:
@@ -229,7 +229,7 @@ class RedisRateLimiter:
 
     def _enter_fallback(self, exc: RedisError) -> None:
         self.redis_errors += 1
-        now = self._clock()
+        now = self._monotonic()
         self._next_probe_at = now + self._probe.next_delay()
         if self.fallback_active:
             return
@@ -256,9 +256,9 @@ class RedisRateLimiter:
         bucket = self._fallback.get(scope)
         if bucket is None:
             share = limit.rate * self.fallback_fraction / self.expected_workers
-            bucket = TokenBucket(share, 1.0, name=f"fallback:{scope}")
+            bucket = TokenBucket(share, 1.0, clock=self._clock, name=f"fallback:{scope}")
             # Start empty, and shut until reservations made before the outage have all come due.
-            bucket.pause(max(0.0, self._fallback_opened_at - self._clock()))
+            bucket.pause(max(0.0, self._fallback_opened_at - self._monotonic()))
             self._fallback[scope] = bucket
         return bucket
 

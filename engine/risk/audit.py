@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
+
+from engine.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,14 @@ class AuditLog:
     """Structured JSON lines to a file (appended, on the log's writer thread) or to any binary stream (written
     where `flush()` is called: the caller's stream, the caller's thread)."""
 
-    def __init__(self, target: str | Path | IO[bytes] | None = None, *, max_buffered: int = 4096) -> None:
+    def __init__(
+        self,
+        target: str | Path | IO[bytes] | None = None,
+        *,
+        max_buffered: int = 4096,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._now = clock.now  # each record's `ts`: wall time, Unix seconds
         self._own_stream = isinstance(target, (str, Path))
         if isinstance(target, (str, Path)):
             # opened where the log is made (the engine's start-up); written from then on by the writer
@@ -37,7 +45,7 @@ class AuditLog:
         self.records = 0
 
     def record(self, event: str, **fields: Any) -> None:
-        fields["ts"] = time.time()
+        fields["ts"] = self._now()
         fields["event"] = event
         self._buffer.append(fields)
         self.records += 1

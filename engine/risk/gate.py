@@ -7,13 +7,12 @@ has passed, so a refused order never uses up rate budget.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated
 
 import msgspec
 
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.decimals import bounded_decimal
 from engine.errors import InvalidValue
 from engine.risk.audit import AuditLog
@@ -106,18 +105,20 @@ class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class RiskGate:
-    """Checks orders against a `RiskConfig` and a `RiskView`. The clock is injectable (seconds, monotonic)."""
+    """Checks orders against a `RiskConfig` and a `RiskView`. The order rate, its cooldown and the circuit
+    breaker run on `clock`'s monotonic time (the daily loss limit's day is the view's: the portfolio's)."""
 
     def __init__(
         self,
         config: RiskConfig,
         audit: AuditLog | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
-        self.audit = audit if audit is not None else AuditLog(None)
+        self.audit = audit if audit is not None else AuditLog(None, clock=clock)
         self.clock = clock
+        self._monotonic = clock.monotonic  # read for every order: one attribute lookup
         self.kill_switch = KillSwitch()
         self.order_rate = (
             OrderRateLimit(config.max_orders, config.rate_window, config.rate_cooldown)
@@ -132,7 +133,7 @@ class RiskGate:
 
     def check(self, order: OrderTerms, view: RiskView) -> None:
         """Pass the order or raise `OrderRefused`. Either way the decision is audited."""
-        now = self.clock()
+        now = self._monotonic()
         try:
             self._check(order, view, now)
         except OrderRefused as refused:
@@ -221,14 +222,14 @@ class RiskGate:
 
     def record_success(self) -> None:
         if self.breaker is not None:
-            self.breaker.record_success(self.clock())
+            self.breaker.record_success(self._monotonic())
 
     def record_failure(self, error: BaseException) -> None:
-        if self.breaker is not None and self.breaker.record_failure(self.clock()):
+        if self.breaker is not None and self.breaker.record_failure(self._monotonic()):
             self.audit.record("circuit_breaker_tripped", error=type(error).__name__)
 
     def breaker_state(self) -> BreakerState | None:
-        return None if self.breaker is None else self.breaker.state(self.clock())
+        return None if self.breaker is None else self.breaker.state(self._monotonic())
 
     def engage_kill_switch(self, reason: str) -> None:
         self.kill_switch.engage(reason)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.errors import EngineError
 
 __all__ = [
@@ -59,7 +59,7 @@ class SignalAuthenticator:
         secrets: Sequence[str | bytes],
         *,
         window_s: float = 30.0,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not secrets:
             raise ValueError("at least one webhook secret is required")
@@ -70,7 +70,7 @@ class SignalAuthenticator:
             raise ValueError("the timestamp window must be positive")
         self._keys = keys
         self.window_s = window_s
-        self._clock = clock
+        self._clock = clock.now  # the sender's timestamp is Unix seconds
 
     def __repr__(self) -> str:
         return f"SignalAuthenticator(secrets=<{len(self._keys)} hidden>, window_s={self.window_s})"

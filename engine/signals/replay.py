@@ -11,10 +11,10 @@ executed twice.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
+
+from engine.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -45,11 +45,11 @@ class LocalReplayGuard:
         *,
         ttl_s: float = DEFAULT_TTL_S,
         max_ids: int = 1_000_000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.ttl_s = ttl_s
         self.max_ids = max_ids
-        self._clock = clock
+        self._clock = clock.monotonic
         self._seen: OrderedDict[str, float] = OrderedDict()  # id -> expiry, in insertion (= expiry) order
 
     def __len__(self) -> int:

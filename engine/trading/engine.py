@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +31,7 @@ from typing import Any, TypeVar, cast
 
 import orjson
 
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.decimals import bounded_decimal
 from engine.errors import ConfigError, EngineError, NotFound, OrderRejected
 from engine.marketdata.book import OrderBook
@@ -138,10 +138,14 @@ class Engine:
         base_url: str | None = None,
         client: Any = None,
         venue: Venue | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """With `key` (and optionally `base_url`, or an open Advanced Trade `client` to share): trade on
-        Advanced Trade, its streams set up from `config`. With `venue`: trade through that venue instead."""
+        Advanced Trade, its streams set up from `config`. With `venue`: trade through that venue instead.
+        `clock` times the risk rules, the trading day, the journal's and audit log's records and the
+        engine's own grace periods (engine.clock)."""
         self.config = config or EngineConfig()
+        self.clock = clock
         if venue is None:
             if key is None:
                 raise TypeError("Engine needs an API key, or a venue to trade through")
@@ -151,7 +155,7 @@ class Engine:
         self.venue: Venue = venue
         self.ids = ClientOrderIds(self.config.worker, uuid=venue.capabilities.uuid_client_order_ids)
         self.feed = MarketFeed()
-        self.portfolio = Portfolio()
+        self.portfolio = Portfolio(clock=clock)
         self.orders: dict[str, TrackedOrder] = {}  # live: open, unresolved, or settled with fills still due
         self.settled: OrderedDict[str, TrackedOrder] = OrderedDict()  # the latest settled, oldest first
         self._retiring: list[str] = []  # settled, still in `orders` until their fills are journalled
@@ -159,7 +163,7 @@ class Engine:
         self.external_orders: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
         self.reconcile_report: ReconcileReport | None = None
         self.journal: OrderJournal | None = None
-        self.risk = RiskGate(self.config.risk)
+        self.risk = RiskGate(self.config.risk, clock=clock)
         self._view = EngineView(self)
         self._open_by_product: dict[str, int] = {}
         self._open_total = 0
@@ -175,7 +179,7 @@ class Engine:
         self._busy_poll: asyncio.Task[None] | None = None
         self._fills_due: set[str] = set()  # order ids whose fills to fetch and journal
         self._last_account_refresh = 0.0
-        self._last_checkpoint = time.monotonic()
+        self._last_checkpoint = clock.monotonic()
         self._started = False
 
     # == lifecycle =======================================================================================
@@ -198,12 +202,13 @@ class Engine:
         else:  # records go to the intent log on the loop; SQLite's transactions and checkpoints run here
             self._journal_writer = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
         # Opening reads the journal (its ids into memory) on the loop with durability os: start-up only.
-        self.journal = await self._in_journal_thread(
-            functools.partial(OrderJournal, recent_ids=config.journal_recent_ids), journal_path, durability
+        open_journal = functools.partial(
+            OrderJournal, journal_path, durability, recent_ids=config.journal_recent_ids, clock=self.clock
         )
+        self.journal = await self._in_journal_thread(open_journal)
         self.journal.writer = self._journal_writer  # durability os: its statements run there from now on
         audit_path = config.audit_path or journal_path.with_name(journal_path.name + ".audit.jsonl")
-        self.risk.audit = AuditLog(audit_path)
+        self.risk.audit = AuditLog(audit_path, clock=self.clock)
         await self.venue.open()
         try:
             await self._load_products()
@@ -289,7 +294,7 @@ class Engine:
             self.orders[entry.client_order_id] = tracked
             self._count_open(entry.product_id, +1)
             if entry.state.is_unresolved:
-                self._unknown_since[entry.client_order_id] = time.monotonic()
+                self._unknown_since[entry.client_order_id] = self.clock.monotonic()
         self.portfolio.restore(history)
 
     def _audit_reconcile(self, report: ReconcileReport) -> None:
@@ -474,7 +479,7 @@ class Engine:
             # Any other failure (or our own cancellation) leaves the outcome open: look it up later.
             if isinstance(error, Exception):
                 self.risk.record_failure(error)
-            self._unknown_since[client_order_id] = time.monotonic()
+            self._unknown_since[client_order_id] = self.clock.monotonic()
             self._settle(tracked, OrderState.UNKNOWN, failure_reason=type(error).__name__)
             raise
         self.risk.record_success()
@@ -687,7 +692,7 @@ class Engine:
             self._settle(tracked, OrderState.REJECTED, failure_reason=rejected.failure_reason or "REJECTED")
             raise
         except BaseException as error:
-            self._unknown_since[client_order_id] = time.monotonic()
+            self._unknown_since[client_order_id] = self.clock.monotonic()
             self._settle(tracked, OrderState.UNKNOWN, failure_reason=type(error).__name__)
             raise
         tracked.side = result.side or tracked.side
@@ -796,7 +801,7 @@ class Engine:
         self.portfolio.load_balances(available, holds, in_flight=in_flight)
         if self.venue.capabilities.margin:  # a margined account's positions are the venue's to say
             self.portfolio.load_positions(await self.venue.positions())
-        self._last_account_refresh = time.monotonic()
+        self._last_account_refresh = self.clock.monotonic()
 
     async def _run_housekeeping(self) -> None:
         config = self.config
@@ -822,7 +827,7 @@ class Engine:
 
     async def _housekeep(self) -> None:
         self.risk.audit.flush()
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for client_order_id, since in list(self._unknown_since.items()):
             tracked = self.orders.get(client_order_id)
             if tracked is None or now - since < self.config.unknown_grace_s:

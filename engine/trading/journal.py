@@ -36,7 +36,6 @@ import asyncio
 import enum
 import sqlite3
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
@@ -45,6 +44,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.errors import ConfigError
 from engine.trading.intent_log import DEFAULT_CAPACITY, IntentLog, RecordKind
 from engine.trading.order_state import OrderState
@@ -191,10 +191,12 @@ class OrderJournal:
         *,
         log_capacity: int = DEFAULT_CAPACITY,
         recent_ids: int = 100_000,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """`recent_ids`: how many of this run's latest client_order_ids are kept exactly in memory (earlier
-        ones are in a Bloom filter: a hit there is looked up in SQLite)."""
+        ones are in a Bloom filter: a hit there is looked up in SQLite). `clock`'s wall time dates records."""
         self.path = Path(path)
+        self._wall_time = clock.now
         self.durability = Durability(durability)
         # isolation_level=None: no implicit transactions, so an intent is one statement = one commit.
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
@@ -293,7 +295,7 @@ class OrderJournal:
         `fresh=True` skips the check for an id known to be new (one this run's `ClientOrderIds` just made, or
         one `ensure_new` cleared).
         """
-        now = time.time_ns()
+        now = int(self._wall_time() * 1e9)
         params = (client_order_id, product_id, side, request, now, now)
         log = self._log
         if log is not None:
@@ -428,7 +430,7 @@ class OrderJournal:
             None if filled_value is None else str(filled_value),
             None if total_fees is None else str(total_fees),
             failure_reason,
-            time.time_ns(),
+            int(self._wall_time() * 1e9),
             client_order_id,
         )
         if self._log is not None:

@@ -11,7 +11,6 @@ unrealized profit and loss (for the daily loss limit) follow from them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from engine.venues.base import Position as VenuePosition
+
+from engine.clock import SYSTEM_CLOCK, Clock
 
 _ZERO = Decimal(0)
 
@@ -41,8 +42,8 @@ class Reservation:
 
 
 class Portfolio:
-    def __init__(self, *, wall_clock: Callable[[], float] = time.time) -> None:
-        self._wall_clock = wall_clock
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock  # its wall time: the trading day of the daily loss limit is the UTC date
         self.currencies: dict[str, tuple[str, str] | None] = {}  # product -> (base, quote); None if margined
         self._snapshot: dict[str, Decimal] = {}  # available per currency at the last refresh
         self._holds: dict[str, Decimal] = {}
@@ -56,7 +57,7 @@ class Portfolio:
         self.snapshots = 0
 
     def _today(self) -> str:
-        return datetime.fromtimestamp(self._wall_clock(), UTC).date().isoformat()
+        return datetime.fromtimestamp(self._clock.now(), UTC).date().isoformat()
 
     def _roll_day(self) -> None:
         today = self._today()

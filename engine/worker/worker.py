@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from engine.auth import CdpKey, ExchangeKey
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.errors import AuthError, ConfigError, EngineError, ExchangeError, KeyFormatError
 from engine.net.retry import RetryPolicy
 from engine.ops.config import Config
@@ -118,7 +119,8 @@ class _TimedSink:
 
 
 class Worker:
-    """One worker. `dry_run` overrides `[worker].dry_run`; `environ` the process environment."""
+    """One worker. `dry_run` overrides `[worker].dry_run`; `environ` the process environment; `clock` times
+    its engine, rate limiter and webhook (engine.clock)."""
 
     def __init__(
         self,
@@ -128,8 +130,10 @@ class Worker:
         dry_run: bool | None = None,
         metrics: EngineMetrics | None = None,
         sample_interval_s: float = 1.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
+        self.clock = clock
         self.dry_run = config.worker.dry_run if dry_run is None else dry_run
         self._environ = environ
         self.metrics = metrics or EngineMetrics()
@@ -221,9 +225,9 @@ class Worker:
         trading = engine_config(config)
         if isinstance(key, ExchangeKey):
             venue = exchange_venue(key, client=client, products=trading.products)
-            engine = Engine(config=trading, venue=venue)
+            engine = Engine(config=trading, venue=venue, clock=self.clock)
         else:
-            engine = Engine(key, trading, client=client)
+            engine = Engine(key, trading, client=client, clock=self.clock)
         await engine.start()  # reconciles the journal with the exchange before anything is placed
         self.engine = engine
         self._log_reconciliation(engine)
@@ -247,7 +251,7 @@ class Worker:
         intake.start()
         self._sampler = asyncio.create_task(self._sample())
         if config.signals.webhook:
-            authenticator = SignalAuthenticator([secret], window_s=config.signals.window_s)
+            authenticator = SignalAuthenticator([secret], window_s=config.signals.window_s, clock=self.clock)
             webhook = SignalWebhook(authenticator, self._replay_guard(), _TimedSink(intake.sink, executor))
             self._webhook_runner, self.webhook_url = await _serve(
                 webhook.runner(handle_signals=False), config.signals.host, config.signals.port
@@ -271,7 +275,7 @@ class Worker:
             fills=published.fills,  # Exchange counts /fills apart
         )
         if limits.redis_url is None:
-            return LocalRateLimiter(rate_limits)
+            return LocalRateLimiter(rate_limits, clock=self.clock)
         settings = RedisSettings(limits.redis_url, limits.redis_timeout_s, limits.redis_namespace)
         redis = connect(settings)
         self._redis.append(redis)
@@ -281,6 +285,7 @@ class Worker:
             namespace=limits.redis_namespace,
             expected_workers=limits.expected_workers,
             fallback_fraction=limits.fallback_fraction,
+            clock=self.clock,
         )
 
     def _new_intake(self, executor: SignalExecutor) -> Intake:
@@ -313,7 +318,7 @@ class Worker:
         """Seen signal ids: in Redis when signals go through the stream (shared by every worker's webhook)."""
         signals = self.config.signals
         if signals.redis_url is None:
-            return LocalReplayGuard()
+            return LocalReplayGuard(clock=self.clock)
         redis = connect(RedisSettings(signals.redis_url, signals.redis_timeout_s, signals.redis_namespace))
         self._redis.append(redis)
         return RedisReplayGuard(redis, namespace=f"{{{signals.redis_namespace}}}")
@@ -388,6 +393,10 @@ class Worker:
             metrics.observe_counter(
                 "limiter_fallbacks", "Times the limiter fell back to its local share",
                 lambda: limiter.fallback_entered,
+            )  # fmt: skip
+            metrics.observe_counter(
+                "limiter_fallback_recoveries", "Times the limiter went back to the shared budget in Redis",
+                lambda: limiter.fallback_recovered,
             )  # fmt: skip
             metrics.observe_counter(
                 "limiter_redis_errors", "Limiter calls to Redis that failed", lambda: limiter.redis_errors

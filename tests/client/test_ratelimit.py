@@ -1,4 +1,4 @@
-"""TokenBucket and LocalRateLimiter, driven by a fake clock: no sleeps, no timing assertions."""
+"""TokenBucket and LocalRateLimiter, driven by a manual clock: no sleeps, no timing assertions."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.clock import ManualClock
 from engine.ratelimit import BucketLimit, EndpointClass, LocalRateLimiter, Priority, RateLimits, TokenBucket
-from tests.client.clock import FakeClock, settle
+from tests.client.clock import settle
 
 
 def test_fast_path_spends_the_burst_without_timers() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     bucket = TokenBucket(rate=2, capacity=3, clock=clock)
     assert [bucket.try_acquire() for _ in range(4)] == [True, True, True, False]
     assert clock.armed == 0
@@ -22,7 +23,7 @@ def test_fast_path_spends_the_burst_without_timers() -> None:
 
 
 def test_lazy_refill_is_proportional_and_capped() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     bucket = TokenBucket(rate=2, capacity=3, clock=clock)
     for _ in range(3):
         assert bucket.try_acquire()
@@ -33,12 +34,12 @@ def test_lazy_refill_is_proportional_and_capped() -> None:
 
 
 async def test_immediate_acquire_returns_zero_wait() -> None:
-    bucket = TokenBucket(rate=1, capacity=1, clock=FakeClock())
+    bucket = TokenBucket(rate=1, capacity=1, clock=ManualClock())
     assert await bucket.acquire() == 0.0
 
 
 async def test_waiters_are_served_fifo_and_report_their_wait() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     bucket = TokenBucket(rate=1, capacity=1, clock=clock)
     assert bucket.try_acquire()
     served: list[str] = []
@@ -65,7 +66,7 @@ async def test_waiters_are_served_fifo_and_report_their_wait() -> None:
 
 
 async def test_cancels_go_ahead_of_queued_orders() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     bucket = TokenBucket(rate=1, capacity=1, clock=clock)
     assert bucket.try_acquire()
     served: list[str] = []
@@ -87,7 +88,7 @@ async def test_cancels_go_ahead_of_queued_orders() -> None:
 
 
 async def test_a_cancelled_waiter_leaves_no_hole_and_no_leaked_token() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     bucket = TokenBucket(rate=1, capacity=1, clock=clock)
     assert bucket.try_acquire()
     served: list[str] = []
@@ -116,7 +117,7 @@ async def test_a_cancelled_waiter_leaves_no_hole_and_no_leaked_token() -> None:
 
 
 async def test_a_waiter_cancelled_as_it_is_granted_gives_the_token_back() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     bucket = TokenBucket(rate=1, capacity=1, clock=clock)
     assert bucket.try_acquire()
     task = asyncio.create_task(bucket.acquire())
@@ -131,7 +132,7 @@ async def test_a_waiter_cancelled_as_it_is_granted_gives_the_token_back() -> Non
 
 
 async def test_weights_wait_for_enough_tokens_and_oversize_is_refused() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     bucket = TokenBucket(rate=1, capacity=3, clock=clock)
     with pytest.raises(ValueError, match="exceeds the bucket capacity"):
         await bucket.acquire(weight=4)
@@ -147,7 +148,7 @@ async def test_weights_wait_for_enough_tokens_and_oversize_is_refused() -> None:
 
 
 async def test_pause_holds_everyone_until_the_reset_then_refills_from_zero() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     bucket = TokenBucket(rate=10, capacity=10, clock=clock)
     bucket.pause(2.0)
     assert not bucket.try_acquire()
@@ -163,7 +164,7 @@ async def test_pause_holds_everyone_until_the_reset_then_refills_from_zero() -> 
 
 
 def test_remaining_header_lowers_the_local_count() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     bucket = TokenBucket(rate=10, capacity=10, clock=clock)
     bucket.observe_remaining(2, None)
     assert bucket.tokens == pytest.approx(2.0)
@@ -177,7 +178,7 @@ def test_remaining_header_lowers_the_local_count() -> None:
 
 def test_limiter_scopes_private_per_key_and_public_per_ip() -> None:
     limiter = LocalRateLimiter(
-        RateLimits(private=BucketLimit(1, 1), public=BucketLimit(1, 1)), clock=FakeClock()
+        RateLimits(private=BucketLimit(1, 1), public=BucketLimit(1, 1)), clock=ManualClock()
     )
     assert limiter.try_acquire("key-a", EndpointClass.PRIVATE)
     assert limiter.try_acquire("key-b", EndpointClass.PRIVATE), "another key has its own private pool"
@@ -194,14 +195,14 @@ def test_exchange_defaults_have_a_separate_fills_pool() -> None:
     limits = RateLimits.exchange()
     assert limits.private == BucketLimit(15, 30)
     assert limits.public == BucketLimit(10, 15)
-    limiter = LocalRateLimiter(limits, clock=FakeClock())
+    limiter = LocalRateLimiter(limits, clock=ManualClock())
     for _ in range(30):
         assert limiter.try_acquire("k", EndpointClass.PRIVATE)
     assert limiter.try_acquire("k", EndpointClass.FILLS)
 
 
 def test_a_429_without_reset_pauses_for_the_default() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = LocalRateLimiter(RateLimits(default_pause_s=1.5), clock=clock)
     limiter.on_rate_limited("k", EndpointClass.PRIVATE, None)
     assert not limiter.try_acquire("k", EndpointClass.PRIVATE)
@@ -219,10 +220,10 @@ def test_a_429_without_reset_pauses_for_the_default() -> None:
 def test_never_grants_more_than_burst_plus_rate_times_elapsed(
     steps: list[tuple[float, int]], rate: float, burst: int
 ) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     bucket = TokenBucket(rate=rate, capacity=burst, clock=clock)
-    start, granted = clock.t, 0
+    start, granted = clock.monotonic(), 0
     for advance, tries in steps:
         clock.advance(advance)
         granted += sum(bucket.try_acquire() for _ in range(tries))
-        assert granted <= burst + rate * (clock.t - start) + 1e-6
+        assert granted <= burst + rate * (clock.monotonic() - start) + 1e-6

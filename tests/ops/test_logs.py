@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from engine.clock import ManualClock
 from engine.ops.logs import REDACTED, LogThrottle, configure_logging, redact, register_secret
 from tests.support.leaks import observe
 
@@ -107,16 +108,16 @@ def test_a_throttle_logs_the_first_occurrence_then_one_line_per_interval_with_th
     handler = Collect()
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    now = [100.0]
-    throttle = LogThrottle(logger, interval_s=60.0, clock=lambda: now[0])
+    clock = ManualClock(monotonic=100.0)
+    throttle = LogThrottle(logger, interval_s=60.0, clock=clock)
     try:
         assert throttle.log("client %s hung up", "a")
         for n in range(500):  # a flood within the minute: counted, not logged
-            now[0] += 0.1
+            clock.advance(0.1)
             assert not throttle.log("client %s hung up", f"b{n}")
-        now[0] = 161.0
+        clock.advance(161.0 - clock.monotonic())
         assert throttle.log("client %s hung up", "c")
-        now[0] = 500.0
+        clock.advance(500.0 - clock.monotonic())
         assert throttle.log("client %s hung up", "d")  # nothing suppressed since: no count
     finally:
         logger.removeHandler(handler)

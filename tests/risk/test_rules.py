@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from engine.clock import ManualClock
 from engine.errors import InvalidValue
 from engine.risk import (
     AuditLog,
@@ -27,7 +28,7 @@ from engine.venues.advanced.orders import (
     StopDirection,
     StopLimitGtc,
 )
-from tests.risk.view import AccountView, ManualClock
+from tests.risk.view import AccountView
 from tests.support.hostile_values import HOSTILE_DECIMALS
 
 D = Decimal
@@ -152,11 +153,11 @@ def test_order_rate_cap_then_cooldown() -> None:
     )
     for _ in range(3):
         assert refused_rule(gate, limit(), view) is None
-        clock.now += 0.1
+        clock.advance(0.1)
     assert refused_rule(gate, limit(), view) is RiskRule.ORDER_RATE
-    clock.now += 1.0  # the window has passed, but the cooldown runs
+    clock.advance(1.0)  # the window has passed, but the cooldown runs
     assert refused_rule(gate, limit(), view) is RiskRule.COOLDOWN
-    clock.now += 4.0
+    clock.advance(4.0)
     assert refused_rule(gate, limit(), view) is None
 
 
@@ -177,7 +178,7 @@ def test_circuit_breaker_trips_half_opens_and_closes() -> None:
     gate, view = RiskGate(config, clock=clock), AccountView()
     error = TimeoutError("simulated")
     gate.record_failure(error)
-    clock.now += 11  # the first failure leaves the window
+    clock.advance(11)  # the first failure leaves the window
     gate.record_failure(error)
     gate.record_failure(error)
     assert gate.breaker_state() is BreakerState.CLOSED
@@ -185,13 +186,13 @@ def test_circuit_breaker_trips_half_opens_and_closes() -> None:
     gate.record_failure(error)
     assert gate.breaker_state() is BreakerState.OPEN
     assert refused_rule(gate, limit(), view) is RiskRule.CIRCUIT_BREAKER
-    clock.now += 5
+    clock.advance(5)
     assert gate.breaker_state() is BreakerState.HALF_OPEN
     assert refused_rule(gate, limit(), view) is None  # the probe
     assert refused_rule(gate, limit(), view) is RiskRule.CIRCUIT_BREAKER  # one probe at a time
     gate.record_failure(error)  # the probe failed: open again
     assert gate.breaker_state() is BreakerState.OPEN
-    clock.now += 5
+    clock.advance(5)
     assert refused_rule(gate, limit(), view) is None
     gate.record_success()
     assert gate.breaker_state() is BreakerState.CLOSED

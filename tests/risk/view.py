@@ -49,11 +49,3 @@ class AccountView:
 
     def margin(self, product_id: str) -> MarginSnapshot | None:
         return self.margins.get(product_id)
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now

@@ -126,7 +126,7 @@ async def test_falls_back_to_a_local_share_and_recovers(
     assert not rl.fallback_active
 
     redis_server.stop()
-    with caplog.at_level(logging.WARNING, logger="engine.scaleout.limiter"):
+    with caplog.at_level(logging.WARNING, logger="engine.ratelimit.redis_limiter"):
         for _ in range(4):
             await rl.acquire(KEY, EndpointClass.PRIVATE)
     assert rl.fallback_active

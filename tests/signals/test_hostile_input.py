@@ -14,6 +14,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from engine.clock import ManualClock
 from engine.errors import InvalidValue
 from engine.signals.auth import SignalAuthenticator, SignalAuthError
 from engine.signals.model import InvalidSignal, parse_signal
@@ -135,7 +136,7 @@ MALFORMED_TIMESTAMPS = [
 
 @pytest.mark.parametrize("timestamp", MALFORMED_TIMESTAMPS, ids=[repr(t)[:24] for t in MALFORMED_TIMESTAMPS])
 def test_the_window_refuses_anything_but_a_number_of_seconds(timestamp: str) -> None:
-    auth = SignalAuthenticator([new_webhook_secret()], clock=lambda: NOW)
+    auth = SignalAuthenticator([new_webhook_secret()], clock=ManualClock(now=NOW))
     body = signal_body()
     _, signature = auth.sign(body, timestamp)  # correctly signed: only the timestamp is wrong
     with pytest.raises(SignalAuthError) as caught:
@@ -149,7 +150,7 @@ def test_the_window_refuses_anything_but_a_number_of_seconds(timestamp: str) -> 
      ("1699999969.9", "stale"), ("1700000030.1", "future"), ("0", "stale"), ("999999999999", "future")],
 )  # fmt: skip
 def test_the_window_is_30_seconds_either_way(timestamp: str, reason: str | None) -> None:
-    auth = SignalAuthenticator([new_webhook_secret()], clock=lambda: NOW)
+    auth = SignalAuthenticator([new_webhook_secret()], clock=ManualClock(now=NOW))
     body = signal_body()
     _, signature = auth.sign(body, timestamp)
     if reason is None:

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from engine.clock import ManualClock
 from engine.venues.derivatives.credits import (
     CreditLimits,
     CreditPool,
@@ -14,7 +15,7 @@ from engine.venues.derivatives.credits import (
     RequestClass,
     request_class,
 )
-from tests.client.clock import FakeClock, settle
+from tests.client.clock import settle
 from tests.scaleout.conftest import redis_client, redis_server, redis_settings
 
 __all__ = ["redis_client", "redis_server", "redis_settings"]  # the Redis fixtures, used below
@@ -34,7 +35,7 @@ def test_a_pool_needs_sane_numbers() -> None:
 
 
 async def test_each_class_spends_its_own_pool_and_waits_for_its_refill() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     limits = CreditLimits(
         matching=CreditPool(cost=1, refill=5, capacity=3),
         non_matching=CreditPool(cost=500, refill=1000, capacity=1000),
@@ -55,7 +56,7 @@ async def test_each_class_spends_its_own_pool_and_waits_for_its_refill() -> None
 
 
 async def test_exhausted_pauses_the_pool_for_the_gateways_hint() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     credits = GatewayCredits("key-a", clock=clock)
     credits.exhausted(RequestClass.MATCHING, 2.0)
     assert not credits.try_spend(RequestClass.MATCHING)
