@@ -145,13 +145,15 @@ class Stream:
     sent: list[str] = field(default_factory=list)  # client_order_ids
     last_ticker_read_ns: int = 0
     tick_started_ns: int = 0  # non-zero while an order is on its way to the wire
+    ticker_frame: bytes = TICKER_FRAME  # what marks bytes read that carry a ticker, on this venue's feed
+    order_request_line: bytes = ORDER_REQUEST_LINE  # how this venue's order request starts
 
     def on_read(self, data: bytes) -> None:
-        if TICKER_FRAME in data:
+        if self.ticker_frame in data:
             self.last_ticker_read_ns = time.perf_counter_ns()
 
     def on_write(self, data: bytes) -> None:
-        if self.tick_started_ns and data.startswith(ORDER_REQUEST_LINE):
+        if self.tick_started_ns and data.startswith(self.order_request_line):
             self.latencies.append(time.perf_counter_ns() - self.tick_started_ns)
             self.tick_started_ns = 0
 
