@@ -38,6 +38,7 @@ import json
 import statistics
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -211,9 +212,10 @@ async def bare_bot_ticks(base_url: str, key_file: Path, samples: int) -> Stream:
     key.premint([("POST", ORDERS_PATH)], host=host)
     stream = Stream()
     numbers = itertools.count()
+    run_id = uuid.uuid4().hex[:12]  # each run's own ids: a repeated one is answered as the earlier order
 
     async def place(received_ns: int) -> None:
-        client_order_id = f"bare-{next(numbers)}"
+        client_order_id = f"bare-{run_id}-{next(numbers)}"
         body = orjson.dumps(
             {
                 "client_order_id": client_order_id,
