@@ -16,9 +16,10 @@ VM the host's state moves every figure by up to 2x within minutes; the ratios of
 rounds hold still. After each run every resting order is cancelled (Exchange's `DELETE /orders`), so each
 engine starts on an empty book: an Exchange engine lists the open orders when its user channel subscribes.
 
-Correctness, timed or not: on Exchange, each ticker that started a sample sent exactly one order, and the
-orders new in the simulator's ledger during the run are exactly those, once each, journalled with their
-order ids and resting; the other two runs are checked as `bench_tick_to_wire` checks them.
+Correctness, timed or not: on Exchange, each ticker that started a sample sent exactly one order, written
+to the wire once, and the orders new in the simulator's ledger during the run are exactly those, once each,
+journalled with their order ids and resting; the other two runs are checked as `bench_tick_to_wire` checks
+them.
 """
 
 from __future__ import annotations
@@ -119,7 +120,14 @@ async def exchange_ticks(venues: Venues, journal: Path, samples: int) -> Stream:
     venue = exchange_venue(
         key, client=client, products=config.products, market_channels=config.market_channels
     )
-    with tapped_connections(stream.on_read, stream.on_write):
+    posts = 0  # order requests written, sampled or not: a resend would be one more
+
+    def on_write(data: bytes) -> None:
+        nonlocal posts
+        posts += data.startswith(EXCHANGE_ORDER_REQUEST_LINE)
+        stream.on_write(data)
+
+    with tapped_connections(stream.on_read, on_write):
         async with client, Engine(config=config, venue=venue) as engine:
             await engine.wait_ready()
 
@@ -144,6 +152,7 @@ async def exchange_ticks(venues: Venues, journal: Path, samples: int) -> Stream:
             await asyncio.wait_for(settled.wait(), timeout=30 + samples * 0.1)
             assert all(order.state is OrderState.OPEN for order in placed)
     assert len(set(stream.sent)) == len(stream.sent) == len(stream.to_reader), "one order per ticker sampled"
+    assert posts == len(stream.sent), "each order was written to the wire once"
     return stream
 
 
