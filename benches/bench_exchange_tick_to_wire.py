@@ -124,8 +124,8 @@ async def exchange_ticks(venues: Venues, journal: Path, samples: int) -> Stream:
 
     def on_write(data: bytes) -> None:
         nonlocal posts
+        stream.on_write(data)  # first: the sample ends as the write returns
         posts += data.startswith(EXCHANGE_ORDER_REQUEST_LINE)
-        stream.on_write(data)
 
     with tapped_connections(stream.on_read, on_write):
         async with client, Engine(config=config, venue=venue) as engine:
