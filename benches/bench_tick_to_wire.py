@@ -38,6 +38,7 @@ import json
 import statistics
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -145,13 +146,15 @@ class Stream:
     sent: list[str] = field(default_factory=list)  # client_order_ids
     last_ticker_read_ns: int = 0
     tick_started_ns: int = 0  # non-zero while an order is on its way to the wire
+    ticker_frame: bytes = TICKER_FRAME  # what marks bytes read that carry a ticker, on this venue's feed
+    order_request_line: bytes = ORDER_REQUEST_LINE  # how this venue's order request starts
 
     def on_read(self, data: bytes) -> None:
-        if TICKER_FRAME in data:
+        if self.ticker_frame in data:
             self.last_ticker_read_ns = time.perf_counter_ns()
 
     def on_write(self, data: bytes) -> None:
-        if self.tick_started_ns and data.startswith(ORDER_REQUEST_LINE):
+        if self.tick_started_ns and data.startswith(self.order_request_line):
             self.latencies.append(time.perf_counter_ns() - self.tick_started_ns)
             self.tick_started_ns = 0
 
@@ -209,9 +212,10 @@ async def bare_bot_ticks(base_url: str, key_file: Path, samples: int) -> Stream:
     key.premint([("POST", ORDERS_PATH)], host=host)
     stream = Stream()
     numbers = itertools.count()
+    run_id = uuid.uuid4().hex[:12]  # each run's own ids: a repeated one is answered as the earlier order
 
     async def place(received_ns: int) -> None:
-        client_order_id = f"bare-{next(numbers)}"
+        client_order_id = f"bare-{run_id}-{next(numbers)}"
         body = orjson.dumps(
             {
                 "client_order_id": client_order_id,
