@@ -14,6 +14,7 @@ from aiohttp import web
 from engine.auth import CdpKey
 from engine.errors import ExchangeError, RequestLost, RequestTimeout
 from engine.net.retry import RetryPolicy
+from engine.venues.derivatives import connection
 from engine.venues.derivatives.connection import SessionConfig
 from engine.venues.derivatives.session import TradingSession
 from tests.derivatives.client.hostile_peer import HostilePeer, hostile_peer
@@ -37,12 +38,21 @@ FAST = SessionConfig(
 )
 
 
+@pytest.fixture(autouse=True, params=["routed", "receive loop"])
+def frame_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every case on both frame paths: replies routed from the socket's data callback (engine.net.ws_fastpath)
+    and the plain `receive()` loop the session falls back to on an aiohttp the fast path does not know."""
+    if request.param == "receive loop":
+        monkeypatch.setattr(connection, "route_data_frames", lambda *_args, **_kwargs: False)
+    return str(request.param)
+
+
 def _session(peer: HostilePeer, config: SessionConfig = FAST) -> TradingSession:
     key = new_ed25519_key()
     return TradingSession(CdpKey(key.name, key.private_key), peer.url, config=config)
 
 
-async def test_junk_frames_and_unknown_ids_are_dropped_and_the_caller_gets_its_reply() -> None:
+async def test_junk_frames_and_unknown_ids_are_dropped_and_the_caller_gets_its_reply(frame_path: str) -> None:
     async def respond(ws: web.WebSocketResponse, request: dict[str, Any]) -> None:
         await ws.send_str("this is not json")
         await ws.send_str("[1, 2, 3]")
@@ -57,6 +67,7 @@ async def test_junk_frames_and_unknown_ids_are_dropped_and_the_caller_gets_its_r
         assert result.order.order_id == "BTC-1"
         assert session.stats.malformed_frames == 4
         assert session.stats.unknown_ids == 1
+        assert session.stats.routed_frames is (frame_path == "routed")
         assert session.connected
         assert session.stats.disconnects == 0
 
