@@ -151,6 +151,29 @@ async def test_no_reply_in_time_is_lost_for_an_order_and_a_timeout_for_a_read() 
         assert session.connected
 
 
+async def test_each_request_expires_at_its_own_deadline_whatever_else_is_in_flight() -> None:
+    """A short timeout sent after a long one still expires on time, the long one stays in flight, and a
+    request sent after the long one was cancelled expires too."""
+
+    async def respond(ws: web.WebSocketResponse, request: dict[str, Any]) -> None:
+        return  # silence
+
+    config = SessionConfig(call_timeout_s=0.2, heartbeat_interval_s=None)
+    async with hostile_peer(respond) as peer, _session(peer, config) as session:
+        long = asyncio.ensure_future(session.request("public/get_time", {}, timeout_s=60.0))
+        with pytest.raises(RequestTimeout, match=r"within 0\.2s"):
+            await session.request("public/get_time", {})
+        with pytest.raises(RequestLost, match=r"within 0\.3s"):
+            await session.request("private/buy", {"instrument_name": "BTC_USDC-PERPETUAL"}, timeout_s=0.3)
+        assert not long.done()
+        long.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await long
+        with pytest.raises(RequestTimeout, match=r"within 0\.2s"):
+            await session.request("public/get_time", {})
+        assert session.connected
+
+
 async def test_heartbeat_test_requests_are_answered_and_reauth_runs_on_the_same_socket() -> None:
     async def respond(ws: web.WebSocketResponse, request: dict[str, Any]) -> None:
         await peer.reply(ws, request, [])
