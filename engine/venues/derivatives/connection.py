@@ -35,6 +35,7 @@ from engine.errors import (
     SubscriptionRejected,
 )
 from engine.net.retry import RetryBudget, RetryPolicy
+from engine.net.ws_fastpath import route_data_frames
 from engine.venues.derivatives.codec import decode_frame, decode_result, encode_request, error_from
 from engine.venues.derivatives.credits import GatewayCredits, RequestClass, request_class
 
@@ -91,6 +92,7 @@ class SocketStats:
     resubscribed: int = 0
     notifications: int = 0
     callback_errors: int = 0
+    routed_frames: bool = False  # data frames reach the session from the socket's data callback
 
 
 class _Call:
@@ -421,6 +423,11 @@ class GatewaySocket:
             return self._first_failure(unreachable), False
         self._ws = ws
         self.stats.connects += 1
+        # Replies resolve their callers from the socket's data callback, not through a reader task's turn;
+        # without it (an aiohttp this was not tested with) the reader gets them from `receive()`.
+        self.stats.routed_frames = route_data_frames(
+            ws, self._on_data_frame, max_msg_size=self.config.max_message_bytes
+        )
         reader = asyncio.get_running_loop().create_task(self._read(ws))
         try:
             async with asyncio.timeout(self.config.connect_timeout_s):
@@ -473,18 +480,14 @@ class GatewaySocket:
             # Silence for three heartbeat intervals means a dead connection. Checked by one timer rather than
             # a timeout on every receive, which would cost a reschedule per frame on the order path.
             self._watch_idle(ws, 3.0 * interval)
-        on_frame = self._on_frame
+        on_data_frame = self._on_data_frame
         receive = ws.receive
         try:
             while True:
-                message = await receive()
+                message = await receive()  # data frames only when they are not routed past it
                 kind = message.type
                 if kind is _TEXT or kind is aiohttp.WSMsgType.BINARY:
-                    self._frames += 1
-                    try:
-                        on_frame(message.data)
-                    except Exception:  # a bug below must not end the reader: the session outlives one frame
-                        log.exception("gateway %s: a frame could not be handled", self.url)
+                    on_data_frame(message.data)
                     continue
                 if self._idle_closed is ws:
                     return f"nothing received for {3.0 * (interval or 0):g}s"
@@ -510,6 +513,13 @@ class GatewaySocket:
             self._watch_idle(ws, idle_s)
 
         self._watchdog = loop.call_later(idle_s, check)
+
+    def _on_data_frame(self, data: str | bytes) -> None:
+        self._frames += 1
+        try:
+            self._on_frame(data)
+        except Exception:  # a bug below must not end the connection: the session outlives one frame
+            log.exception("gateway %s: a frame could not be handled", self.url)
 
     def _on_frame(self, data: str | bytes) -> None:
         try:

@@ -14,6 +14,7 @@ from aiohttp import web
 from engine.auth import CdpKey
 from engine.errors import ExchangeError, RequestLost, RequestTimeout
 from engine.net.retry import RetryPolicy
+from engine.venues.derivatives import connection
 from engine.venues.derivatives.connection import SessionConfig
 from engine.venues.derivatives.session import TradingSession
 from tests.derivatives.client.hostile_peer import HostilePeer, hostile_peer
@@ -37,12 +38,21 @@ FAST = SessionConfig(
 )
 
 
+@pytest.fixture(autouse=True, params=["routed", "receive loop"])
+def frame_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every case on both frame paths: replies routed from the socket's data callback (engine.net.ws_fastpath)
+    and the plain `receive()` loop the session falls back to on an aiohttp the fast path does not know."""
+    if request.param == "receive loop":
+        monkeypatch.setattr(connection, "route_data_frames", lambda *_args, **_kwargs: False)
+    return str(request.param)
+
+
 def _session(peer: HostilePeer, config: SessionConfig = FAST) -> TradingSession:
     key = new_ed25519_key()
     return TradingSession(CdpKey(key.name, key.private_key), peer.url, config=config)
 
 
-async def test_junk_frames_and_unknown_ids_are_dropped_and_the_caller_gets_its_reply() -> None:
+async def test_junk_frames_and_unknown_ids_are_dropped_and_the_caller_gets_its_reply(frame_path: str) -> None:
     async def respond(ws: web.WebSocketResponse, request: dict[str, Any]) -> None:
         await ws.send_str("this is not json")
         await ws.send_str("[1, 2, 3]")
@@ -57,6 +67,7 @@ async def test_junk_frames_and_unknown_ids_are_dropped_and_the_caller_gets_its_r
         assert result.order.order_id == "BTC-1"
         assert session.stats.malformed_frames == 4
         assert session.stats.unknown_ids == 1
+        assert session.stats.routed_frames is (frame_path == "routed")
         assert session.connected
         assert session.stats.disconnects == 0
 
@@ -137,6 +148,29 @@ async def test_no_reply_in_time_is_lost_for_an_order_and_a_timeout_for_a_read() 
             await session.buy("BTC_USDC-PERPETUAL", Decimal("0.001"), price=Decimal(50000))
         with pytest.raises(RequestTimeout):
             await session.get_positions()
+        assert session.connected
+
+
+async def test_each_request_expires_at_its_own_deadline_whatever_else_is_in_flight() -> None:
+    """A short timeout sent after a long one still expires on time, the long one stays in flight, and a
+    request sent after the long one was cancelled expires too."""
+
+    async def respond(ws: web.WebSocketResponse, request: dict[str, Any]) -> None:
+        return  # silence
+
+    config = SessionConfig(call_timeout_s=0.2, heartbeat_interval_s=None)
+    async with hostile_peer(respond) as peer, _session(peer, config) as session:
+        long = asyncio.ensure_future(session.request("public/get_time", {}, timeout_s=60.0))
+        with pytest.raises(RequestTimeout, match=r"within 0\.2s"):
+            await session.request("public/get_time", {})
+        with pytest.raises(RequestLost, match=r"within 0\.3s"):
+            await session.request("private/buy", {"instrument_name": "BTC_USDC-PERPETUAL"}, timeout_s=0.3)
+        assert not long.done()
+        long.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await long
+        with pytest.raises(RequestTimeout, match=r"within 0\.2s"):
+            await session.request("public/get_time", {})
         assert session.connected
 
 
