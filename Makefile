@@ -89,7 +89,7 @@ test-python-%:
 	    print("\n".join(d["dependencies"] + d["optional-dependencies"]["dev"]))' > $$venv/requirements.txt; \
 	  $$venv/bin/python -m pip install -q -r $$venv/requirements.txt; touch $$venv/.deps; fi; \
 	$$venv/bin/python -m pip install -q --force-reinstall --no-deps $(WHEELHOUSE)/*.whl; \
-	rm -rf $$stage; mkdir -p $$stage; cp -r tests benches examples pyproject.toml $$stage/; \
+	rm -rf $$stage; mkdir -p $$stage; cp -r tests benches examples fuzz pyproject.toml $$stage/; \
 	cd $$stage; echo "test-python-$*: $$($$venv/bin/python -VV | head -n 1), engine from $$($$venv/bin/python -c "import engine, os; print(os.path.dirname(engine.__file__))")"; \
 	env VIRTUAL_ENV=$$venv PATH=$$venv/bin:$$PATH \
 	  $$venv/bin/python -m pytest -q -p no:cacheprovider --benchmark-disable $(PYTEST_$*)
