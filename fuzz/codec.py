@@ -3,8 +3,8 @@ transport use it: `decode_frame`, then `error_from` for an error or `decode_resu
 
 Frames are the fuzzer's bytes, or a reply, error or notification assembled from parts it chose (ids, codes,
 messages and data of any JSON type; an `access_token` in a `public/auth` result). Every refusal is msgspec's
-`DecodeError` or `ValidationError` (the decoder's documented errors); `error_from` always returns a typed
-`GatewayError`; nothing repeats the access token.
+`DecodeError` or `ValidationError` (the decoder's documented errors) or, for an error reply, the typed
+`GatewayError` that `error_from` returns; nothing repeats the access token.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ with atheris.instrument_imports(
     from engine.errors import GatewayError
     from engine.venues.derivatives import codec, types
 
-DOCUMENTED = (msgspec.DecodeError, msgspec.ValidationError)
+# an error reply becomes the GatewayError the connection raises: checked for echoes like a refusal
+DOCUMENTED = (msgspec.DecodeError, msgspec.ValidationError, GatewayError)
 RESULT_TYPES: list[object] = [
     types.AuthResult,
     types.OrderResult,
@@ -86,22 +87,12 @@ def case(data: bytes, secret: Secret) -> Case:
         parsed = codec.decode_frame(raw.decode("utf-8", "surrogateescape") if as_text else raw)
         if parsed.error is not None:
             failure = codec.error_from(parsed.error, method, status=draw_status)
-            assert isinstance(failure, GatewayError)
-            str(failure), repr(failure)  # what a log line shows: checked like a raised error below
-            raise _Refused(failure)
+            assert isinstance(failure, GatewayError), failure
+            raise failure
         return codec.decode_result(parsed.result, result_type)
 
     draw_status = draw.pick([None, 200, 400, 401, 429, 500])
     return call, tokens
-
-
-class _Refused(msgspec.ValidationError):
-    """A gateway error reply, surfaced for the echo check as the connection would raise it."""
-
-    def __init__(self, failure: GatewayError) -> None:
-        super().__init__(str(failure))
-        self.failure = failure
-        self.__cause__ = failure  # scanned with it
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ one): a real echo repeats the shifted secret too; a coincidence does not, and is
 
 from __future__ import annotations
 
-import os
 import sys
 import zlib
 from collections.abc import Callable, Sequence
@@ -177,26 +176,7 @@ def main(
     atheris.Fuzz()
 
 
-def replay(
-    case: Callable[[bytes, Secret], Case], documented: tuple[type[BaseException], ...], paths: Sequence[str]
-) -> Stats:
-    """Run every file under `paths` once, without atheris (the seed corpus, a saved crash)."""
-    stats = Stats()
-    for path in paths:
-        files = (
-            [os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs] if os.path.isdir(path) else [path]
-        )
-        for name in sorted(files):
-            with open(name, "rb") as seed:
-                run_case(case, documented, seed.read(), stats)
-    return stats
-
-
 # ---- drawing values from the fuzzer's bytes ----------------------------------------------------------------
-def provider(data: bytes) -> Draw:
-    return Draw(data)
-
-
 class Draw:
     """The fuzzer's bytes as the values a case is built from (atheris' FuzzedDataProvider, plus damage)."""
 
