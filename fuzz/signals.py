@@ -1,9 +1,9 @@
 """The webhook's signal intake: the signature check (`SignalAuthenticator.verify`) and the signal parser
 (`parse_signal`, `declared_signal_id`), in the webhook's order: authenticated first, then parsed.
 
-Bodies are the fuzzer's bytes or a signal document assembled from fields it chose (every field of the
-schema, stray ones, any JSON type, numbers as text or not); signatures are the right one, one for another
-body or timestamp, damaged, or its own text. Every refusal is a `SignalAuthError` or an `InvalidSignal`, and
+Bodies are the fuzzer's bytes, a valid signal with a field or two changed or dropped, or a signal document
+assembled from fields it chose (every field of the schema, stray ones, any JSON type, numbers as text or
+not); signatures are the right one, one for another body or timestamp, damaged, or its own text. Every refusal is a `SignalAuthError` or an `InvalidSignal`, and
 repeats none of the signature.
 """
 
@@ -40,9 +40,31 @@ FIELDS: dict[str, list[object]] = {
 }
 
 
+# valid signals of each order type: a start the fuzzer changes a field or two of, to reach what parses
+VALID: list[dict[str, object]] = [
+    {"id": "s1", "product_id": "BTC-USD", "side": "BUY", "order_type": "limit", "size": "0.01",
+     "limit_price": "100"},
+    {"id": "s2", "product_id": "ETH-USD", "side": "SELL", "order_type": "market", "quote_size": "10"},
+    {"id": "s3", "product_id": "BTC-USD", "side": "SELL", "order_type": "stop_limit", "size": "0.01",
+     "limit_price": "90", "stop_price": "95", "stop_direction": "down"},
+    {"id": "s4", "product_id": "BTC-USD", "side": "BUY", "order_type": "limit", "size": "0.01",
+     "limit_price": "100", "time_in_force": "GTD", "end_time": "2031-01-01T00:00:00Z", "tag": "t"},
+]  # fmt: skip
+
+
 def _body(draw: Draw) -> bytes:
-    if draw.int(0, 3) == 0:
+    how = draw.int(0, 3)
+    if how == 0:
         return draw.bytes(400)
+    if how == 1:
+        start = dict(draw.pick(VALID))
+        for _ in range(draw.int(0, 2)):
+            name = draw.pick(list(FIELDS))
+            if draw.flag():
+                start.pop(name, None)
+            else:
+                start[name] = draw.pick([*FIELDS[name], draw.text(30), None, draw.float()])
+        return json.dumps(start, ensure_ascii=draw.flag()).encode("utf-8", "surrogatepass")
     document: dict[str, object] = {}
     for name, typical in FIELDS.items():
         if draw.int(0, 2):
