@@ -3,8 +3,8 @@
 
 Bodies are the fuzzer's bytes, a valid signal with a field or two changed or dropped, or a signal document
 assembled from fields it chose (every field of the schema, stray ones, any JSON type, numbers as text or
-not); signatures are the right one, one for another body or timestamp, damaged, or its own text. Every refusal is a `SignalAuthError` or an `InvalidSignal`, and
-repeats none of the signature.
+not). Signatures are the right one, one for another body or timestamp, damaged, or the fuzzer's own text.
+Every refusal is a `SignalAuthError` or an `InvalidSignal`, and repeats none of the signature.
 """
 
 from __future__ import annotations
