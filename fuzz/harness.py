@@ -11,7 +11,9 @@ message, repr, args, attributes or chained exceptions (the suite's criterion, `t
 An 8-character window can also match by coincidence, when the fuzzer has copied a field name or part of a
 message into the secret itself (`privateKey` into the value of `privateKey`). So a hit is confirmed by
 building the same case again with every secret value shifted (each letter and digit replaced by the next
-one): a real echo repeats the shifted secret too; a coincidence does not, and is only counted.
+one): a real echo repeats the shifted secret too; a coincidence does not, and is only counted. A window
+with no letter or digit (`}}}}}}}}`) reads the same shifted, so it is counted as a coincidence too: the
+secrets here (base64, hex, PEM, passwords) are letters and digits.
 """
 
 from __future__ import annotations
@@ -142,7 +144,8 @@ def _confirm(
     try:
         call()
     except documented as exc:
-        leaked = echoes_in(exception_text(exc), *secrets)
+        # a window of punctuation alone is the same shifted or not, so it cannot confirm anything
+        leaked = [w for w in echoes_in(exception_text(exc), *secrets) if w != shift(w)]
         if leaked:
             raise SecretEchoed(
                 f"{type(exc).__name__} repeats {len(leaked)} windows of the input's secret"

@@ -127,7 +127,7 @@ def case(data: bytes, secret: Secret) -> Case:
     if mode == 1:
         uri = draw.pick([*URIS, None, draw.text(40)])
         return (lambda: KEYS.verify_jwt(token, uri)), [token]
-    as_bytes = token.encode("utf-8", "surrogateescape") if draw.flag() else token
+    as_bytes = token.encode("utf-8", "surrogatepass") if draw.flag() else token  # any text, as bytes
 
     def direct() -> object:
         VERIFIER.verify(as_bytes)

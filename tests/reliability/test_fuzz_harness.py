@@ -38,6 +38,21 @@ def test_an_error_repeating_fixed_text_the_secret_holds_is_counted_not_reported(
     assert stats.refused == {"ValueError": 1}
 
 
+def _punctuation(data: bytes, secret: Secret) -> Case:
+    value = secret(data.decode())
+
+    def call() -> object:
+        raise ValueError("refused ({'reason': '}}}}}}}}}}'})")  # another field's text, the same punctuation
+
+    return call, [value]
+
+
+def test_a_window_of_punctuation_alone_is_a_coincidence() -> None:
+    stats = Stats()
+    run_case(_punctuation, (ValueError,), b"}" * 40, stats)
+    assert stats.coincidences == 1
+
+
 def test_an_undocumented_exception_escapes() -> None:
     with pytest.raises(ValueError, match="bad key"):
         run_case(_echoing, (KeyError,), b"anything-at-all", Stats())
