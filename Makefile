@@ -53,11 +53,12 @@ XDIST        ?= -n 2 --dist loadfile
 SERIAL_TESTS ?= tests/scaleout tests/ops tests/reliability/test_soak_short.py tests/reliability/test_chaos_simulator.py
 
 .PHONY: test
-test: build system-deps ## build, then the whole suite: lint, cargo test, pytest (benchmarks untimed), then 3.12/3.13
+test: build system-deps ## build, then the whole suite: lint, cargo test, pytest (benchmarks untimed), fuzz-short, then 3.12/3.13
 	$(MAKE) --no-print-directory lint
 	cargo test --release --quiet -p rust_signer --lib
 	$(BIN)/pytest -q -p no:cacheprovider --benchmark-disable $(XDIST) $(addprefix --ignore=,$(SERIAL_TESTS))
 	$(BIN)/pytest -q -p no:cacheprovider --benchmark-disable $(SERIAL_TESTS)
+	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory test-pythons
 
 # The one abi3 wheel on the newer interpreters (.venv above is the oldest, 3.11): built once, installed into
@@ -96,10 +97,26 @@ test-python-%:
 	    print("\n".join(d["dependencies"] + d["optional-dependencies"]["dev"]))' > $$venv/requirements.txt; \
 	  $$venv/bin/python -m pip install -q -r $$venv/requirements.txt; touch $$venv/.deps; fi; \
 	$$venv/bin/python -m pip install -q --force-reinstall --no-deps $(WHEELHOUSE)/*.whl; \
-	rm -rf $$stage; mkdir -p $$stage; cp -r tests benches examples pyproject.toml $$stage/; \
+	rm -rf $$stage; mkdir -p $$stage; cp -r tests benches examples fuzz pyproject.toml $$stage/; \
 	cd $$stage; echo "test-python-$*: $$($$venv/bin/python -VV | head -n 1), engine from $$($$venv/bin/python -c "import engine, os; print(os.path.dirname(engine.__file__))")"; \
 	env VIRTUAL_ENV=$$venv PATH=$$venv/bin:$$PATH \
 	  $$venv/bin/python -m pytest -q -p no:cacheprovider --benchmark-disable $(XDIST) $(PYTEST_$*)
+
+# Coverage-guided fuzzing (atheris) of every parser an attacker or a careless user reaches: fuzz/, one module
+# per target, fuzz/run.py to run them. Corpora, logs and any input that failed go to target/fuzz/.
+FUZZ_RUNS       ?= 1000000
+FUZZ_SHORT_RUNS ?= 3000
+FUZZ_JOBS       ?= 2
+FUZZ_NICE       ?= 10
+FUZZ_TARGETS    ?=
+
+.PHONY: fuzz
+fuzz: build ## the full fuzz run: FUZZ_RUNS inputs (1,000,000) per target, FUZZ_JOBS at once (FUZZ_TARGETS: some)
+	$(PY) fuzz/run.py --runs $(FUZZ_RUNS) --jobs $(FUZZ_JOBS) --nice $(FUZZ_NICE) $(FUZZ_TARGETS)
+
+.PHONY: fuzz-short
+fuzz-short: $(VENV)/.deps ## a few thousand inputs per fuzz target (part of `make test`; needs `make build`)
+	$(PY) fuzz/run.py --runs $(FUZZ_SHORT_RUNS) --jobs 2
 
 .PHONY: pytest
 pytest: build ## pytest only (pass ARGS=...)
@@ -107,8 +124,8 @@ pytest: build ## pytest only (pass ARGS=...)
 
 .PHONY: lint
 lint: $(VENV)/.deps ## ruff, mypy --strict, stub check, cargo fmt and clippy
-	$(BIN)/ruff check engine tests benches examples soak
-	$(BIN)/ruff format --check engine tests benches examples soak
+	$(BIN)/ruff check engine tests benches examples soak fuzz
+	$(BIN)/ruff format --check engine tests benches examples soak fuzz
 	$(BIN)/mypy --strict engine
 	$(PY) -m mypy.stubtest engine._signer
 	cargo fmt --all --check
@@ -118,8 +135,8 @@ lint: $(VENV)/.deps ## ruff, mypy --strict, stub check, cargo fmt and clippy
 
 .PHONY: fmt
 fmt: $(VENV)/.deps ## format Python and Rust in place
-	$(BIN)/ruff format engine tests benches examples soak
-	$(BIN)/ruff check --fix engine tests benches examples soak
+	$(BIN)/ruff format engine tests benches examples soak fuzz
+	$(BIN)/ruff check --fix engine tests benches examples soak fuzz
 	cargo fmt --all
 
 # Benchmarks: benches/runner.py runs them (so does `engine bench` inside a checkout); these targets add the

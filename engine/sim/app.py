@@ -41,7 +41,7 @@ from engine.sim.portfolios import Portfolios
 from engine.sim.ratelimit import RateLimiter
 from engine.sim.rest_advanced import AdvancedTradeApi
 from engine.sim.rest_exchange import ExchangeApi
-from engine.sim.server import AIOHTTP_LOG, MAX_BODY, HttpLane, Router
+from engine.sim.server import AIOHTTP_LOG, MAX_BODY, HttpLane, Router, refusing_handlers
 from engine.sim.trading_status import ONLINE
 from engine.sim.ws import MarketDataHub
 
@@ -304,7 +304,9 @@ class Simulator:
         )
         await runner.setup()
         assert runner.server is not None
-        lane = HttpLane(self.build_router(), runner.server)
+        lane = HttpLane(
+            self.build_router(), refusing_handlers(runner.server, keepalive_timeout_s=keepalive_s)
+        )
         server = await asyncio.get_running_loop().create_server(
             lane, host, port, ssl=ssl_context, backlog=1024
         )

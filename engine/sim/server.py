@@ -203,6 +203,46 @@ AIOHTTP_LOG = logging.getLogger("engine.sim.aiohttp")  # the logger the simulato
 AIOHTTP_LOG.addFilter(_MalformedRequests())
 
 
+class RefusingRequestHandler(web.RequestHandler):
+    """aiohttp's request handler, except that a request it cannot parse is refused without quoting it.
+
+    aiohttp's own refusal puts the parser's message in the body, and that message quotes the offending bytes:
+    for an over-long header line, its first hundred bytes, which for `Authorization` or `CB-ACCESS-SIGN` are
+    the credential. The refusal here keeps aiohttp's status and names only the kind of mistake.
+    """
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status != HTTPStatus.INTERNAL_SERVER_ERROR:  # aiohttp's 500 body is fixed text already
+            kind = f" ({type(exc).__name__})" if isinstance(exc, HttpProcessingError) else ""
+            message = f"{status}: {_REASONS.get(status, 'Error')}{kind}"
+        return super().handle_error(request, status, exc, message)
+
+
+def refusing_handlers(server: web.Server, *, keepalive_timeout_s: float) -> Callable[[], web.RequestHandler]:
+    """A factory of `RefusingRequestHandler`s for `server`, built as `web.Server` builds its own handlers."""
+    loop = asyncio.get_running_loop()
+
+    def handler() -> web.RequestHandler:
+        # access_log=None (no access log) is what web.AppRunner passes too, though the annotation says Logger
+        return RefusingRequestHandler(
+            server,
+            loop=loop,
+            keepalive_timeout=keepalive_timeout_s,
+            logger=AIOHTTP_LOG,
+            access_log=None,  # type: ignore[arg-type]
+        )
+
+    return handler
+
+
 # ---- the lane ----------------------------------------------------------------------------------------------
 class _Head:
     """A request head the lane can serve: request line parts, headers, framing."""
@@ -310,9 +350,9 @@ def parse_head(head: bytes) -> _Head | None:
 class HttpLane:
     """What every connection of one server shares: routes, aiohttp's handler factory, open connections."""
 
-    def __init__(self, router: Router, aiohttp_server: web.Server) -> None:
+    def __init__(self, router: Router, aiohttp_handler: Callable[[], web.RequestHandler]) -> None:
         self.router = router
-        self.aiohttp_server = aiohttp_server
+        self.aiohttp_handler = aiohttp_handler
         self.connections: set[LaneConnection] = set()
 
     def __call__(self) -> LaneConnection:
@@ -519,7 +559,7 @@ class LaneConnection(asyncio.Protocol):
         assert transport is not None
         self._buffer = b""
         self._lane.connections.discard(self)
-        protocol = self._lane.aiohttp_server()
+        protocol = self._lane.aiohttp_handler()
         protocol.connection_made(transport)
         transport.set_protocol(protocol)
         if self._read_paused:

@@ -88,7 +88,12 @@ _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
 def decode_frame(data: str | bytes) -> Frame:
     """Raises `msgspec.DecodeError` (not JSON) or `msgspec.ValidationError` (not a JSON-RPC frame)."""
-    return _frame_decoder.decode(data)
+    try:
+        return _frame_decoder.decode(data)
+    except UnicodeEncodeError:  # text with a lone surrogate, which no frame carries: msgspec cannot encode it
+        pass
+    # raised outside the except: the UnicodeEncodeError holds the whole frame, and would be its __context__
+    raise msgspec.DecodeError("JSON is malformed: the frame is not UTF-8 text")
 
 
 def decode_result(raw: msgspec.Raw | bytes, result_type: type[T] | Any) -> T:
