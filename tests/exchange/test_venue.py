@@ -60,6 +60,8 @@ async def test_the_adapter_speaks_typed_values(exchange: OnExchange) -> None:
         events: list[OrderEvent] = []
         adapter.start(MarketFeed(), events.append)
         await adapter.wait_ready(5)
+        # the subscribe's listing (REST, after the subscribe is confirmed) before anything is placed
+        await eventually(lambda: any(isinstance(e, OpenOrdersSnapshot) for e in events))
         resting_id, filled_id = new_id(), new_id()
         request = adapter.order_request(
             "BTC-USD",
@@ -109,7 +111,7 @@ async def test_the_adapter_speaks_typed_values(exchange: OnExchange) -> None:
 
         await eventually(lambda: any(u.state is OrderState.CANCELLED for u in updates(resting_id)))
         await eventually(lambda: any(u.total_fees for u in updates(filled_id)))  # read back after done
-        assert isinstance(events[0], OpenOrdersSnapshot)  # the subscribe's listing comes first
+        assert isinstance(events[0], OpenOrdersSnapshot)  # the subscribe's listing came first
         states = [u.state for u in updates(filled_id)]
         assert states[0] is OrderState.OPEN
         assert OrderState.FILLED in states
