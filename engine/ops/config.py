@@ -238,17 +238,24 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    # Both refusals are raised outside their `except`: the decoder's error holds the whole file (a Redis
+    # password with it) and would stay chained as the refusal's __context__ even with `from None`.
+    refusal: str | None = None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         # TOML is UTF-8 (https://toml.io/en/v1.0.0#spec); the offset finds the byte, which is not echoed
-        raise ConfigError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+        refusal = f"{path}: not UTF-8 text (invalid byte at offset {exc.start})"
+    if refusal is not None:
+        raise ConfigError(refusal)
     # Editors on Windows may start a UTF-8 file with a byte order mark, which tomllib refuses as a bare key
     text = text.removeprefix("\ufeff")
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        refusal = f"{path}: not valid TOML ({exc})"
+    if refusal is not None:
+        raise ConfigError(refusal)
     return parse_config(document, base_dir=path.resolve().parent, source=path)
 
 

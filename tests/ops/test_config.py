@@ -132,7 +132,17 @@ def test_a_file_that_is_not_utf8_is_refused_naming_the_file_and_the_offset(
     path, refused = load_refused(tmp_path, raw)
     assert str(refused) == f"{path}: not UTF-8 text (invalid byte at offset {offset})"
     assert refused.__cause__ is None
-    assert refused.__suppress_context__
+    assert refused.__context__ is None  # the decoder's error holds the whole file
+
+
+def test_a_file_refused_as_not_toml_keeps_nothing_of_it_chained(tmp_path: Path) -> None:
+    # found by fuzzing: the refusal's __context__ held the decoder's error, and with it the whole file
+    raw = b'[limits]\nredis_url = "redis://:hunter2hunter2@127.0.0.1/0"\n\xff'
+    _, refused = load_refused(tmp_path, raw)
+    assert refused.__context__ is None
+    _, refused = load_refused(tmp_path, b'[limits]\nredis_url = "redis://:hunter2hunter2@h/0"\n= broken\n')
+    assert "not valid TOML" in str(refused)
+    assert refused.__context__ is None
 
 
 def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
